@@ -1,0 +1,542 @@
+"""The COVID-19 model: SEIRM over contact networks with isolation behaviour.
+
+Each simulated day, in order (substep names in brackets):
+
+1. [isolation_policy] on the first day of each week, set the per-group isolation
+   probability: from the heuristic on the simulated case signal (``policy="heuristic"``)
+   or from ``world.inputs["isolation_prob"][week]`` supplied from outside the simulation,
+   e.g. by an LLM archetype layer (``policy="inputs"``).
+2. [isolation] each living agent isolates today with its group's probability.
+3. [infection] susceptible, non-isolating agents are exposed with probability
+   ``1 - exp(-lambda_i)`` (see :mod:`jaxsim.kernels.contact_infection`).
+4. [progression] E -> I after ``exposed_days``; I -> R or M after ``infected_days``,
+   dying with the age band's probability.
+
+Per-day metrics: ``susceptible, exposed, infected, recovered, dead`` (counts at the end of
+the day), ``new_infections`` (S -> E), ``new_cases`` (E -> I onsets), ``new_deaths``,
+``isolating``, ``new_infections_by_age`` ``[A]`` and ``isolation_prob`` ``[G]``.
+
+Units: time in days (``t = 0`` is the first simulated day, a week is days ``7w .. 7w+6``);
+probabilities per day unless stated; counts are agents.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from jaxsim import sampling
+from jaxsim.engine import Model, Substep, World
+from jaxsim.graph import ContactLayer, build_contact_graph, mean_contacts_per_day
+from jaxsim.kernels.contact_infection import (
+    agent_infectiousness,
+    contact_pressure,
+    exposure_probability,
+)
+from jaxsim.kernels.infectiousness import gamma_infectiousness_profile
+from jaxsim.kernels.isolation import heuristic_isolation_probability, weekly_case_signal
+from jaxsim.kernels.progression import seirm_progression
+from jaxsim.population import (
+    DEAD,
+    EXPOSED,
+    INFECTED,
+    STAGE_NAMES,
+    SUSCEPTIBLE,
+    Population,
+    PopulationError,
+)
+
+# --------------------------------------------------------------------------- defaults
+#: Relative susceptibility to infection per contact, by age band. From Davies et al.,
+#: "Age-dependent effects in the transmission and control of COVID-19 epidemics",
+#: Nature Medicine 26, 1205-1211 (2020), fig. 1 (posterior means per decade: 0-9 0.40,
+#: 10-19 0.38, 20-29 0.79, 30-39 0.86, 40-49 0.80, 50-59 0.82, 60-69 0.88, 70+ 0.74),
+#: averaged over the decades each band spans.
+DEFAULT_SUSCEPTIBILITY: dict[str, float] = {
+    "U19": 0.39,
+    "20t29": 0.79,
+    "30t39": 0.86,
+    "40t49": 0.80,
+    "50t64": 0.84,
+    "65A": 0.80,
+}
+
+#: Probability that an infection ends in death (infection fatality ratio), by age band.
+#: From Levin et al., "Assessing the age specificity of infection fatality rates for
+#: COVID-19", European Journal of Epidemiology 35, 1123-1138 (2020): log10 IFR =
+#: -3.27 + 0.0524 * age, evaluated at a representative age of each band (U19: 10,
+#: 20t29: 25, 30t39: 35, 40t49: 45, 50t64: 57, 65A: 75).
+DEFAULT_MORTALITY: dict[str, float] = {
+    "U19": 0.00002,
+    "20t29": 0.0001,
+    "30t39": 0.0004,
+    "40t49": 0.0014,
+    "50t64": 0.0054,
+    "65A": 0.046,
+}
+
+#: Relative infectiousness per stage code (S, E, I, R, M): 0.33 for exposed
+#: (pre-symptomatic) agents and 0.72 for infected ones, as in GradABM (Chopra et al.,
+#: AAMAS 2023), after Ferretti et al., Science 368 (2020).
+DEFAULT_STAGE_INFECTIOUSNESS: tuple[float, ...] = (0.0, 0.33, 0.72, 0.0, 0.0)
+
+#: Daily isolation probability at a flat case trend, by age band. An assumption (no
+#: survey gives it per band): older people isolate more (CDC COVID-19 mitigation
+#: behaviour surveys, 2020, report higher adherence with age).
+DEFAULT_ISOLATION_BASELINE: dict[str, float] = {
+    "U19": 0.05,
+    "20t29": 0.05,
+    "30t39": 0.06,
+    "40t49": 0.07,
+    "50t64": 0.09,
+    "65A": 0.12,
+}
+#: Log-odds change of isolating per unit log ratio of this week's cases to the 4-week mean.
+DEFAULT_ISOLATION_RESPONSE = 1.0
+
+#: Default R(t): a transmission scale, not a reproduction number. With the default
+#: profile and stage infectiousness one infected agent with the mean number of contacts
+#: infects about ``0.37 * R`` susceptible contacts (see :func:`expected_secondary_infections`).
+DEFAULT_TRANSMISSION_RATE = 2.5
+
+DEFAULT_EXPOSED_DAYS = 5
+DEFAULT_INFECTED_DAYS = 5
+
+#: Day value meaning "never" in the int16 day fields of the state.
+NEVER = np.int16(-30000)
+NOT_DUE = np.int16(30000)
+CASE_HISTORY_DAYS = 28
+
+
+# ----------------------------------------------------------------------------- pytrees
+@struct.dataclass
+class CovidParams:
+    """What calibration moves. Every array is indexed by *this population's* codes.
+
+    Attributes:
+        transmission_rate: float32 ``[W]`` ``R(t)`` for week ``w`` of the run (>= 0);
+            days past the last week use the last value.
+        susceptibility: float32 ``[A]`` ``sigma`` per age code (>= 0).
+        mortality: float32 ``[A]`` probability that an infection ends in death, per age code.
+        stage_infectiousness: float32 ``[5]`` ``alpha`` per stage code (S, E, I, R, M).
+        infectiousness_profile: float32 ``[D]`` ``g[d]`` for ``d`` days since infection.
+        contact_normaliser: float32 scalar ``c`` (> 0), mean contacts per agent per day.
+        exposed_days: int32 scalar, days from exposure to onset (E -> I), >= 1.
+        infected_days: int32 scalar, days from onset to recovery or death, >= 1.
+        isolation_baseline: float32 ``[G]`` daily isolation probability at a flat trend.
+        isolation_response: float32 ``[G]`` log-odds per unit log case ratio.
+        initial_exposed_share, initial_infected_share: float32 scalars, share of agents
+            in E and in I on day 0 when the population has no ``disease_stages``.
+    """
+
+    transmission_rate: jax.Array
+    susceptibility: jax.Array
+    mortality: jax.Array
+    stage_infectiousness: jax.Array
+    infectiousness_profile: jax.Array
+    contact_normaliser: jax.Array
+    exposed_days: jax.Array
+    infected_days: jax.Array
+    isolation_baseline: jax.Array
+    isolation_response: jax.Array
+    initial_exposed_share: jax.Array
+    initial_infected_share: jax.Array
+
+
+@struct.dataclass
+class CovidState:
+    """Agent arrays ``[N]`` plus the small per-run arrays the behaviour needs.
+
+    Attributes:
+        stage: int8 ``[N]`` stage codes (0 S, 1 E, 2 I, 3 R, 4 M).
+        day_infected: int16 ``[N]`` day of exposure (``NEVER`` if not infected yet).
+        day_next: int16 ``[N]`` day the current E or I stage ends (``NOT_DUE`` otherwise).
+        isolating: bool ``[N]`` isolating today.
+        isolation_prob: float32 ``[G]`` this week's isolation probability per group.
+        daily_cases: float32 ``[28]`` ring buffer of daily new cases (onsets), slot ``d mod 28``.
+    """
+
+    stage: jax.Array
+    day_infected: jax.Array
+    day_next: jax.Array
+    isolating: jax.Array
+    isolation_prob: jax.Array
+    daily_cases: jax.Array
+
+
+# --------------------------------------------------------------------------- substeps
+def _week(t: jax.Array, num_weeks: int) -> jax.Array:
+    return jnp.clip(t // 7, 0, num_weeks - 1)
+
+
+def _day_index(t: jax.Array, length: int) -> jax.Array:
+    return jnp.clip(t, 0, length - 1)
+
+
+def _isolation_policy_substep(source: str):
+    def isolation_policy(state: CovidState, params: CovidParams, key, t, world: World):
+        if source == "heuristic":
+            this_week, average = weekly_case_signal(state.daily_cases, t)
+            new_prob = heuristic_isolation_probability(
+                this_week, average, params.isolation_baseline, params.isolation_response
+            )
+        else:
+            table = world.inputs["isolation_prob"]  # [weeks, G]
+            new_prob = jnp.clip(table[_week(t, table.shape[0])], 0.0, 1.0).astype(jnp.float32)
+        prob = jnp.where(t % 7 == 0, new_prob, state.isolation_prob)
+        return state.replace(isolation_prob=prob), {"isolation_prob": prob}
+
+    return isolation_policy
+
+
+def _isolation_substep(estimator: str):
+    def isolation(state: CovidState, params: CovidParams, key, t, world: World):
+        p = state.isolation_prob[world.agents["isolation_group"].astype(jnp.int32)]
+        p = jnp.where(state.stage == DEAD, 0.0, p)
+        isolates = sampling.bernoulli(key, p, estimator)
+        return state.replace(isolating=isolates > 0.5), {"isolating": isolates.sum()}
+
+    return isolation
+
+
+def _infection_substep(estimator: str):
+    def infection(state: CovidState, params: CovidParams, key, t, world: World):
+        x = agent_infectiousness(
+            state.stage,
+            state.day_infected,
+            state.isolating,
+            t,
+            params.stage_infectiousness,
+            params.infectiousness_profile,
+        )
+        layer_scale = {
+            name: series[_day_index(t, series.shape[0])]
+            for name, series in world.inputs.get("layer_scale", {}).items()
+        }
+        pressure = contact_pressure(x, world.graph, layer_scale)
+        age = world.agents["age"].astype(jnp.int32)
+        rate = params.transmission_rate[_week(t, params.transmission_rate.shape[0])]
+        can_be_infected = (state.stage == SUSCEPTIBLE) & ~state.isolating
+        p = exposure_probability(
+            pressure, rate, params.susceptibility[age], params.contact_normaliser, can_be_infected
+        )
+        exposed = sampling.bernoulli(key, p, estimator)
+        hit = exposed > 0.5
+        state = state.replace(
+            stage=jnp.where(hit, jnp.int8(EXPOSED), state.stage),
+            day_infected=jnp.where(hit, t, state.day_infected).astype(state.day_infected.dtype),
+            day_next=jnp.where(hit, t + params.exposed_days, state.day_next).astype(
+                state.day_next.dtype
+            ),
+        )
+        num_ages = params.susceptibility.shape[0]
+        by_age = jnp.sum(
+            exposed[:, None] * (age[:, None] == jnp.arange(num_ages)[None, :]), axis=0
+        )
+        return state, {"new_infections": exposed.sum(), "new_infections_by_age": by_age}
+
+    return infection
+
+
+def _progression_substep(estimator: str):
+    def progression(state: CovidState, params: CovidParams, key, t, world: World):
+        age = world.agents["age"].astype(jnp.int32)
+        dies = sampling.bernoulli(key, params.mortality[age], estimator)
+        stage, day_next, events = seirm_progression(
+            state.stage, state.day_next, t, params.infected_days, dies
+        )
+        new_cases = events["onset"].sum()
+        state = state.replace(
+            stage=stage,
+            day_next=day_next,
+            daily_cases=state.daily_cases.at[t % CASE_HISTORY_DAYS].set(new_cases),
+        )
+        return state, {"new_cases": new_cases, "new_deaths": events["death"].sum()}
+
+    return progression
+
+
+def observe_stage_counts(state: CovidState, world: World) -> dict[str, jax.Array]:
+    """End-of-day counts per stage, as int32 scalars named after :data:`STAGE_NAMES`."""
+    stage = state.stage.astype(jnp.int32)
+    counts = jnp.sum(stage[:, None] == jnp.arange(5)[None, :], axis=0, dtype=jnp.int32)
+    return {name: counts[i] for i, name in enumerate(STAGE_NAMES)}
+
+
+ISOLATION_POLICIES = ("heuristic", "inputs")
+
+
+def covid_model(policy: str = "heuristic", estimator: str = "none") -> Model:
+    """The COVID model's step as a :class:`~jaxsim.engine.Model`.
+
+    Args:
+        policy: ``"heuristic"`` (isolation from the simulated case trend) or ``"inputs"``
+            (per-week, per-group probabilities in ``world.inputs["isolation_prob"]``).
+        estimator: gradient estimator for discrete events (see :mod:`jaxsim.sampling`).
+    """
+    if policy not in ISOLATION_POLICIES:
+        raise ValueError(f"unknown isolation policy {policy!r}; choose one of {ISOLATION_POLICIES}")
+    sampling.check_estimator(estimator)
+    return Model(
+        substeps=(
+            Substep("isolation_policy", _isolation_policy_substep(policy)),
+            Substep("isolation", _isolation_substep(estimator)),
+            Substep("infection", _infection_substep(estimator)),
+            Substep("progression", _progression_substep(estimator)),
+        ),
+        observe=observe_stage_counts,
+        name=f"covid[{policy}]",
+    )
+
+
+# ------------------------------------------------------------------------ construction
+def _age_table(population: Population, values: Mapping[str, float], what: str) -> np.ndarray:
+    try:
+        return population.table_by_label("age", values)
+    except KeyError as err:
+        raise KeyError(
+            f"{what}: {err.args[0]}. Pass a table keyed by this population's age labels."
+        ) from None
+
+
+def default_params(
+    population: Population,
+    weeks: int,
+    *,
+    contact_normaliser: float,
+    transmission_rate: float | np.ndarray = DEFAULT_TRANSMISSION_RATE,
+    susceptibility: Mapping[str, float] = DEFAULT_SUSCEPTIBILITY,
+    mortality: Mapping[str, float] = DEFAULT_MORTALITY,
+    isolation_baseline: Mapping[str, float] = DEFAULT_ISOLATION_BASELINE,
+    isolation_response: float | Mapping[str, float] = DEFAULT_ISOLATION_RESPONSE,
+    stage_infectiousness: tuple[float, ...] = DEFAULT_STAGE_INFECTIOUSNESS,
+    infectiousness_profile: np.ndarray | None = None,
+    exposed_days: int = DEFAULT_EXPOSED_DAYS,
+    infected_days: int = DEFAULT_INFECTED_DAYS,
+    initial_exposed_share: float = 0.0,
+    initial_infected_share: float = 0.0,
+) -> CovidParams:
+    """Parameters for ``population`` with label-keyed tables resolved to its codes.
+
+    Isolation groups are the age bands (``isolation_baseline`` keyed by age label).
+    """
+    weeks = int(weeks)
+    if weeks < 1:
+        raise ValueError(f"weeks must be >= 1, got {weeks}")
+    rate = np.broadcast_to(np.asarray(transmission_rate, np.float32), (weeks,)).copy()
+    if isinstance(isolation_response, Mapping):
+        response = _age_table(population, isolation_response, "isolation_response")
+    else:
+        response = np.full(population.num_categories("age"), isolation_response, np.float32)
+    profile = (
+        gamma_infectiousness_profile() if infectiousness_profile is None else infectiousness_profile
+    )
+    params = CovidParams(
+        transmission_rate=jnp.asarray(rate),
+        susceptibility=jnp.asarray(_age_table(population, susceptibility, "susceptibility")),
+        mortality=jnp.asarray(_age_table(population, mortality, "mortality")),
+        stage_infectiousness=jnp.asarray(np.asarray(stage_infectiousness, np.float32)),
+        infectiousness_profile=jnp.asarray(np.asarray(profile, np.float32)),
+        contact_normaliser=jnp.float32(contact_normaliser),
+        exposed_days=jnp.int32(exposed_days),
+        infected_days=jnp.int32(infected_days),
+        isolation_baseline=jnp.asarray(
+            _age_table(population, isolation_baseline, "isolation_baseline")
+        ),
+        isolation_response=jnp.asarray(response),
+        initial_exposed_share=jnp.float32(initial_exposed_share),
+        initial_infected_share=jnp.float32(initial_infected_share),
+    )
+    validate_params(params, num_ages=population.num_categories("age"))
+    return params
+
+
+def validate_params(params: CovidParams, num_ages: int, num_groups: int | None = None) -> None:
+    """Raise ``ValueError`` naming the field and value when a parameter is out of range."""
+
+    def arr(name):
+        return np.asarray(getattr(params, name))
+
+    def fail(name, msg):
+        raise ValueError(f"CovidParams.{name}: {msg}")
+
+    for name in CovidParams.__dataclass_fields__:
+        a = arr(name)
+        if not np.all(np.isfinite(a)):
+            fail(name, f"non-finite value in {a.tolist()}")
+    for name in ("transmission_rate", "susceptibility", "stage_infectiousness",
+                 "infectiousness_profile"):
+        if np.any(arr(name) < 0):
+            fail(name, f"negative value in {arr(name).tolist()}")
+    for name in ("mortality", "isolation_baseline", "initial_exposed_share", "initial_infected_share"):
+        a = arr(name)
+        if np.any((a < 0) | (a > 1)):
+            fail(name, f"probability outside [0, 1] in {a.tolist()}")
+    if float(arr("initial_exposed_share")) + float(arr("initial_infected_share")) > 1:
+        fail("initial_infected_share", "initial exposed + infected shares exceed 1")
+    if float(arr("contact_normaliser")) <= 0:
+        fail("contact_normaliser", f"must be > 0, got {float(arr('contact_normaliser'))}")
+    for name in ("exposed_days", "infected_days"):
+        if int(arr(name)) < 1:
+            fail(name, f"must be >= 1 day, got {int(arr(name))}")
+    if arr("stage_infectiousness").shape != (5,):
+        fail("stage_infectiousness", f"needs one value per stage (5), got shape {arr('stage_infectiousness').shape}")
+    for name in ("susceptibility", "mortality"):
+        if arr(name).shape != (num_ages,):
+            fail(name, f"needs one value per age code ({num_ages}), got shape {arr(name).shape}")
+    groups = num_groups if num_groups is not None else arr("isolation_baseline").shape[0]
+    for name in ("isolation_baseline", "isolation_response"):
+        if arr(name).shape != (groups,):
+            fail(name, f"needs one value per isolation group ({groups}), got shape {arr(name).shape}")
+    if arr("transmission_rate").ndim != 1 or arr("transmission_rate").size < 1:
+        fail("transmission_rate", f"needs shape [weeks], got {arr('transmission_rate').shape}")
+
+
+def build_world(
+    population: Population,
+    *,
+    layers: list[str] | None = None,
+    layer_scale: Mapping[str, np.ndarray] | None = None,
+    isolation_prob: np.ndarray | None = None,
+) -> World:
+    """Device arrays for a run: age codes, isolation groups (age bands), contact graph, inputs.
+
+    Args:
+        layers: contact layers to use (default: all of the population's).
+        layer_scale: ``{layer: float [days]}`` per-day multipliers (1 = as built, 0 = off),
+            e.g. one network per day of week.
+        isolation_prob: float ``[weeks, G]`` externally supplied isolation probabilities
+            (for ``policy="inputs"``).
+    """
+    if "age" not in population.attributes:
+        raise PopulationError("the COVID model needs an 'age' attribute in the population")
+    age = population.attributes["age"]
+    dtype = np.int8 if population.num_categories("age") < 127 else np.int32
+    graph: dict[str, ContactLayer] = build_contact_graph(population, layers)
+    inputs: dict = {}
+    if layer_scale:
+        unknown = sorted(set(layer_scale) - set(graph))
+        if unknown:
+            raise KeyError(f"layer_scale names unknown layers {unknown}; layers are {sorted(graph)}")
+        inputs["layer_scale"] = {
+            k: jnp.asarray(np.asarray(v, np.float32)) for k, v in layer_scale.items()
+        }
+    if isolation_prob is not None:
+        table = np.asarray(isolation_prob, np.float32)
+        groups = population.num_categories("age")
+        if table.ndim != 2 or table.shape[1] != groups:
+            raise ValueError(
+                f"isolation_prob must have shape [weeks, {groups}] (one column per age band), got {table.shape}"
+            )
+        if not np.all((table >= 0) & (table <= 1)):
+            raise ValueError("isolation_prob: probabilities must lie in [0, 1]")
+        inputs["isolation_prob"] = jnp.asarray(table)
+    return World(
+        agents={
+            "age": jnp.asarray(age.astype(dtype)),
+            "isolation_group": jnp.asarray(age.astype(dtype)),
+        },
+        graph=graph,
+        inputs=inputs,
+    )
+
+
+def default_contact_normaliser(world: World, num_agents: int) -> float:
+    """Mean weighted contacts per agent per day over the world's layers and schedule."""
+    scale = world.inputs.get("layer_scale")
+    return mean_contacts_per_day(
+        world.graph, num_agents, None if scale is None else {k: np.asarray(v) for k, v in scale.items()}
+    )
+
+
+def initial_state(
+    params: CovidParams,
+    key: jax.Array,
+    num_agents: int,
+    *,
+    stages: np.ndarray | None = None,
+    prior_daily_cases: float | np.ndarray = 0.0,
+) -> CovidState:
+    """Day-0 state.
+
+    Stages come from ``stages`` (e.g. a population's ``disease_stages``) when given, else
+    each agent is E with probability ``initial_exposed_share`` and I with probability
+    ``initial_infected_share``. Agents already in E or I are spread uniformly over their
+    stage's days, so the epidemic does not start in lockstep.
+
+    Args:
+        prior_daily_cases: cases per day over the 28 days before the run (scalar or
+            ``[28]``, oldest first), the case signal the isolation heuristic starts from.
+    """
+    k_stage, k_offset = jax.random.split(key)
+    u_offset = jax.random.uniform(k_offset, (num_agents,))
+    if stages is None:
+        u = jax.random.uniform(k_stage, (num_agents,))
+        e_share = params.initial_exposed_share
+        stage = jnp.where(
+            u < e_share,
+            EXPOSED,
+            jnp.where(u < e_share + params.initial_infected_share, INFECTED, SUSCEPTIBLE),
+        ).astype(jnp.int8)
+    else:
+        stage = jnp.asarray(np.asarray(stages, np.int8))
+        if stage.shape != (num_agents,):
+            raise ValueError(f"stages has shape {stage.shape}, expected ({num_agents},)")
+    e_days, i_days = params.exposed_days, params.infected_days
+    into_e = jnp.floor(u_offset * e_days).astype(jnp.int32)
+    into_i = jnp.floor(u_offset * i_days).astype(jnp.int32)
+    day_infected = jnp.select(
+        [stage == EXPOSED, stage == INFECTED], [-into_e, -(e_days + into_i)], NEVER
+    ).astype(jnp.int16)
+    day_next = jnp.select(
+        [stage == EXPOSED, stage == INFECTED], [e_days - into_e, i_days - into_i], NOT_DUE
+    ).astype(jnp.int16)
+    prior = np.broadcast_to(np.asarray(prior_daily_cases, np.float32), (CASE_HISTORY_DAYS,))
+    # Slot (d mod 28) holds day d; day -28 + i is the i-th oldest prior day.
+    ring = np.empty(CASE_HISTORY_DAYS, np.float32)
+    ring[(np.arange(CASE_HISTORY_DAYS) - CASE_HISTORY_DAYS) % CASE_HISTORY_DAYS] = prior
+    return CovidState(
+        stage=stage,
+        day_infected=day_infected,
+        day_next=day_next,
+        isolating=jnp.zeros(num_agents, bool),
+        isolation_prob=jnp.zeros(params.isolation_baseline.shape, jnp.float32),
+        daily_cases=jnp.asarray(ring),
+    )
+
+
+def expected_secondary_infections(params: CovidParams, week: int = 0) -> float:
+    """Infections one agent causes over its course in a fully susceptible population
+    (mean susceptibility, contacts equal to the normaliser, no isolation), for ``R(week)``.
+
+    Useful to read ``R(t)`` as a reproduction number.
+    """
+    p = jax.tree.map(np.asarray, params)
+    profile = p.infectiousness_profile
+    e = int(p.exposed_days)
+    i = int(p.infected_days)
+    alpha = np.zeros_like(profile)
+    alpha[: min(e, len(alpha))] = p.stage_infectiousness[EXPOSED]
+    alpha[e : min(e + i, len(alpha))] = p.stage_infectiousness[INFECTED]
+    per_contact = float(np.sum(alpha * profile))
+    return float(p.transmission_rate[min(week, len(p.transmission_rate) - 1)]) * float(
+        np.mean(p.susceptibility)
+    ) * per_contact
+
+
+__all__ = [
+    "CovidParams",
+    "CovidState",
+    "covid_model",
+    "default_params",
+    "build_world",
+    "initial_state",
+    "validate_params",
+    "default_contact_normaliser",
+    "expected_secondary_infections",
+    "observe_stage_counts",
+]
