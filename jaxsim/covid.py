@@ -473,9 +473,9 @@ def initial_state(
             ``[28]``, oldest first), the case signal the isolation heuristic starts from.
     """
     k_stage, k_offset = jax.random.split(key)
-    u_offset = jax.random.uniform(k_offset, (num_agents,))
+    u_offset = sampling.uniform(k_offset, (num_agents,))
     if stages is None:
-        u = jax.random.uniform(k_stage, (num_agents,))
+        u = sampling.uniform(k_stage, (num_agents,))
         e_share = params.initial_exposed_share
         stage = jnp.where(
             u < e_share,
@@ -539,4 +539,23 @@ __all__ = [
     "default_contact_normaliser",
     "expected_secondary_infections",
     "observe_stage_counts",
+    "params_report",
 ]
+
+
+def params_report(params: CovidParams, population: Population) -> dict:
+    """Parameters as JSON-friendly values, per-age tables keyed by this population's labels."""
+    ages = population.category_labels("age")
+    p = jax.tree.map(np.asarray, params)
+    by_age = {"susceptibility", "mortality", "isolation_baseline", "isolation_response"}
+    report = {}
+    for name in CovidParams.__dataclass_fields__:
+        value = getattr(p, name)
+        if name in by_age and value.shape == (len(ages),):
+            report[name] = {label: float(v) for label, v in zip(ages, value)}
+        elif name == "stage_infectiousness":
+            report[name] = {stage: float(v) for stage, v in zip(STAGE_NAMES, value)}
+        else:
+            report[name] = value.tolist()
+    report["expected_secondary_infections_week0"] = expected_secondary_infections(params)
+    return report

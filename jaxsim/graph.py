@@ -21,15 +21,22 @@ from jaxsim.population import EdgeList, Population, PopulationError
 class ContactLayer:
     """One contact network, each undirected edge stored in both directions.
 
+    Because every edge is stored both ways, the edges into agent ``i`` (positions
+    ``row_start[i] .. row_start[i+1]-1``, sources = ``i``'s neighbours) are also the list of
+    agents ``i`` reaches: one array serves both the dense "pull" sum and the sparse "push"
+    from the few infectious agents.
+
     Attributes:
         src: int32 ``[2E]`` the agent whose infectiousness travels along the edge.
         dst: int32 ``[2E]`` the agent it reaches; sorted ascending.
+        row_start: int32 ``[N + 1]`` first edge position of each destination (CSR offsets).
         weight: float32 ``[2E]`` contact weight, or ``None`` for all-ones (saves a read of
             ``4 * 2E`` bytes per day).
     """
 
     src: jax.Array
     dst: jax.Array
+    row_start: jax.Array
     weight: jax.Array | None = None
 
     @property
@@ -64,9 +71,14 @@ def directed_sorted_edges(
 def build_contact_layer(edges: EdgeList, num_agents: int) -> ContactLayer:
     """Device :class:`ContactLayer` from an undirected edge list."""
     src, dst, weight = directed_sorted_edges(edges, num_agents)
+    row_start = np.zeros(num_agents + 1, np.int64)
+    np.cumsum(np.bincount(dst, minlength=num_agents), out=row_start[1:])
+    if row_start[-1] >= 2**31:
+        raise PopulationError(f"a contact layer has {row_start[-1]} directed edges; at most 2**31 - 1 are supported")
     return ContactLayer(
         src=jnp.asarray(src),
         dst=jnp.asarray(dst),
+        row_start=jnp.asarray(row_start.astype(np.int32)),
         weight=None if weight is None else jnp.asarray(weight),
     )
 

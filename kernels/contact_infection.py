@@ -72,12 +72,71 @@ def layer_pressure(infectiousness: jax.Array, layer: ContactLayer) -> jax.Array:
     )
 
 
+#: Capacity tiers of the sparse "push" path, as fractions of the agents (senders) and of
+#: each layer's directed edges. A day whose infectious agents fit in a tier costs about that
+#: fraction of the dense work plus O(N); otherwise the dense "pull" sum runs.
+SPARSE_TIERS: tuple[float, ...] = (1 / 256, 1 / 32)
+CONTACT_METHODS = ("auto", "dense")
+
+
+def _tier_capacity(fraction: float, size: int, minimum: int) -> int:
+    return int(min(size, max(minimum, -(-size * fraction // 1))))
+
+
+def layer_push(
+    infectiousness: jax.Array,
+    senders: jax.Array,
+    num_senders: jax.Array,
+    layer: ContactLayer,
+    edge_capacity: int,
+) -> jax.Array:
+    """:func:`layer_pressure` computed from the sending agents only.
+
+    Each sender's edge row (its neighbours, by the layer's symmetry) is expanded into a
+    buffer of ``edge_capacity`` slots and scatter-added to the receivers. Exact when the
+    senders' edges fit in the buffer (the caller checks).
+
+    Args:
+        infectiousness: float ``[N]``.
+        senders: int32 ``[A]`` agent indices with non-zero infectiousness, padded.
+        num_senders: int scalar, how many entries of ``senders`` are real.
+        layer: the contact layer.
+        edge_capacity: static number of edge slots.
+
+    Returns:
+        float32 ``[N]``.
+    """
+    n = infectiousness.shape[0]
+    capacity = senders.shape[0]
+    real = jnp.arange(capacity) < num_senders
+    first = layer.row_start[senders]
+    degree = jnp.where(real, layer.row_start[senders + 1] - first, 0)
+    offset = jnp.cumsum(degree) - degree
+    owner = jnp.repeat(jnp.arange(capacity), degree, total_repeat_length=edge_capacity)
+    slot = jnp.arange(edge_capacity)
+    used = slot < degree.sum()
+    position = jnp.where(used, first[owner] + slot - offset[owner], 0)
+    receiver = jnp.where(used, layer.src[position], n)
+    sent = infectiousness[senders[owner]]
+    if layer.weight is not None:
+        sent = sent * layer.weight[position]
+    return jnp.zeros(n, infectiousness.dtype).at[receiver].add(sent, mode="drop")
+
+
 def contact_pressure(
     infectiousness: jax.Array,
     layers: Mapping[str, ContactLayer],
     layer_scale: Mapping[str, jax.Array],
+    method: str = "auto",
 ) -> jax.Array:
     """Sum of :func:`layer_pressure` over layers, each times its multiplier for today.
+
+    With ``method="auto"`` the sum is pushed from the infectious agents when they are few
+    (the usual case: a few percent of agents), using the smallest capacity tier of
+    :data:`SPARSE_TIERS` that holds them, and pulled over every edge otherwise
+    (``method="dense"`` always pulls). Both give the same sums up to float rounding. Under
+    ``vmap`` the tier choice becomes a select that evaluates every branch, so ensembles
+    should use ``"dense"``.
 
     A layer whose multiplier is 0 today is skipped at run time (``lax.cond``), so one
     network per day of week costs one layer's work per day.
@@ -87,21 +146,72 @@ def contact_pressure(
         layers: ``{name: ContactLayer}``.
         layer_scale: ``{name: float scalar}`` today's multiplier per layer (1 = as built,
             0 = closed); layers missing from the mapping count with multiplier 1.
+        method: ``"auto"`` or ``"dense"``.
 
     Returns:
         float32 ``[N]``.
     """
-    total = jnp.zeros_like(infectiousness)
-    for name in sorted(layers):
-        layer = layers[name]
-        scale = jnp.asarray(layer_scale.get(name, 1.0), jnp.float32)
-        total = total + jax.lax.cond(
-            scale != 0,
-            lambda x, lay=layer, s=scale: s * layer_pressure(x, lay),
-            jnp.zeros_like,
-            infectiousness,
-        )
-    return total
+    if method not in CONTACT_METHODS:
+        raise ValueError(f"unknown contact method {method!r}; choose one of {CONTACT_METHODS}")
+    names = sorted(layers)
+    scales = [jnp.asarray(layer_scale.get(name, 1.0), jnp.float32) for name in names]
+
+    def dense(x):
+        total = jnp.zeros_like(x)
+        for name, scale in zip(names, scales):
+            total = total + jax.lax.cond(
+                scale != 0,
+                lambda v, lay=layers[name], s=scale: s * layer_pressure(v, lay),
+                jnp.zeros_like,
+                x,
+            )
+        return total
+
+    if method == "dense" or not names:
+        return dense(infectiousness)
+
+    n = infectiousness.shape[0]
+    sending = infectiousness != 0
+    num_senders = jnp.sum(sending, dtype=jnp.int32)
+    sender_edges = [
+        jnp.sum(jnp.where(sending, jnp.diff(layers[name].row_start), 0)) for name in names
+    ]
+
+    def push_tier(fraction):
+        agent_cap = _tier_capacity(fraction, n, 16)
+        edge_caps = [
+            _tier_capacity(fraction, layers[name].num_directed_edges, 64) for name in names
+        ]
+
+        def push(x):
+            senders = jnp.nonzero(x != 0, size=agent_cap, fill_value=0)[0].astype(jnp.int32)
+            total = jnp.zeros_like(x)
+            for name, scale, cap in zip(names, scales, edge_caps):
+                total = total + jax.lax.cond(
+                    scale != 0,
+                    lambda v, lay=layers[name], s=scale, c=cap: s
+                    * layer_push(v, senders, num_senders, lay, c),
+                    jnp.zeros_like,
+                    x,
+                )
+            return total
+
+        fits = num_senders <= agent_cap
+        for count, cap in zip(sender_edges, edge_caps):
+            fits = fits & (count <= cap)
+        return push, fits
+
+    branches, fits = [], []
+    for fraction in SPARSE_TIERS:
+        push, ok = push_tier(fraction)
+        branches.append(push)
+        fits.append(ok)
+    branches.append(dense)
+    # Index of the first tier that fits; the dense branch when none does.
+    choice = jnp.int32(len(SPARSE_TIERS))
+    for i in reversed(range(len(SPARSE_TIERS))):
+        choice = jnp.where(fits[i], jnp.int32(i), choice)
+    return jax.lax.switch(choice, branches, infectiousness)
 
 
 def exposure_probability(

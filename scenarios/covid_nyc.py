@@ -1,0 +1,211 @@
+#!/usr/bin/env python
+"""COVID-19 in New York City neighbourhoods, with isolation behaviour.
+
+    python scenarios/covid_nyc.py [--population DIR | --ntas QN0103,BK1001 | --agents N]
+                                  [--days 21] [--seed 0] [--out DIR]
+
+With no arguments: a synthetic Astoria (NTA QN0103, 47,303 people) for 21 days from the
+first week with observed cases.
+
+Methods
+-------
+Population. Agents are a population directory's rows, or a synthetic population of the
+chosen NYC neighbourhoods (census household composition per NTA, age and gender from
+citywide marginals; see :mod:`jaxsim.synthetic`), with a household contact layer and a
+community layer (negative-binomial degree per age band).
+
+Disease. SEIRM: a susceptible agent is exposed on day t with probability
+1 - exp(-lambda), lambda = R(t) sigma[age] sum_j alpha[stage_j] g(t - t_inf_j) w_ij / c,
+over its household and community contacts (:mod:`jaxsim.kernels.contact_infection`);
+exposed agents become infected after 5 days, and recover or die (age-dependent
+infection fatality) 5 days later.
+
+Behaviour. Each day an agent isolates with its age band's probability, set weekly from how
+this week's simulated cases compare with the 4-week average (:mod:`jaxsim.kernels.isolation`).
+Isolating agents neither infect nor get infected.
+
+Initial conditions. From ``disease_stages.csv`` when the population has one; otherwise the
+start week's reported cases in the neighbourhoods (divided by an ascertainment of 0.25)
+set the shares of exposed and infected agents.
+
+Outputs (in ``--out``, default ``out/covid_nyc``): ``metrics.csv`` (one row per day),
+``run.json`` (parameters, seed, population summary, versions, timing) and
+``epidemic.png`` (curves, with observed weekly cases where the data covers the NTAs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+from jaxsim import cli, covid, engine, nyc_cases, outputs
+from jaxsim.nyc_data import load_households
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_population_arguments(parser)
+    parser.add_argument("--days", type=int, default=21, help="days to simulate (default 21)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed for population and run")
+    parser.add_argument("--out", default="out/covid_nyc", help="output directory")
+    parser.add_argument(
+        "--start-week", type=int, help="epiweek of day 0, e.g. 202047 (default: first week with data)"
+    )
+    parser.add_argument(
+        "--transmission-rate", type=float, default=covid.DEFAULT_TRANSMISSION_RATE,
+        help=f"R(t) for every week (default {covid.DEFAULT_TRANSMISSION_RATE})",
+    )
+    parser.add_argument(
+        "--ascertainment", type=float, default=nyc_cases.DEFAULT_ASCERTAINMENT,
+        help="share of infections reported as cases (default 0.25)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    args = parser.parse_args(argv)
+    if args.days < 1:
+        parser.error(f"--days must be >= 1, got {args.days}")
+    return args
+
+
+def neighbourhoods_of(population) -> list[str]:
+    """NTA codes of the population's areas (labels of its ``area`` attribute)."""
+    if "area" not in population.attributes or "area" not in population.labels:
+        return []
+    return list(population.labels["area"])
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+
+    # Population.
+    build_start = time.perf_counter()
+    population = cli.population_from_args(args, seed=args.seed)
+    build_seconds = time.perf_counter() - build_start
+    n = population.size
+    print(f"population: {n:,} agents, {population.num_contacts:,} contacts "
+          f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
+
+    # Observed cases where the data covers the population's neighbourhoods.
+    observed = nyc_cases.observed_cases(neighbourhoods_of(population))
+    start_index, start_date, people_observed = 0, None, 0.0
+    if observed is not None:
+        start_index = observed.week_index(args.start_week) if args.start_week else 0
+        start_date = observed.week_end[start_index] - pd.Timedelta(days=6)
+        area = population.attributes["area"]
+        codes = [population.code("area", nta) for nta in observed.ntas]
+        people_observed = float(np.isin(area, codes).sum())
+    elif args.start_week:
+        raise ValueError(
+            f"--start-week {args.start_week}: no case data covers this population's areas "
+            f"(data covers {nyc_cases.available_ntas()})"
+        )
+
+    # Contacts, parameters and initial conditions.
+    weeks = math.ceil(args.days / 7)
+    world = covid.build_world(population)
+    seeding = nyc_cases.seeding_from_cases(
+        observed, start_index, people_observed,
+        exposed_days=covid.DEFAULT_EXPOSED_DAYS, infected_days=covid.DEFAULT_INFECTED_DAYS,
+        ascertainment=args.ascertainment,
+    )
+    params = covid.default_params(
+        population, weeks,
+        contact_normaliser=covid.default_contact_normaliser(world, n),
+        transmission_rate=args.transmission_rate,
+        initial_exposed_share=seeding.exposed_share,
+        initial_infected_share=seeding.infected_share,
+    )
+    key = jax.random.key(args.seed)
+    init_key, run_key = jax.random.split(key)
+    stages = population.disease_stages
+    state = covid.initial_state(
+        params, init_key, n, stages=stages, prior_daily_cases=seeding.prior_daily_case_share * n
+    )
+    initial_source = "disease_stages.csv" if stages is not None else seeding.source
+
+    # Run.
+    model = covid.covid_model(policy="heuristic")
+    result = engine.run(
+        model, state, params, world, run_key, args.days,
+        progress=False if args.no_progress else "auto", description="covid_nyc",
+    )
+
+    # Outputs: staged, so that a failure leaves no half-written set of files.
+    age_labels = population.category_labels("age")
+    table = outputs.metrics_table(
+        result.metrics, start_date=start_date,
+        vector_labels={"new_infections_by_age": age_labels, "isolation_prob": age_labels},
+    )
+    observed_weekly = None
+    if observed is not None:
+        # Scale the neighbourhoods' reported cases to the agents that represent them
+        # (1 for a synthetic population of whole NTAs).
+        census = float(load_households().loc[list(observed.ntas), "people"].sum())
+        weeks_shown = observed.cases[start_index : start_index + weeks] * (people_observed / census)
+        observed_weekly = pd.DataFrame({
+            "week_start_day": np.arange(len(weeks_shown)) * 7,
+            "cases": weeks_shown,
+            "epiweek": observed.epiweeks[start_index : start_index + len(weeks_shown)],
+        })
+    agent_steps = n * args.days
+    run_info = {
+        "scenario": "covid_nyc",
+        "arguments": vars(args),
+        "seed": args.seed,
+        "days": args.days,
+        "start_date": start_date,
+        "start_epiweek": int(observed.epiweeks[start_index]) if observed is not None else None,
+        "model": model.name,
+        "substeps": [s.name for s in model.substeps],
+        "parameters": covid.params_report(params, population),
+        "initial_conditions": {
+            "source": initial_source,
+            "counts": {name: int(table[name].iloc[0]) for name in outputs.STAGE_NAMES},
+        },
+        "population": population.summary() | {"build_seconds": build_seconds},
+        "observed_cases": None if observed_weekly is None else {
+            "ntas": list(observed.ntas),
+            "epiweek": observed_weekly["epiweek"].tolist(),
+            "cases_week": observed_weekly["cases"].tolist(),
+        },
+        "versions": outputs.package_versions(),
+        "timing": {
+            "compile_seconds": result.compile_seconds,
+            "run_seconds": result.run_seconds,
+            "ms_per_day": 1e3 * result.run_seconds / args.days,
+            "agent_steps_per_second": agent_steps / result.run_seconds if result.run_seconds else None,
+        },
+        "totals": {
+            "infections": int(table["new_infections"].sum()),
+            "cases": int(table["new_cases"].sum()),
+            "deaths": int(table["new_deaths"].sum()),
+        },
+    }
+    with outputs.StagedOutputs(out) as stage:
+        outputs.write_metrics_csv(table, stage.path / "metrics.csv")
+        outputs.write_json(run_info, stage.path / "run.json")
+        outputs.plot_epidemic(
+            table, stage.path / "epidemic.png",
+            title=f"COVID-19, {n:,} agents" + (f", {', '.join(observed.ntas)}" if observed else ""),
+            observed_weekly=observed_weekly, ascertainment=args.ascertainment if observed else None,
+        )
+
+    last = table.iloc[-1]
+    print(f"simulated {args.days} days in {result.run_seconds:.3f} s "
+          f"(compile {result.compile_seconds:.2f} s, {agent_steps / max(result.run_seconds, 1e-9):,.0f} agent-steps/s)")
+    print("day {:d}: S {susceptible:,} E {exposed:,} I {infected:,} R {recovered:,} M {dead:,}; "
+          "{0} new infections in total".format(int(last["day"]), int(table["new_infections"].sum()), **{
+              k: int(last[k]) for k in outputs.STAGE_NAMES}))
+    print(f"wrote {out / 'metrics.csv'}, {out / 'run.json'}, {out / 'epidemic.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_cli(main))

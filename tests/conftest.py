@@ -1,0 +1,33 @@
+"""Shared fixtures: small hand-built populations (no files, no synthesis)."""
+
+import numpy as np
+import pytest
+
+from jaxsim.population import EdgeList, Population
+
+AGE_LABELS = ["20t29", "30t39", "40t49", "50t64", "65A", "U19"]
+
+
+def random_population(n: int = 3000, seed: int = 0, degree: int = 8) -> Population:
+    """``n`` agents with labelled ages and genders, a household layer and a random community layer."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(0, len(AGE_LABELS), n).astype(np.int32)
+    gender = rng.integers(0, 2, n).astype(np.int32)
+    household = np.arange(n) // 3
+    members = np.arange(n)
+    hh_u = members[:-1][household[:-1] == household[1:]]
+    community_src = rng.integers(0, n, n * degree // 2)
+    community_dst = rng.integers(0, n, n * degree // 2)
+    return Population(
+        attributes={"age": age, "gender": gender, "household": household.astype(np.int32)},
+        labels={"age": list(AGE_LABELS), "gender": ["male", "female"]},
+        networks={
+            "household": EdgeList.from_pairs(hh_u, hh_u + 1),
+            "community": EdgeList.from_pairs(community_src, community_dst),
+        },
+    )
+
+
+@pytest.fixture(scope="session")
+def small_population() -> Population:
+    return random_population()

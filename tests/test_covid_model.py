@@ -1,0 +1,204 @@
+"""The COVID model end to end on small hand-built populations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsim import covid, engine
+from jaxsim.population import relabel
+
+from conftest import AGE_LABELS, random_population
+
+DAYS = 30
+
+
+def setup(population, *, policy="heuristic", isolation_prob=None, layer_scale=None, **overrides):
+    world = covid.build_world(population, isolation_prob=isolation_prob, layer_scale=layer_scale)
+    kwargs = dict(initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=4.0,
+                  contact_normaliser=covid.default_contact_normaliser(world, population.size))
+    kwargs.update(overrides)
+    params = covid.default_params(population, 5, **kwargs)
+    state = covid.initial_state(params, jax.random.key(7), population.size)
+    return covid.covid_model(policy), state, params, world
+
+
+def run(population, seed=0, days=DAYS, **kw):
+    model, state, params, world = setup(population, **kw)
+    return engine.run(model, state, params, world, jax.random.key(seed), days, progress=False)
+
+
+def test_stage_counts_sum_to_population_every_day(small_population):
+    result = run(small_population)
+    m = result.metrics
+    total = m["susceptible"] + m["exposed"] + m["infected"] + m["recovered"] + m["dead"]
+    np.testing.assert_array_equal(total, np.full(DAYS, small_population.size))
+    assert m["new_infections"].sum() > 0, "the epidemic should spread with R(t)=4"
+    # New infections per age band add up to new infections.
+    np.testing.assert_allclose(m["new_infections_by_age"].sum(axis=1), m["new_infections"])
+    # Susceptibles only ever decrease, by exactly the day's new infections.
+    np.testing.assert_array_equal(-np.diff(m["susceptible"]), m["new_infections"][1:].astype(int))
+    assert np.all(np.diff(m["dead"]) >= 0)
+
+
+def test_same_seed_identical_metrics_and_different_seed_differs(small_population):
+    a = run(small_population, seed=3).metrics
+    b = run(small_population, seed=3).metrics
+    c = run(small_population, seed=4).metrics
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+    assert not np.array_equal(a["new_infections"], c["new_infections"])
+
+
+def test_chunked_run_equals_single_scan(small_population):
+    model, state, params, world = setup(small_population)
+    days = 17  # not a multiple of the 7-day chunk
+    state_copy = jax.tree.map(jnp.copy, state)
+    chunked = engine.run(model, state, params, world, jax.random.key(1), days, progress=False)
+    final, whole = jax.jit(engine.simulate, static_argnums=(0, 5))(
+        model, state_copy, params, world, jax.random.key(1), days
+    )
+    for key, value in whole.items():
+        np.testing.assert_array_equal(chunked.metrics[key], np.asarray(value), err_msg=key)
+    np.testing.assert_array_equal(np.asarray(chunked.state.stage), np.asarray(final.stage))
+    assert chunked.compile_seconds > 0 and chunked.run_seconds > 0
+
+
+def test_labels_not_codes_drive_the_epidemic(small_population):
+    """Shuffling the age mapping's order (and so every code) gives the same epidemic."""
+    shuffled_order = ["65A", "U19", "40t49", "20t29", "50t64", "30t39"]
+    shuffled = relabel(small_population, "age", shuffled_order)
+    assert not np.array_equal(shuffled.attributes["age"], small_population.attributes["age"])
+    a = run(small_population, seed=5).metrics
+    b = run(shuffled, seed=5).metrics
+    for key in ("susceptible", "exposed", "infected", "recovered", "dead", "new_infections", "isolating"):
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    # Per-age metrics match label by label.
+    permutation = [shuffled_order.index(label) for label in AGE_LABELS]
+    np.testing.assert_array_equal(a["new_infections_by_age"], b["new_infections_by_age"][:, permutation])
+    np.testing.assert_allclose(a["isolation_prob"], b["isolation_prob"][:, permutation])
+
+
+def test_susceptibility_is_resolved_by_label(small_population):
+    """Only 65A susceptible: every infection is of an agent labelled 65A."""
+    sigma = {label: 0.0 for label in AGE_LABELS} | {"65A": 1.0}
+    for population in (small_population, relabel(small_population, "age", AGE_LABELS[::-1])):
+        m = run(population, susceptibility=sigma, transmission_rate=8.0).metrics
+        col = population.code("age", "65A")
+        assert m["new_infections"].sum() > 0
+        assert m["new_infections_by_age"][:, col].sum() == m["new_infections"].sum()
+
+
+def test_full_isolation_stops_transmission(small_population):
+    weeks = 5
+    always = np.ones((weeks, len(AGE_LABELS)), np.float32)
+    m = run(small_population, policy="inputs", isolation_prob=always).metrics
+    assert m["new_infections"].sum() == 0
+    alive = small_population.size - m["dead"]
+    np.testing.assert_array_equal(m["isolating"], alive)
+
+
+def test_external_isolation_probabilities_are_used(small_population):
+    weeks = 5
+    table = np.zeros((weeks, len(AGE_LABELS)), np.float32)
+    table[1:, :] = 0.5
+    m = run(small_population, policy="inputs", isolation_prob=table).metrics
+    assert np.all(m["isolating"][:7] == 0)
+    share = m["isolating"][7:] / small_population.size
+    assert np.all(np.abs(share - 0.5) < 0.05)
+    np.testing.assert_allclose(m["isolation_prob"][7], table[1])
+
+
+def test_closed_layers_stop_transmission(small_population):
+    open_run = run(small_population, contact_normaliser=5.0).metrics
+    assert open_run["new_infections"].sum() > 0
+    # A fully closed schedule has no mean contacts, so the normaliser is given explicitly.
+    scale = {"household": np.zeros(DAYS), "community": np.zeros(DAYS)}
+    m = run(small_population, layer_scale=scale, contact_normaliser=5.0).metrics
+    assert m["new_infections"].sum() == 0
+
+
+def test_one_network_per_day_of_week(small_population):
+    """A layer scheduled on weekends only transmits on those days."""
+    days = 14
+    weekend = np.array([1.0 if d % 7 in (5, 6) else 0.0 for d in range(days)])
+    scale = {"household": np.zeros(days), "community": weekend}
+    model, state, params, world = setup(small_population, layer_scale=scale, transmission_rate=20.0)
+    m = engine.run(model, state, params, world, jax.random.key(0), days, progress=False).metrics
+    weekday = np.array([d % 7 not in (5, 6) for d in range(days)])
+    assert m["new_infections"][weekday].sum() == 0
+    assert m["new_infections"][~weekday].sum() > 0
+
+
+def test_certain_death_and_dead_leave_the_graph(small_population):
+    sigma = {label: 1.0 for label in AGE_LABELS}
+    m = run(small_population, mortality={label: 1.0 for label in AGE_LABELS},
+            susceptibility=sigma, days=40).metrics
+    assert m["recovered"][-1] == 0
+    assert m["dead"][-1] > 0
+    np.testing.assert_array_equal(np.cumsum(m["new_deaths"]), m["dead"])
+
+
+def test_progression_timing_from_single_exposure():
+    """An agent exposed on day 0 becomes infected on day 5 and recovers on day 10."""
+    population = random_population(n=50, seed=1, degree=0)
+    model, _, params, world = setup(population, transmission_rate=0.0)
+    params = params.replace(mortality=jnp.zeros_like(params.mortality))
+    stages = np.zeros(50, np.int8)
+    stages[0] = 1
+    state = covid.initial_state(params, jax.random.key(0), 50, stages=stages)
+    state = state.replace(day_infected=state.day_infected.at[0].set(0), day_next=state.day_next.at[0].set(5))
+    m = engine.run(model, state, params, world, jax.random.key(0), 12, progress=False).metrics
+    np.testing.assert_array_equal(m["exposed"], [1] * 5 + [0] * 7)
+    np.testing.assert_array_equal(m["infected"], [0] * 5 + [1] * 5 + [0] * 2)
+    np.testing.assert_array_equal(m["recovered"], [0] * 10 + [1] * 2)
+    assert m["new_cases"][5] == 1
+
+
+def test_initial_state_from_stage_file_and_shares(small_population):
+    _, _, params, _ = setup(small_population)
+    stages = np.zeros(small_population.size, np.int8)
+    stages[:10] = 1
+    stages[10:30] = 2
+    stages[30:35] = 3
+    state = covid.initial_state(params, jax.random.key(0), small_population.size, stages=stages)
+    counts = np.bincount(np.asarray(state.stage), minlength=5)
+    np.testing.assert_array_equal(counts, [small_population.size - 35, 10, 20, 5, 0])
+    # Exposed and infected agents are spread over their stage's days.
+    due = np.asarray(state.day_next)[:30]
+    assert due.min() >= 1 and due.max() <= 5 and len(np.unique(due)) > 1
+    shares = params.replace(initial_exposed_share=jnp.float32(0.2), initial_infected_share=jnp.float32(0.1))
+    state = covid.initial_state(shares, jax.random.key(0), small_population.size)
+    frac = np.bincount(np.asarray(state.stage), minlength=5) / small_population.size
+    assert abs(frac[1] - 0.2) < 0.03 and abs(frac[2] - 0.1) < 0.03
+
+
+def test_parameter_validation_names_field(small_population):
+    world = covid.build_world(small_population)
+    with pytest.raises(ValueError, match="mortality"):
+        covid.default_params(small_population, 2, contact_normaliser=5.0,
+                             mortality={label: 1.5 for label in AGE_LABELS})
+    with pytest.raises(ValueError, match="contact_normaliser"):
+        covid.default_params(small_population, 2, contact_normaliser=0.0)
+    with pytest.raises(ValueError, match="exposed_days"):
+        covid.default_params(small_population, 2, contact_normaliser=5.0, exposed_days=0)
+    with pytest.raises(KeyError, match="unknown labels.*'70A'"):
+        covid.default_params(small_population, 2, contact_normaliser=5.0,
+                             susceptibility={"70A": 1.0} | covid.DEFAULT_SUSCEPTIBILITY)
+    with pytest.raises(KeyError, match="no value given"):
+        covid.default_params(small_population, 2, contact_normaliser=5.0, susceptibility={"65A": 1.0})
+    with pytest.raises(ValueError, match="isolation_prob"):
+        covid.build_world(small_population, isolation_prob=np.ones((2, 3)))
+    with pytest.raises(KeyError, match="layer_scale"):
+        covid.build_world(small_population, layer_scale={"school": np.ones(3)})
+    with pytest.raises(ValueError, match="unknown isolation policy"):
+        covid.covid_model("magic")
+    assert world.agents["age"].dtype == jnp.int8
+
+
+def test_transmission_rate_is_per_week(small_population):
+    """R(t) = 0 in week 1 stops new exposures during days 7..13 (only that week)."""
+    rates = np.array([4.0, 0.0, 4.0, 4.0, 4.0], np.float32)
+    m = run(small_population, transmission_rate=rates, days=21).metrics
+    assert m["new_infections"][7:14].sum() == 0
+    assert m["new_infections"][:7].sum() > 0 and m["new_infections"][14:].sum() > 0

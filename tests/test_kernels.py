@@ -1,0 +1,141 @@
+"""Kernels checked against hand computations."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from jaxsim.graph import build_contact_layer
+from jaxsim.kernels import (
+    agent_infectiousness,
+    contact_pressure,
+    exposure_probability,
+    gamma_infectiousness_profile,
+    heuristic_isolation_probability,
+    seirm_progression,
+    weekly_case_signal,
+)
+from jaxsim.population import EdgeList
+
+
+def test_gamma_profile_is_cdf_difference_per_day():
+    g = gamma_infectiousness_profile(5.5, 2.4, max_days=21)
+    shape = (5.5 / 2.4) ** 2
+    dist = stats.gamma(a=shape, scale=2.4**2 / 5.5)
+    expected = dist.cdf(np.arange(1, 22)) - dist.cdf(np.arange(0, 21))
+    np.testing.assert_allclose(g, expected, rtol=1e-5, atol=1e-7)
+    assert g.dtype == np.float32 and g.shape == (21,)
+    # Mean of the discretised profile is close to the Gamma mean (within half a day).
+    assert abs(np.sum((np.arange(21) + 0.5) * g) / g.sum() - 5.5) < 0.1
+    with pytest.raises(ValueError, match="sd_days"):
+        gamma_infectiousness_profile(5.5, 0.0)
+
+
+def _five_agent_layers():
+    # 0-1, 0-2, 1-2, 2-3, 3-4 (undirected); a weighted second layer 1-4 and 0-3.
+    household = EdgeList.from_pairs(np.array([0, 0, 1, 2, 3]), np.array([1, 2, 2, 3, 4]))
+    work = EdgeList.from_pairs(
+        np.array([1, 0]), np.array([4, 3]), weight=np.array([2.0, 0.5], np.float32)
+    )
+    return {"household": build_contact_layer(household, 5), "work": build_contact_layer(work, 5)}
+
+
+def test_infection_formula_exact_on_five_agents():
+    layers = _five_agent_layers()
+    alpha = np.array([0.0, 0.33, 0.72, 0.0, 0.0], np.float32)
+    profile = gamma_infectiousness_profile()
+    t = 9
+    stage = np.array([0, 2, 1, 0, 0], np.int8)  # agent 1 infected, agent 2 exposed
+    day_infected = np.array([-30000, 2, 6, -30000, -30000], np.int16)
+    isolating = np.array([False, False, False, False, True])
+    sigma_by_age = np.array([0.5, 0.9], np.float32)
+    age = np.array([0, 1, 0, 1, 1])
+    R, c, work_scale = 2.0, 3.0, 0.25
+
+    x = agent_infectiousness(
+        jnp.asarray(stage), jnp.asarray(day_infected), jnp.asarray(isolating), jnp.int32(t),
+        jnp.asarray(alpha), jnp.asarray(profile),
+    )
+    pressure = contact_pressure(x, layers, {"household": jnp.float32(1.0), "work": jnp.float32(work_scale)})
+    p = exposure_probability(
+        pressure, jnp.float32(R), jnp.asarray(sigma_by_age[age]), jnp.float32(c),
+        jnp.asarray((stage == 0) & ~isolating),
+    )
+
+    # By hand: infectiousness of agent 1 = 0.72 * g[7]; agent 2 = 0.33 * g[3].
+    x1, x2 = 0.72 * profile[7], 0.33 * profile[3]
+    np.testing.assert_allclose(np.asarray(x), [0, x1, x2, 0, 0], rtol=1e-6)
+    # Agent 0: household neighbours 1, 2; work neighbour 3 (not infectious).
+    lam0 = R * 0.5 * (x1 + x2) / c
+    # Agent 3: household neighbours 2, 4; work neighbour 0 (weight 0.5, not infectious).
+    lam3 = R * 0.9 * x2 / c
+    # Agent 4 isolates: probability 0 although its work contact 1 (weight 2) is infected.
+    expected = np.array([1 - np.exp(-lam0), 0.0, 0.0, 1 - np.exp(-lam3), 0.0])
+    np.testing.assert_allclose(np.asarray(p), expected, rtol=1e-6, atol=1e-9)
+    # Agent 4's pressure comes only through the weighted, scaled work layer: 0.25 * 2.0 * x1
+    # (its household contact 3 is not infectious).
+    np.testing.assert_allclose(float(pressure[4]), 0.25 * 2.0 * x1, rtol=1e-6)
+
+
+def test_isolating_agents_do_not_transmit_and_closed_layer_is_skipped():
+    layers = _five_agent_layers()
+    alpha = jnp.asarray([0.0, 0.33, 0.72, 0.0, 0.0])
+    profile = jnp.asarray(gamma_infectiousness_profile())
+    stage = jnp.asarray(np.array([0, 2, 0, 0, 0], np.int8))
+    day_infected = jnp.asarray(np.array([-30000, 3, -30000, -30000, -30000], np.int16))
+    blocked = jnp.asarray(np.array([False, True, False, False, False]))
+    x = agent_infectiousness(stage, day_infected, blocked, jnp.int32(8), alpha, profile)
+    assert float(jnp.abs(x).sum()) == 0.0
+    x = agent_infectiousness(stage, day_infected, ~blocked & False, jnp.int32(8), alpha, profile)
+    closed = contact_pressure(x, layers, {"household": jnp.float32(0.0), "work": jnp.float32(0.0)})
+    assert float(jnp.abs(closed).sum()) == 0.0
+    only_work = contact_pressure(x, layers, {"household": jnp.float32(0.0)})
+    assert float(only_work[4]) == pytest.approx(2.0 * float(x[1]))
+    assert float(only_work[0]) == 0.0
+
+
+def test_infectiousness_is_zero_outside_profile_window():
+    profile = jnp.asarray(gamma_infectiousness_profile(max_days=10))
+    alpha = jnp.asarray([0.0, 0.33, 0.72, 0.0, 0.0])
+    stage = jnp.asarray(np.array([2, 2, 2], np.int8))
+    day_infected = jnp.asarray(np.array([0, 5, 20], np.int16))  # 10 days ago, 5 ago, future
+    x = agent_infectiousness(stage, day_infected, jnp.zeros(3, bool), jnp.int32(10), alpha, profile)
+    np.testing.assert_allclose(np.asarray(x), [0.0, 0.72 * float(profile[5]), 0.0], rtol=1e-6)
+
+
+def test_seirm_progression_transitions_on_due_day():
+    stage = jnp.asarray(np.array([1, 1, 2, 2, 0, 3], np.int8))
+    day_next = jnp.asarray(np.array([4, 5, 4, 4, 30000, 30000], np.int16))
+    dies = jnp.asarray(np.array([1.0, 1.0, 0.0, 1.0, 1.0, 1.0], np.float32))
+    new_stage, new_next, events = seirm_progression(stage, day_next, jnp.int32(4), jnp.int32(6), dies)
+    np.testing.assert_array_equal(np.asarray(new_stage), [2, 1, 3, 4, 0, 3])
+    np.testing.assert_array_equal(np.asarray(new_next), [10, 5, 4, 4, 30000, 30000])
+    np.testing.assert_array_equal(np.asarray(events["onset"]), [1, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(np.asarray(events["death"]), [0, 0, 0, 1, 0, 0])
+    np.testing.assert_array_equal(np.asarray(events["recovery"]), [0, 0, 1, 0, 0, 0])
+
+
+def test_weekly_case_signal_reads_ring_buffer():
+    ring = np.zeros(28, np.float32)
+    t = 30  # this week = days 23..29, previous 28 days = 2..29
+    for day in range(2, 30):
+        ring[day % 28] = 1.0 if day < 23 else 3.0
+    this_week, average = weekly_case_signal(jnp.asarray(ring), jnp.int32(t))
+    assert float(this_week) == pytest.approx(21.0)
+    assert float(average) == pytest.approx((21 * 1.0 + 21.0) / 4)
+
+
+def test_heuristic_isolation_probability_responds_to_trend():
+    base = jnp.asarray([0.1, 0.2])
+    response = jnp.asarray([1.0, 0.0])
+    flat = heuristic_isolation_probability(jnp.float32(50), jnp.float32(50), base, response)
+    np.testing.assert_allclose(np.asarray(flat), [0.1, 0.2], rtol=1e-5)
+    rising = heuristic_isolation_probability(jnp.float32(200), jnp.float32(50), base, response)
+    assert float(rising[0]) > 0.1 and float(rising[1]) == pytest.approx(0.2)
+    logit = np.log(0.1 / 0.9) + np.log(201 / 51)
+    assert float(rising[0]) == pytest.approx(1 / (1 + np.exp(-logit)), rel=1e-5)
+    falling = heuristic_isolation_probability(jnp.float32(10), jnp.float32(50), base, response)
+    assert float(falling[0]) < 0.1
+    grad = jax.grad(lambda b: heuristic_isolation_probability(200.0, 50.0, b, response).sum())(base)
+    assert np.all(np.asarray(grad) > 0)
