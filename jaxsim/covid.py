@@ -106,9 +106,8 @@ DEFAULT_TRANSMISSION_RATE = 2.5
 DEFAULT_EXPOSED_DAYS = 5
 DEFAULT_INFECTED_DAYS = 5
 
-#: Day value meaning "never" in the int16 day fields of the state.
+#: ``day_infected`` of agents never infected.
 NEVER = np.int16(-30000)
-NOT_DUE = np.int16(30000)
 CASE_HISTORY_DAYS = 28
 
 
@@ -153,8 +152,8 @@ class CovidState:
 
     Attributes:
         stage: int8 ``[N]`` stage codes (0 S, 1 E, 2 I, 3 R, 4 M).
-        day_infected: int16 ``[N]`` day of exposure (``NEVER`` if not infected yet).
-        day_next: int16 ``[N]`` day the current E or I stage ends (``NOT_DUE`` otherwise).
+        day_infected: int16 ``[N]`` day of exposure (``NEVER`` if not infected yet); the
+            day a stage ends follows from it and the dwell times.
         isolating: bool ``[N]`` isolating today.
         isolation_prob: float32 ``[G]`` this week's isolation probability per group.
         daily_cases: float32 ``[28]`` ring buffer of daily new cases (onsets), slot ``d mod 28``.
@@ -162,7 +161,6 @@ class CovidState:
 
     stage: jax.Array
     day_infected: jax.Array
-    day_next: jax.Array
     isolating: jax.Array
     isolation_prob: jax.Array
     daily_cases: jax.Array
@@ -175,6 +173,11 @@ def _week(t: jax.Array, num_weeks: int) -> jax.Array:
 
 def _day_index(t: jax.Array, length: int) -> jax.Array:
     return jnp.clip(t, 0, length - 1)
+
+
+def _sum_by_code(values: jax.Array, codes: jax.Array, num_codes: int) -> jax.Array:
+    """``out[k] = sum(values[codes == k])``, float32 ``[num_codes]`` (one fused pass)."""
+    return jnp.sum(values[:, None] * (codes[:, None] == jnp.arange(num_codes)[None, :]), axis=0)
 
 
 def _isolation_policy_substep(source: str):
@@ -228,16 +231,10 @@ def _infection_substep(estimator: str):
         hit = exposed > 0.5
         state = state.replace(
             stage=jnp.where(hit, jnp.int8(EXPOSED), state.stage),
-            day_infected=jnp.where(hit, t, state.day_infected).astype(state.day_infected.dtype),
-            day_next=jnp.where(hit, t + params.exposed_days, state.day_next).astype(
-                state.day_next.dtype
-            ),
+            day_infected=jnp.where(hit, t.astype(state.day_infected.dtype), state.day_infected),
         )
-        num_ages = params.susceptibility.shape[0]
-        by_age = jnp.sum(
-            exposed[:, None] * (age[:, None] == jnp.arange(num_ages)[None, :]), axis=0
-        )
-        return state, {"new_infections": exposed.sum(), "new_infections_by_age": by_age}
+        by_age = _sum_by_code(exposed, age, params.susceptibility.shape[0])
+        return state, {"new_infections": by_age.sum(), "new_infections_by_age": by_age}
 
     return infection
 
@@ -246,13 +243,12 @@ def _progression_substep(estimator: str):
     def progression(state: CovidState, params: CovidParams, key, t, world: World):
         age = world.agents["age"].astype(jnp.int32)
         dies = sampling.bernoulli(key, params.mortality[age], estimator)
-        stage, day_next, events = seirm_progression(
-            state.stage, state.day_next, t, params.infected_days, dies
+        stage, events = seirm_progression(
+            state.stage, state.day_infected, t, params.exposed_days, params.infected_days, dies
         )
         new_cases = events["onset"].sum()
         state = state.replace(
             stage=stage,
-            day_next=day_next,
             daily_cases=state.daily_cases.at[t % CASE_HISTORY_DAYS].set(new_cases),
         )
         return state, {"new_cases": new_cases, "new_deaths": events["death"].sum()}
@@ -492,9 +488,6 @@ def initial_state(
     day_infected = jnp.select(
         [stage == EXPOSED, stage == INFECTED], [-into_e, -(e_days + into_i)], NEVER
     ).astype(jnp.int16)
-    day_next = jnp.select(
-        [stage == EXPOSED, stage == INFECTED], [e_days - into_e, i_days - into_i], NOT_DUE
-    ).astype(jnp.int16)
     prior = np.broadcast_to(np.asarray(prior_daily_cases, np.float32), (CASE_HISTORY_DAYS,))
     # Slot (d mod 28) holds day d; day -28 + i is the i-th oldest prior day.
     ring = np.empty(CASE_HISTORY_DAYS, np.float32)
@@ -502,7 +495,6 @@ def initial_state(
     return CovidState(
         stage=stage,
         day_infected=day_infected,
-        day_next=day_next,
         isolating=jnp.zeros(num_agents, bool),
         isolation_prob=jnp.zeros(params.isolation_baseline.shape, jnp.float32),
         daily_cases=jnp.asarray(ring),

@@ -26,7 +26,7 @@ import sys
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -157,21 +157,12 @@ class RunResult:
     extra: dict = field(default_factory=dict)
 
 
-def _chunk_program(model: Model, chunk_days: int, state, params, world, key):
-    """A jitted program that runs ``chunk_days`` days from ``t0``; days ``>= t_end`` are no-ops."""
-    metric_shapes = jax.eval_shape(
-        lambda s, p, k, w: model.step(s, p, k, jnp.int32(0), w)[1], state, params, key, world
-    )
+def _chunk_program(model: Model, chunk_days: int):
+    """A jitted program that runs exactly ``chunk_days`` days from day ``t0``."""
 
-    def chunk(state, params, world, key, t0, t_end):
+    def chunk(state, params, world, key, t0):
         def body(carry, t):
-            def active(c):
-                return model.step(c, params, key, t, world)
-
-            def idle(c):
-                return c, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
-
-            return jax.lax.cond(t < t_end, active, idle, carry)
+            return model.step(carry, params, key, t, world)
 
         return jax.lax.scan(body, state, t0 + jnp.arange(chunk_days, dtype=jnp.int32))
 
@@ -192,9 +183,10 @@ def run(
 ) -> RunResult:
     """Run ``days`` days in chunks of ``chunk_days`` with a progress bar; time compile and run.
 
-    Each chunk is a ``lax.scan`` under one compiled program (compiled once, whatever the
-    number of chunks); the state stays on the device between chunks and only the metrics
-    come back. Results equal :func:`simulate`'s for the same inputs.
+    Each chunk is a ``lax.scan`` of a compiled program; runs of at most ``2 * chunk_days``
+    days are one chunk, longer runs compile at most two programs (full chunks and the
+    remainder). The state stays on the device between chunks and only the metrics come
+    back. Results equal :func:`simulate`'s for the same inputs.
 
     Args:
         progress: ``True`` always shows a bar, ``False`` never, ``"auto"`` shows one when
@@ -205,22 +197,28 @@ def run(
     days = int(days)
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
-    chunk_days = max(1, min(int(chunk_days), days))
-    program = _chunk_program(model, chunk_days, state, params, world, key)
-    t_end = jnp.int32(days)
+    chunk_days = max(1, int(chunk_days))
+    if days <= 2 * chunk_days:
+        chunk_days = days  # short runs: one chunk, one compilation
+    lengths = [min(chunk_days, days - t0) for t0 in range(0, days, chunk_days)]
 
+    # One compiled program per distinct chunk length (at most two: full and remainder).
+    compiled = {}
     start = time.perf_counter()
-    compiled = program.lower(state, params, world, key, jnp.int32(0), t_end).compile()
+    for length in sorted(set(lengths), reverse=True):
+        compiled[length] = (
+            _chunk_program(model, length).lower(state, params, world, key, jnp.int32(0)).compile()
+        )
     compile_seconds = time.perf_counter() - start
 
     chunks: list[dict[str, np.ndarray]] = []
     bar = None
+    done = 0
     run_start = time.perf_counter()
-    for t0 in range(0, days, chunk_days):
-        state, metrics = compiled(state, params, world, key, jnp.int32(t0), t_end)
-        metrics = jax.device_get(metrics)
-        done = min(t0 + chunk_days, days)
-        chunks.append({k: np.asarray(v)[: done - t0] for k, v in metrics.items()})
+    for length in lengths:
+        state, metrics = compiled[length](state, params, world, key, jnp.int32(done))
+        chunks.append({k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
+        done += length
         if bar is None and progress is not False and done < days:
             elapsed = time.perf_counter() - run_start
             if progress is True or elapsed * days / done > 2.0:
@@ -244,6 +242,3 @@ def run(
     )
 
 
-def stack_inputs(per_day: Mapping[str, Sequence[float]] | None) -> dict[str, jax.Array]:
-    """``{name: values}`` to ``{name: float32 array}`` (helper for building ``World.inputs``)."""
-    return {k: jnp.asarray(np.asarray(v, dtype=np.float32)) for k, v in (per_day or {}).items()}

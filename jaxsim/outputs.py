@@ -65,6 +65,9 @@ def atomic_write_text(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -180,12 +183,13 @@ def plot_epidemic(
             weekly = table["new_cases"].to_numpy()[: weeks * 7].reshape(weeks, 7).sum(axis=1)
             scale = 1.0 if ascertainment is None else ascertainment
             label = "simulated onsets per week" + (f" x ascertainment {scale:g}" if ascertainment else "")
-            ax_cases.step(np.arange(weeks) * 7, weekly * scale, where="post", label=label)
+            ax_cases.stairs(weekly * scale, np.arange(weeks + 1) * 7, label=label, linewidth=1.5)
         ax_cases.plot(x, table["new_cases"], alpha=0.4, label="simulated onsets per day")
     if observed_weekly is not None and len(observed_weekly):
-        ax_cases.step(
-            observed_weekly["week_start_day"], observed_weekly["cases"], where="post",
-            color="black", label="observed cases per week",
+        starts = observed_weekly["week_start_day"].to_numpy()
+        ax_cases.stairs(
+            observed_weekly["cases"].to_numpy(), np.append(starts, starts[-1] + 7),
+            color="black", label="observed cases per week", linewidth=1.5,
         )
     ax_cases.set_xlabel("day")
     ax_cases.set_ylabel("cases")

@@ -200,9 +200,10 @@ def main(argv=None) -> int:
     last = table.iloc[-1]
     print(f"simulated {args.days} days in {result.run_seconds:.3f} s "
           f"(compile {result.compile_seconds:.2f} s, {agent_steps / max(result.run_seconds, 1e-9):,.0f} agent-steps/s)")
-    print("day {:d}: S {susceptible:,} E {exposed:,} I {infected:,} R {recovered:,} M {dead:,}; "
-          "{0} new infections in total".format(int(last["day"]), int(table["new_infections"].sum()), **{
-              k: int(last[k]) for k in outputs.STAGE_NAMES}))
+    counts = {k: int(last[k]) for k in outputs.STAGE_NAMES}
+    print(f"day {int(last['day'])}: S {counts['susceptible']:,} E {counts['exposed']:,} "
+          f"I {counts['infected']:,} R {counts['recovered']:,} M {counts['dead']:,}; "
+          f"{int(table['new_infections'].sum()):,} new infections in total")
     print(f"wrote {out / 'metrics.csv'}, {out / 'run.json'}, {out / 'epidemic.png'}")
     return 0
 

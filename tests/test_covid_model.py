@@ -147,7 +147,7 @@ def test_progression_timing_from_single_exposure():
     stages = np.zeros(50, np.int8)
     stages[0] = 1
     state = covid.initial_state(params, jax.random.key(0), 50, stages=stages)
-    state = state.replace(day_infected=state.day_infected.at[0].set(0), day_next=state.day_next.at[0].set(5))
+    state = state.replace(day_infected=state.day_infected.at[0].set(0))
     m = engine.run(model, state, params, world, jax.random.key(0), 12, progress=False).metrics
     np.testing.assert_array_equal(m["exposed"], [1] * 5 + [0] * 7)
     np.testing.assert_array_equal(m["infected"], [0] * 5 + [1] * 5 + [0] * 2)
@@ -164,9 +164,11 @@ def test_initial_state_from_stage_file_and_shares(small_population):
     state = covid.initial_state(params, jax.random.key(0), small_population.size, stages=stages)
     counts = np.bincount(np.asarray(state.stage), minlength=5)
     np.testing.assert_array_equal(counts, [small_population.size - 35, 10, 20, 5, 0])
-    # Exposed and infected agents are spread over their stage's days.
-    due = np.asarray(state.day_next)[:30]
-    assert due.min() >= 1 and due.max() <= 5 and len(np.unique(due)) > 1
+    # Exposed and infected agents are spread over their stage's days: E agents were exposed
+    # 0..4 days ago, I agents 5..9 days ago (default dwell times of 5 days).
+    infected_on = np.asarray(state.day_infected)
+    assert set(np.unique(-infected_on[:10])) <= set(range(5)) and len(np.unique(infected_on[:10])) > 1
+    assert set(np.unique(-infected_on[10:30])) <= set(range(5, 10))
     shares = params.replace(initial_exposed_share=jnp.float32(0.2), initial_infected_share=jnp.float32(0.1))
     state = covid.initial_state(shares, jax.random.key(0), small_population.size)
     frac = np.bincount(np.asarray(state.stage), minlength=5) / small_population.size

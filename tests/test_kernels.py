@@ -105,12 +105,15 @@ def test_infectiousness_is_zero_outside_profile_window():
 
 
 def test_seirm_progression_transitions_on_due_day():
+    # Day 4; exposed_days 5, infected_days 6: E ends when 5 days have passed since
+    # exposure, I when 11 have.
     stage = jnp.asarray(np.array([1, 1, 2, 2, 0, 3], np.int8))
-    day_next = jnp.asarray(np.array([4, 5, 4, 4, 30000, 30000], np.int16))
+    day_infected = jnp.asarray(np.array([-1, 0, -7, -7, -30000, -30000], np.int16))
     dies = jnp.asarray(np.array([1.0, 1.0, 0.0, 1.0, 1.0, 1.0], np.float32))
-    new_stage, new_next, events = seirm_progression(stage, day_next, jnp.int32(4), jnp.int32(6), dies)
+    new_stage, events = seirm_progression(
+        stage, day_infected, jnp.int32(4), jnp.int32(5), jnp.int32(6), dies
+    )
     np.testing.assert_array_equal(np.asarray(new_stage), [2, 1, 3, 4, 0, 3])
-    np.testing.assert_array_equal(np.asarray(new_next), [10, 5, 4, 4, 30000, 30000])
     np.testing.assert_array_equal(np.asarray(events["onset"]), [1, 0, 0, 0, 0, 0])
     np.testing.assert_array_equal(np.asarray(events["death"]), [0, 0, 0, 1, 0, 0])
     np.testing.assert_array_equal(np.asarray(events["recovery"]), [0, 0, 1, 0, 0, 0])
