@@ -30,9 +30,10 @@ import numpy as np
 from flax import struct
 
 from jaxsim import sampling
-from jaxsim.engine import Model, Substep, World
+from jaxsim.engine import Model, Substep, World, padded_size
 from jaxsim.graph import ContactLayer, build_contact_graph, mean_contacts_per_day
 from jaxsim.kernels.contact_infection import (
+    CONTACT_METHODS,
     agent_infectiousness,
     contact_pressure,
     exposure_probability,
@@ -108,6 +109,9 @@ DEFAULT_INFECTED_DAYS = 5
 
 #: ``day_infected`` of agents never infected.
 NEVER = np.int16(-30000)
+#: Stage code of padding slots (see :data:`jaxsim.engine.AGENT_ALIGNMENT`): never infected,
+#: never infectious, never isolating, in no stage count.
+ABSENT = 5
 CASE_HISTORY_DAYS = 28
 
 
@@ -199,14 +203,14 @@ def _isolation_policy_substep(source: str):
 def _isolation_substep(estimator: str):
     def isolation(state: CovidState, params: CovidParams, key, t, world: World):
         p = state.isolation_prob[world.agents["isolation_group"].astype(jnp.int32)]
-        p = jnp.where(state.stage == DEAD, 0.0, p)
+        p = jnp.where(state.stage >= DEAD, 0.0, p)  # the dead and padding slots
         isolates = sampling.bernoulli(key, p, estimator)
         return state.replace(isolating=isolates > 0.5), {"isolating": isolates.sum()}
 
     return isolation
 
 
-def _infection_substep(estimator: str):
+def _infection_substep(estimator: str, contact_method: str = "auto"):
     def infection(state: CovidState, params: CovidParams, key, t, world: World):
         x = agent_infectiousness(
             state.stage,
@@ -220,7 +224,7 @@ def _infection_substep(estimator: str):
             name: series[_day_index(t, series.shape[0])]
             for name, series in world.inputs.get("layer_scale", {}).items()
         }
-        pressure = contact_pressure(x, world.graph, layer_scale)
+        pressure = contact_pressure(x, world.graph, layer_scale, contact_method)
         age = world.agents["age"].astype(jnp.int32)
         rate = params.transmission_rate[_week(t, params.transmission_rate.shape[0])]
         can_be_infected = (state.stage == SUSCEPTIBLE) & ~state.isolating
@@ -266,22 +270,29 @@ def observe_stage_counts(state: CovidState, world: World) -> dict[str, jax.Array
 ISOLATION_POLICIES = ("heuristic", "inputs")
 
 
-def covid_model(policy: str = "heuristic", estimator: str = "none") -> Model:
+def covid_model(
+    policy: str = "heuristic", estimator: str = "none", contact_method: str = "auto"
+) -> Model:
     """The COVID model's step as a :class:`~jaxsim.engine.Model`.
 
     Args:
         policy: ``"heuristic"`` (isolation from the simulated case trend) or ``"inputs"``
             (per-week, per-group probabilities in ``world.inputs["isolation_prob"]``).
         estimator: gradient estimator for discrete events (see :mod:`jaxsim.sampling`).
+        contact_method: ``"auto"`` (push from the few infectious agents when they fit a
+            capacity tier, else pull over every edge) or ``"dense"`` (always pull; best
+            under ``vmap``). See :func:`jaxsim.kernels.contact_infection.contact_pressure`.
     """
     if policy not in ISOLATION_POLICIES:
         raise ValueError(f"unknown isolation policy {policy!r}; choose one of {ISOLATION_POLICIES}")
+    if contact_method not in CONTACT_METHODS:
+        raise ValueError(f"unknown contact method {contact_method!r}; choose one of {CONTACT_METHODS}")
     sampling.check_estimator(estimator)
     return Model(
         substeps=(
             Substep("isolation_policy", _isolation_policy_substep(policy)),
             Substep("isolation", _isolation_substep(estimator)),
-            Substep("infection", _infection_substep(estimator)),
+            Substep("infection", _infection_substep(estimator, contact_method)),
             Substep("progression", _progression_substep(estimator)),
         ),
         observe=observe_stage_counts,
@@ -410,9 +421,12 @@ def build_world(
     """
     if "age" not in population.attributes:
         raise PopulationError("the COVID model needs an 'age' attribute in the population")
-    age = population.attributes["age"]
+    n = population.size
+    slots = padded_size(n)
     dtype = np.int8 if population.num_categories("age") < 127 else np.int32
-    graph: dict[str, ContactLayer] = build_contact_graph(population, layers)
+    age = np.zeros(slots, dtype)
+    age[:n] = population.attributes["age"]
+    graph: dict[str, ContactLayer] = build_contact_graph(population, layers, num_slots=slots)
     inputs: dict = {}
     if layer_scale:
         unknown = sorted(set(layer_scale) - set(graph))
@@ -432,34 +446,34 @@ def build_world(
             raise ValueError("isolation_prob: probabilities must lie in [0, 1]")
         inputs["isolation_prob"] = jnp.asarray(table)
     return World(
-        agents={
-            "age": jnp.asarray(age.astype(dtype)),
-            "isolation_group": jnp.asarray(age.astype(dtype)),
-        },
+        agents={"age": jnp.asarray(age), "isolation_group": jnp.asarray(age)},
         graph=graph,
         inputs=inputs,
+        num_agents=n,
     )
 
 
-def default_contact_normaliser(world: World, num_agents: int) -> float:
+def default_contact_normaliser(world: World) -> float:
     """Mean weighted contacts per agent per day over the world's layers and schedule."""
     scale = world.inputs.get("layer_scale")
     return mean_contacts_per_day(
-        world.graph, num_agents, None if scale is None else {k: np.asarray(v) for k, v in scale.items()}
+        world.graph, world.num_agents,
+        None if scale is None else {k: np.asarray(v) for k, v in scale.items()},
     )
 
 
 def initial_state(
     params: CovidParams,
     key: jax.Array,
-    num_agents: int,
+    world: World,
     *,
     stages: np.ndarray | None = None,
     prior_daily_cases: float | np.ndarray = 0.0,
 ) -> CovidState:
     """Day-0 state.
 
-    Stages come from ``stages`` (e.g. a population's ``disease_stages``) when given, else
+    Arrays have ``world.num_slots`` entries; padding slots get stage :data:`ABSENT`.
+    Stages come from ``stages`` (e.g. a population's ``disease_stages``, ``[N]``) when given, else
     each agent is E with probability ``initial_exposed_share`` and I with probability
     ``initial_infected_share``. Agents already in E or I are spread uniformly over their
     stage's days, so the epidemic does not start in lockstep.
@@ -468,20 +482,24 @@ def initial_state(
         prior_daily_cases: cases per day over the 28 days before the run (scalar or
             ``[28]``, oldest first), the case signal the isolation heuristic starts from.
     """
+    num_agents, slots = world.num_agents, world.num_slots
+    real = jnp.arange(slots) < num_agents
     k_stage, k_offset = jax.random.split(key)
-    u_offset = sampling.uniform(k_offset, (num_agents,))
+    u_offset = sampling.uniform(k_offset, (slots,))
     if stages is None:
-        u = sampling.uniform(k_stage, (num_agents,))
+        u = sampling.uniform(k_stage, (slots,))
         e_share = params.initial_exposed_share
         stage = jnp.where(
             u < e_share,
             EXPOSED,
             jnp.where(u < e_share + params.initial_infected_share, INFECTED, SUSCEPTIBLE),
-        ).astype(jnp.int8)
+        )
     else:
-        stage = jnp.asarray(np.asarray(stages, np.int8))
-        if stage.shape != (num_agents,):
-            raise ValueError(f"stages has shape {stage.shape}, expected ({num_agents},)")
+        given = np.asarray(stages, np.int8)
+        if given.shape != (num_agents,):
+            raise ValueError(f"stages has shape {given.shape}, expected ({num_agents},)")
+        stage = jnp.asarray(np.pad(given, (0, slots - num_agents)))
+    stage = jnp.where(real, stage, ABSENT).astype(jnp.int8)
     e_days, i_days = params.exposed_days, params.infected_days
     into_e = jnp.floor(u_offset * e_days).astype(jnp.int32)
     into_i = jnp.floor(u_offset * i_days).astype(jnp.int32)
@@ -495,7 +513,7 @@ def initial_state(
     return CovidState(
         stage=stage,
         day_infected=day_infected,
-        isolating=jnp.zeros(num_agents, bool),
+        isolating=jnp.zeros(slots, bool),
         isolation_prob=jnp.zeros(params.isolation_baseline.shape, jnp.float32),
         daily_cases=jnp.asarray(ring),
     )

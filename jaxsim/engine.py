@@ -50,11 +50,30 @@ class World:
         graph: ``{layer name: ContactLayer}``.
         inputs: ``{name: [T, ...] array}`` exogenous, time-indexed inputs (per-day layer
             multipliers, per-week isolation probabilities supplied from outside, ...).
+        num_agents: the population's real agents ``N`` (static). Agent arrays may be
+            longer (:func:`padded_size`): slots ``N ..`` are inert padding.
     """
 
     agents: dict[str, jax.Array]
     graph: dict[str, ContactLayer]
     inputs: dict[str, jax.Array] = struct.field(default_factory=dict)
+    num_agents: int = struct.field(pytree_node=False, default=0)
+
+    @property
+    def num_slots(self) -> int:
+        """Length of the agent arrays (``num_agents`` plus padding)."""
+        return padded_size(self.num_agents)
+
+
+#: Agent arrays are padded to a multiple of this many slots. XLA:CPU splits element-wise
+#: loops in two and runs them 3-6x slower when the length is odd (measured: 47,303 agents
+#: 1.88 ms/day, 47,304 agents 1.11 ms/day for the COVID step).
+AGENT_ALIGNMENT = 8
+
+
+def padded_size(num_agents: int) -> int:
+    """``num_agents`` rounded up to a multiple of :data:`AGENT_ALIGNMENT`."""
+    return -(-int(num_agents) // AGENT_ALIGNMENT) * AGENT_ALIGNMENT
 
 
 def substep_id(name: str) -> int:

@@ -84,16 +84,22 @@ def build_contact_layer(edges: EdgeList, num_agents: int) -> ContactLayer:
 
 
 def build_contact_graph(
-    population: Population, layers: list[str] | None = None
+    population: Population, layers: list[str] | None = None, num_slots: int | None = None
 ) -> dict[str, ContactLayer]:
-    """All (or the named) contact layers of a population as ``{name: ContactLayer}``."""
+    """All (or the named) contact layers of a population as ``{name: ContactLayer}``.
+
+    ``num_slots`` (>= N) sizes the layers' row offsets for padded agent arrays.
+    """
     names = list(population.networks) if layers is None else list(layers)
     missing = [n for n in names if n not in population.networks]
     if missing:
         raise KeyError(
             f"population has no contact network(s) {missing}; it has {sorted(population.networks)}"
         )
-    return {n: build_contact_layer(population.networks[n], population.size) for n in names}
+    slots = population.size if num_slots is None else int(num_slots)
+    if slots < population.size:
+        raise ValueError(f"num_slots {slots} is smaller than the population ({population.size})")
+    return {n: build_contact_layer(population.networks[n], slots) for n in names}
 
 
 def mean_contacts_per_day(

@@ -80,5 +80,6 @@ def bernoulli(key: jax.Array, p: jax.Array, estimator: str = "none") -> jax.Arra
         return jax.lax.stop_gradient(hard)
     if estimator == "straight_through":
         p32 = p.astype(jnp.float32)
-        return hard + p32 - jax.lax.stop_gradient(p32)
+        # (p - p) is exactly 0 in the forward pass, so events stay exactly 0 or 1.
+        return hard + (p32 - jax.lax.stop_gradient(p32))
     raise ValueError(f"unknown gradient estimator {estimator!r}; choose one of {ESTIMATORS}")

@@ -33,7 +33,8 @@ def agent_infectiousness(
     """Each agent's infectiousness towards one contact today.
 
     Args:
-        stage: int ``[N]`` stage codes (0 S, 1 E, 2 I, 3 R, 4 M).
+        stage: int ``[N]`` stage codes (0 S, 1 E, 2 I, 3 R, 4 M; other codes, such as
+            padding slots, are not infectious).
         day_infected: int ``[N]`` day the agent was exposed (negative for before the run;
             meaningless for agents never infected, whose ``alpha`` is 0).
         blocked: bool ``[N]`` agents who transmit nothing today (isolating).
@@ -48,7 +49,7 @@ def agent_infectiousness(
     num_days = profile.shape[0]
     in_window = (days_since >= 0) & (days_since < num_days)
     g = jnp.where(in_window, profile[jnp.clip(days_since, 0, num_days - 1)], 0.0)
-    alpha = stage_infectiousness[stage.astype(jnp.int32)]
+    alpha = jnp.take(stage_infectiousness, stage.astype(jnp.int32), mode="fill", fill_value=0.0)
     return jnp.where(blocked, 0.0, alpha * g).astype(jnp.float32)
 
 

@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     )
     params = covid.default_params(
         population, weeks,
-        contact_normaliser=covid.default_contact_normaliser(world, n),
+        contact_normaliser=covid.default_contact_normaliser(world),
         transmission_rate=args.transmission_rate,
         initial_exposed_share=seeding.exposed_share,
         initial_infected_share=seeding.infected_share,
@@ -126,7 +126,7 @@ def main(argv=None) -> int:
     init_key, run_key = jax.random.split(key)
     stages = population.disease_stages
     state = covid.initial_state(
-        params, init_key, n, stages=stages, prior_daily_cases=seeding.prior_daily_case_share * n
+        params, init_key, world, stages=stages, prior_daily_cases=seeding.prior_daily_case_share * n
     )
     initial_source = "disease_stages.csv" if stages is not None else seeding.source
 

@@ -16,10 +16,10 @@ DAYS = 30
 def setup(population, *, policy="heuristic", isolation_prob=None, layer_scale=None, **overrides):
     world = covid.build_world(population, isolation_prob=isolation_prob, layer_scale=layer_scale)
     kwargs = dict(initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=4.0,
-                  contact_normaliser=covid.default_contact_normaliser(world, population.size))
+                  contact_normaliser=covid.default_contact_normaliser(world))
     kwargs.update(overrides)
     params = covid.default_params(population, 5, **kwargs)
-    state = covid.initial_state(params, jax.random.key(7), population.size)
+    state = covid.initial_state(params, jax.random.key(7), world)
     return covid.covid_model(policy), state, params, world
 
 
@@ -146,7 +146,7 @@ def test_progression_timing_from_single_exposure():
     params = params.replace(mortality=jnp.zeros_like(params.mortality))
     stages = np.zeros(50, np.int8)
     stages[0] = 1
-    state = covid.initial_state(params, jax.random.key(0), 50, stages=stages)
+    state = covid.initial_state(params, jax.random.key(0), world, stages=stages)
     state = state.replace(day_infected=state.day_infected.at[0].set(0))
     m = engine.run(model, state, params, world, jax.random.key(0), 12, progress=False).metrics
     np.testing.assert_array_equal(m["exposed"], [1] * 5 + [0] * 7)
@@ -156,12 +156,12 @@ def test_progression_timing_from_single_exposure():
 
 
 def test_initial_state_from_stage_file_and_shares(small_population):
-    _, _, params, _ = setup(small_population)
+    _, _, params, world = setup(small_population)
     stages = np.zeros(small_population.size, np.int8)
     stages[:10] = 1
     stages[10:30] = 2
     stages[30:35] = 3
-    state = covid.initial_state(params, jax.random.key(0), small_population.size, stages=stages)
+    state = covid.initial_state(params, jax.random.key(0), world, stages=stages)
     counts = np.bincount(np.asarray(state.stage), minlength=5)
     np.testing.assert_array_equal(counts, [small_population.size - 35, 10, 20, 5, 0])
     # Exposed and infected agents are spread over their stage's days: E agents were exposed
@@ -170,7 +170,7 @@ def test_initial_state_from_stage_file_and_shares(small_population):
     assert set(np.unique(-infected_on[:10])) <= set(range(5)) and len(np.unique(infected_on[:10])) > 1
     assert set(np.unique(-infected_on[10:30])) <= set(range(5, 10))
     shares = params.replace(initial_exposed_share=jnp.float32(0.2), initial_infected_share=jnp.float32(0.1))
-    state = covid.initial_state(shares, jax.random.key(0), small_population.size)
+    state = covid.initial_state(shares, jax.random.key(0), world)
     frac = np.bincount(np.asarray(state.stage), minlength=5) / small_population.size
     assert abs(frac[1] - 0.2) < 0.03 and abs(frac[2] - 0.1) < 0.03
 
@@ -204,3 +204,17 @@ def test_transmission_rate_is_per_week(small_population):
     m = run(small_population, transmission_rate=rates, days=21).metrics
     assert m["new_infections"][7:14].sum() == 0
     assert m["new_infections"][:7].sum() > 0 and m["new_infections"][14:].sum() > 0
+
+
+def test_padding_slots_are_inert_and_uncounted():
+    """An odd-sized population is padded to a multiple of 8 slots that never show up."""
+    population = random_population(n=2999, seed=2)
+    model, state, params, world = setup(population)
+    assert world.num_agents == 2999 and world.num_slots == 3000
+    assert state.stage.shape == (3000,) and int(state.stage[-1]) == covid.ABSENT
+    result = engine.run(model, state, params, world, jax.random.key(0), 20, progress=False)
+    m = result.metrics
+    total = m["susceptible"] + m["exposed"] + m["infected"] + m["recovered"] + m["dead"]
+    np.testing.assert_array_equal(total, np.full(20, 2999))
+    assert int(result.state.stage[-1]) == covid.ABSENT and not bool(result.state.isolating[-1])
+    assert m["isolating"].max() <= 2999
