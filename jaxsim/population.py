@@ -61,6 +61,11 @@ class EdgeList:
             raise PopulationError(
                 f"edge endpoint arrays must be 1-D and of equal length, got {src.shape} and {dst.shape}"
             )
+        key = src * (np.int64(1) << 32) + dst
+        if src.size and np.all(src < dst) and np.all(key[1:] > key[:-1]):
+            # Already canonical (as save_population writes them): skip the sort.
+            w = None if weight is None else np.asarray(weight, dtype=np.float32)
+            return EdgeList(src.astype(np.int32), dst.astype(np.int32), w)
         keep = src != dst
         u = np.minimum(src, dst)[keep]
         v = np.maximum(src, dst)[keep]
