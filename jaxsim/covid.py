@@ -6,11 +6,13 @@ Each simulated day, in order (substep names in brackets):
    probability: from the heuristic on the simulated case signal (``policy="heuristic"``)
    or from ``world.inputs["isolation_prob"][week]`` supplied from outside the simulation,
    e.g. by an LLM archetype layer (``policy="inputs"``).
-2. [isolation] each living agent isolates today with its group's probability.
-3. [infection] susceptible, non-isolating agents are exposed with probability
-   ``1 - exp(-lambda_i)`` (see :mod:`jaxsim.kernels.contact_infection`).
-4. [progression] E -> I after ``exposed_days``; I -> R or M after ``infected_days``,
-   dying with the age band's probability.
+2. [progression] E -> I once ``exposed_days`` have passed since exposure; I -> R or M
+   once ``infected_days`` more have, dying with the age band's probability. An agent
+   exposed on day ``t`` is E on days ``t .. t+4`` and I on days ``t+5 .. t+9`` (defaults).
+3. [isolation] each living agent isolates today with its group's probability.
+4. [infection] susceptible, non-isolating agents are exposed with probability
+   ``1 - exp(-lambda_i)`` (see :mod:`jaxsim.kernels.contact_infection`), from the stages
+   after today's progression.
 
 Per-day metrics: ``susceptible, exposed, infected, recovered, dead`` (counts at the end of
 the day), ``new_infections`` (S -> E), ``new_cases`` (E -> I onsets), ``new_deaths``,
@@ -291,9 +293,9 @@ def covid_model(
     return Model(
         substeps=(
             Substep("isolation_policy", _isolation_policy_substep(policy)),
+            Substep("progression", _progression_substep(estimator)),
             Substep("isolation", _isolation_substep(estimator)),
             Substep("infection", _infection_substep(estimator, contact_method)),
-            Substep("progression", _progression_substep(estimator)),
         ),
         observe=observe_stage_counts,
         name=f"covid[{policy}]",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import sys
 import time
 import zlib
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -162,7 +163,8 @@ class RunResult:
     Attributes:
         state: the final state (device arrays).
         metrics: ``{name: numpy [days, ...]}`` per-day aggregates.
-        compile_seconds: lowering + XLA compilation of the chunk program.
+        compile_seconds: lowering + XLA compilation of the chunk programs (0 when an
+            earlier run with the same model and argument shapes already compiled them).
         run_seconds: execution time of all days, compilation excluded.
         days: number of simulated days.
     """
@@ -186,6 +188,33 @@ def _chunk_program(model: Model, chunk_days: int):
         return jax.lax.scan(body, state, t0 + jnp.arange(chunk_days, dtype=jnp.int32))
 
     return jax.jit(chunk, donate_argnums=(0,))
+
+
+#: Compiled chunk programs, most recently used last: ``run`` compiles a model once per
+#: chunk length and argument signature, so repeated runs (seeds, parameter sweeps,
+#: calibration loops) skip compilation.
+_COMPILED: OrderedDict = OrderedDict()
+_COMPILED_MAX = 16
+
+
+def _signature(tree) -> tuple:
+    leaves, treedef = jax.tree.flatten(tree)
+    return (treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x))), str(getattr(x, "sharding", ""))) for x in leaves))
+
+
+def _compiled_chunk(model: Model, chunk_days: int, state, params, world, key):
+    """``(compiled program, seconds spent compiling)``; 0 seconds when cached."""
+    cache_key = (model, chunk_days, _signature((state, params, world, key)))
+    if cache_key in _COMPILED:
+        _COMPILED.move_to_end(cache_key)
+        return _COMPILED[cache_key], 0.0
+    start = time.perf_counter()
+    program = _chunk_program(model, chunk_days).lower(state, params, world, key, jnp.int32(0)).compile()
+    seconds = time.perf_counter() - start
+    _COMPILED[cache_key] = program
+    while len(_COMPILED) > _COMPILED_MAX:
+        _COMPILED.popitem(last=False)
+    return program, seconds
 
 
 def run(
@@ -221,14 +250,12 @@ def run(
         chunk_days = days  # short runs: one chunk, one compilation
     lengths = [min(chunk_days, days - t0) for t0 in range(0, days, chunk_days)]
 
-    # One compiled program per distinct chunk length (at most two: full and remainder).
-    compiled = {}
-    start = time.perf_counter()
+    # One compiled program per distinct chunk length (at most two: full and remainder),
+    # reused across calls with the same model and argument shapes.
+    compiled, compile_seconds = {}, 0.0
     for length in sorted(set(lengths), reverse=True):
-        compiled[length] = (
-            _chunk_program(model, length).lower(state, params, world, key, jnp.int32(0)).compile()
-        )
-    compile_seconds = time.perf_counter() - start
+        compiled[length], seconds = _compiled_chunk(model, length, state, params, world, key)
+        compile_seconds += seconds
 
     chunks: list[dict[str, np.ndarray]] = []
     bar = None

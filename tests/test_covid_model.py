@@ -218,3 +218,14 @@ def test_padding_slots_are_inert_and_uncounted():
     np.testing.assert_array_equal(total, np.full(20, 2999))
     assert int(result.state.stage[-1]) == covid.ABSENT and not bool(result.state.isolating[-1])
     assert m["isolating"].max() <= 2999
+
+
+def test_repeated_runs_reuse_the_compiled_program(small_population):
+    model, state, params, world = setup(small_population)
+    first = engine.run(model, state, params, world, jax.random.key(0), 9, progress=False)
+    _, state2, _, _ = setup(small_population)
+    second = engine.run(model, state2, params.replace(transmission_rate=params.transmission_rate * 2),
+                        world, jax.random.key(1), 9, progress=False)
+    assert first.compile_seconds > 0
+    assert second.compile_seconds == 0.0
+    assert second.metrics["new_infections"].sum() != first.metrics["new_infections"].sum()
