@@ -70,9 +70,9 @@ DEFAULT_SUSCEPTIBILITY: dict[str, float] = {
 
 #: Probability that an infection ends in death (infection fatality ratio), by age band.
 #: From Levin et al., "Assessing the age specificity of infection fatality rates for
-#: COVID-19", European Journal of Epidemiology 35, 1123-1138 (2020): log10 IFR =
-#: -3.27 + 0.0524 * age, evaluated at a representative age of each band (U19: 10,
-#: 20t29: 25, 30t39: 35, 40t49: 45, 50t64: 57, 65A: 75).
+#: COVID-19", European Journal of Epidemiology 35, 1123-1138 (2020): log10(IFR in
+#: percent) = -3.27 + 0.0524 * age, evaluated at a representative age of each band
+#: (U19: 10, 20t29: 25, 30t39: 35, 40t49: 45, 50t64: 57, 65A: 75) and divided by 100.
 DEFAULT_MORTALITY: dict[str, float] = {
     "U19": 0.00002,
     "20t29": 0.0001,
@@ -111,6 +111,8 @@ DEFAULT_INFECTED_DAYS = 5
 
 #: ``day_infected`` of agents never infected.
 NEVER = np.int16(-30000)
+#: Length of the ``daily_exposures`` ring: covers the infectiousness profile and dwell times.
+EXPOSURE_HISTORY_DAYS = 32
 #: Stage code of padding slots (see :data:`jaxsim.engine.AGENT_ALIGNMENT`): never infected,
 #: never infectious, never isolating, in no stage count.
 ABSENT = 5
@@ -160,7 +162,12 @@ class CovidState:
         stage: int8 ``[N]`` stage codes (0 S, 1 E, 2 I, 3 R, 4 M).
         day_infected: int16 ``[N]`` day of exposure (``NEVER`` if not infected yet); the
             day a stage ends follows from it and the dwell times.
-        isolating: bool ``[N]`` isolating today.
+        isolating: float32 ``[N]`` 1 if isolating today, else 0 (a float so that isolation
+            parameters get gradients in a differentiable run).
+        daily_exposures: float32 ``[32]`` ring buffer, slot ``d mod 32`` holding the number
+            of agents exposed on day ``d`` (days ``-9 .. -1`` from the initial state). In a
+            differentiable run it carries the gradient of every exposure draw (hit or not)
+            into later cases and infection pressure (see :func:`covid_model`).
         isolation_prob: float32 ``[G]`` this week's isolation probability per group.
         daily_cases: float32 ``[28]`` ring buffer of daily new cases (onsets), slot ``d mod 28``.
     """
@@ -168,6 +175,7 @@ class CovidState:
     stage: jax.Array
     day_infected: jax.Array
     isolating: jax.Array
+    daily_exposures: jax.Array
     isolation_prob: jax.Array
     daily_cases: jax.Array
 
@@ -178,7 +186,8 @@ def _week(t: jax.Array, num_weeks: int) -> jax.Array:
 
 
 def _day_index(t: jax.Array, length: int) -> jax.Array:
-    return jnp.clip(t, 0, length - 1)
+    """Index of day ``t`` in a per-day schedule of ``length`` days, repeated cyclically."""
+    return t % length
 
 
 def _sum_by_code(values: jax.Array, codes: jax.Array, num_codes: int) -> jax.Array:
@@ -207,17 +216,38 @@ def _isolation_substep(estimator: str):
         p = state.isolation_prob[world.agents["isolation_group"].astype(jnp.int32)]
         p = jnp.where(state.stage >= DEAD, 0.0, p)  # the dead and padding slots
         isolates = sampling.bernoulli(key, p, estimator)
-        return state.replace(isolating=isolates > 0.5), {"isolating": isolates.sum()}
+        return state.replace(isolating=isolates), {"isolating": isolates.sum()}
 
     return isolation
 
 
+def _mean_field_infectiousness(state: CovidState, params: CovidParams, t) -> jax.Array:
+    """Total infectiousness today from the aggregate exposure history (a scalar).
+
+    ``sum_d exposures(t - d) * alpha(d) * g(d)``, where ``alpha(d)`` is the E value for
+    ``d < exposed_days``, the I value up to ``exposed_days + infected_days`` and 0 after.
+    """
+    d = jnp.arange(params.infectiousness_profile.shape[0])
+    alpha = jnp.where(
+        d == 0,
+        0.0,  # agents exposed today are not infectious until tomorrow
+        jnp.where(d < params.exposed_days,
+        params.stage_infectiousness[EXPOSED],
+        jnp.where(d < params.exposed_days + params.infected_days, params.stage_infectiousness[INFECTED], 0.0)),
+    )
+    past = state.daily_exposures[(t - d) % EXPOSURE_HISTORY_DAYS]
+    return jnp.sum(past * alpha * params.infectiousness_profile)
+
+
 def _infection_substep(estimator: str, contact_method: str = "auto"):
+    differentiable = estimator != "none"
+
     def infection(state: CovidState, params: CovidParams, key, t, world: World):
+        present = 1.0 - state.isolating
         x = agent_infectiousness(
             state.stage,
             state.day_infected,
-            state.isolating,
+            present,
             t,
             params.stage_infectiousness,
             params.infectiousness_profile,
@@ -227,25 +257,37 @@ def _infection_substep(estimator: str, contact_method: str = "auto"):
             for name, series in world.inputs.get("layer_scale", {}).items()
         }
         pressure = contact_pressure(x, world.graph, layer_scale, contact_method)
+        if differentiable:
+            # Mean-field path for the gradient through time: scale the pressure by
+            # total / stop_gradient(total), exactly 1 going forward, whose gradient says how
+            # the day's infectiousness moves with every earlier exposure draw (an agent
+            # that was not infected carries no per-agent path to later days).
+            total = _mean_field_infectiousness(state, params, t)
+            safe = jnp.where(total > 0, total, 1.0)
+            pressure = pressure * jnp.where(total > 0, safe / jax.lax.stop_gradient(safe), 1.0)
         age = world.agents["age"].astype(jnp.int32)
         rate = params.transmission_rate[_week(t, params.transmission_rate.shape[0])]
-        can_be_infected = (state.stage == SUSCEPTIBLE) & ~state.isolating
+        can_be_infected = (state.stage == SUSCEPTIBLE) * present
         p = exposure_probability(
             pressure, rate, params.susceptibility[age], params.contact_normaliser, can_be_infected
         )
         exposed = sampling.bernoulli(key, p, estimator)
         hit = exposed > 0.5
+        by_age = _sum_by_code(exposed, age, params.susceptibility.shape[0])
+        new_infections = by_age.sum()
         state = state.replace(
             stage=jnp.where(hit, jnp.int8(EXPOSED), state.stage),
             day_infected=jnp.where(hit, t.astype(state.day_infected.dtype), state.day_infected),
+            daily_exposures=state.daily_exposures.at[t % EXPOSURE_HISTORY_DAYS].set(new_infections),
         )
-        by_age = _sum_by_code(exposed, age, params.susceptibility.shape[0])
-        return state, {"new_infections": by_age.sum(), "new_infections_by_age": by_age}
+        return state, {"new_infections": new_infections, "new_infections_by_age": by_age}
 
     return infection
 
 
 def _progression_substep(estimator: str):
+    differentiable = estimator != "none"
+
     def progression(state: CovidState, params: CovidParams, key, t, world: World):
         age = world.agents["age"].astype(jnp.int32)
         dies = sampling.bernoulli(key, params.mortality[age], estimator)
@@ -253,6 +295,12 @@ def _progression_substep(estimator: str):
             state.stage, state.day_infected, t, params.exposed_days, params.infected_days, dies
         )
         new_cases = events["onset"].sum()
+        if differentiable:
+            # Today's onsets are exactly the agents exposed ``exposed_days`` ago; adding
+            # (that count - itself) keeps the value and routes its gradient to every
+            # exposure draw of that day.
+            exposed_then = state.daily_exposures[(t - params.exposed_days) % EXPOSURE_HISTORY_DAYS]
+            new_cases = new_cases + (exposed_then - jax.lax.stop_gradient(exposed_then))
         state = state.replace(
             stage=stage,
             daily_cases=state.daily_cases.at[t % CASE_HISTORY_DAYS].set(new_cases),
@@ -290,6 +338,26 @@ def covid_model(
     if contact_method not in CONTACT_METHODS:
         raise ValueError(f"unknown contact method {contact_method!r}; choose one of {CONTACT_METHODS}")
     sampling.check_estimator(estimator)
+
+    def validate(state: CovidState, params: CovidParams, world: World) -> None:
+        validate_params(
+            params, world.num_categories("age"), world.num_categories("isolation_group")
+        )
+        if state.stage.shape != (world.num_slots,):
+            raise ValueError(
+                f"state has {state.stage.shape[0]} agent slots, the world {world.num_slots}"
+            )
+        if policy == "inputs":
+            table = world.inputs.get("isolation_prob")
+            if table is None:
+                raise ValueError(
+                    "policy 'inputs' needs world.inputs['isolation_prob'] (build_world(..., isolation_prob=...))"
+                )
+            if table.shape[1] != world.num_categories("isolation_group"):
+                raise ValueError(
+                    f"isolation_prob has {table.shape[1]} groups, the world {world.num_categories('isolation_group')}"
+                )
+
     return Model(
         substeps=(
             Substep("isolation_policy", _isolation_policy_substep(policy)),
@@ -299,6 +367,7 @@ def covid_model(
         ),
         observe=observe_stage_counts,
         name=f"covid[{policy}]",
+        validate=validate,
     )
 
 
@@ -312,6 +381,21 @@ def _age_table(population: Population, values: Mapping[str, float], what: str) -
         ) from None
 
 
+def _group_table(
+    population: Population, attribute: str, values: float | Mapping[str, float], what: str
+) -> np.ndarray:
+    if attribute not in population.attributes:
+        raise KeyError(
+            f"isolation_groups: population has no attribute {attribute!r}; it has {sorted(population.attributes)}"
+        )
+    if isinstance(values, Mapping):
+        try:
+            return population.table_by_label(attribute, values)
+        except KeyError as err:
+            raise KeyError(f"{what}: {err.args[0]}") from None
+    return np.full(population.num_categories(attribute), float(values), np.float32)
+
+
 def default_params(
     population: Population,
     weeks: int,
@@ -320,7 +404,8 @@ def default_params(
     transmission_rate: float | np.ndarray = DEFAULT_TRANSMISSION_RATE,
     susceptibility: Mapping[str, float] = DEFAULT_SUSCEPTIBILITY,
     mortality: Mapping[str, float] = DEFAULT_MORTALITY,
-    isolation_baseline: Mapping[str, float] = DEFAULT_ISOLATION_BASELINE,
+    isolation_groups: str = "age",
+    isolation_baseline: float | Mapping[str, float] | None = None,
     isolation_response: float | Mapping[str, float] = DEFAULT_ISOLATION_RESPONSE,
     stage_infectiousness: tuple[float, ...] = DEFAULT_STAGE_INFECTIOUSNESS,
     infectiousness_profile: np.ndarray | None = None,
@@ -331,16 +416,23 @@ def default_params(
 ) -> CovidParams:
     """Parameters for ``population`` with label-keyed tables resolved to its codes.
 
-    Isolation groups are the age bands (``isolation_baseline`` keyed by age label).
+    Isolation groups are the categories of the attribute ``isolation_groups`` (default the
+    age bands; must match :func:`build_world`). ``isolation_baseline`` and
+    ``isolation_response`` are keyed by that attribute's labels, or one number for every
+    group; the default baseline is :data:`DEFAULT_ISOLATION_BASELINE` for age groups and
+    its mean for any other grouping.
     """
     weeks = int(weeks)
     if weeks < 1:
         raise ValueError(f"weeks must be >= 1, got {weeks}")
     rate = np.broadcast_to(np.asarray(transmission_rate, np.float32), (weeks,)).copy()
-    if isinstance(isolation_response, Mapping):
-        response = _age_table(population, isolation_response, "isolation_response")
-    else:
-        response = np.full(population.num_categories("age"), isolation_response, np.float32)
+    if isolation_baseline is None:
+        isolation_baseline = (
+            DEFAULT_ISOLATION_BASELINE if isolation_groups == "age"
+            else float(np.mean(list(DEFAULT_ISOLATION_BASELINE.values())))
+        )
+    baseline = _group_table(population, isolation_groups, isolation_baseline, "isolation_baseline")
+    response = _group_table(population, isolation_groups, isolation_response, "isolation_response")
     profile = (
         gamma_infectiousness_profile() if infectiousness_profile is None else infectiousness_profile
     )
@@ -353,14 +445,14 @@ def default_params(
         contact_normaliser=jnp.float32(contact_normaliser),
         exposed_days=jnp.int32(exposed_days),
         infected_days=jnp.int32(infected_days),
-        isolation_baseline=jnp.asarray(
-            _age_table(population, isolation_baseline, "isolation_baseline")
-        ),
+        isolation_baseline=jnp.asarray(baseline),
         isolation_response=jnp.asarray(response),
         initial_exposed_share=jnp.float32(initial_exposed_share),
         initial_infected_share=jnp.float32(initial_infected_share),
     )
-    validate_params(params, num_ages=population.num_categories("age"))
+    validate_params(
+        params, population.num_categories("age"), population.num_categories(isolation_groups)
+    )
     return params
 
 
@@ -410,16 +502,19 @@ def build_world(
     *,
     layers: list[str] | None = None,
     layer_scale: Mapping[str, np.ndarray] | None = None,
+    isolation_groups: str = "age",
     isolation_prob: np.ndarray | None = None,
 ) -> World:
-    """Device arrays for a run: age codes, isolation groups (age bands), contact graph, inputs.
+    """Device arrays for a run: age codes, isolation groups, contact graph, inputs.
 
     Args:
         layers: contact layers to use (default: all of the population's).
-        layer_scale: ``{layer: float [days]}`` per-day multipliers (1 = as built, 0 = off),
-            e.g. one network per day of week.
+        layer_scale: ``{layer: float [P]}`` per-day multipliers (1 = as built, 0 = off),
+            repeated every ``P`` days: a 7-entry schedule is a weekly pattern (e.g. one
+            network per day of week), a schedule as long as the run is a timeline.
+        isolation_groups: the attribute whose categories are the isolation groups.
         isolation_prob: float ``[weeks, G]`` externally supplied isolation probabilities
-            (for ``policy="inputs"``).
+            per group (for ``policy="inputs"``); the last week repeats.
     """
     if "age" not in population.attributes:
         raise PopulationError("the COVID model needs an 'age' attribute in the population")
@@ -428,30 +523,44 @@ def build_world(
     dtype = np.int8 if population.num_categories("age") < 127 else np.int32
     age = np.zeros(slots, dtype)
     age[:n] = population.attributes["age"]
+    if isolation_groups not in population.attributes:
+        raise KeyError(
+            f"isolation_groups: population has no attribute {isolation_groups!r}; "
+            f"it has {sorted(population.attributes)}"
+        )
+    num_groups = population.num_categories(isolation_groups)
+    group = np.zeros(slots, np.int32)
+    group[:n] = population.attributes[isolation_groups]
     graph: dict[str, ContactLayer] = build_contact_graph(population, layers, num_slots=slots)
     inputs: dict = {}
     if layer_scale:
         unknown = sorted(set(layer_scale) - set(graph))
         if unknown:
             raise KeyError(f"layer_scale names unknown layers {unknown}; layers are {sorted(graph)}")
-        inputs["layer_scale"] = {
-            k: jnp.asarray(np.asarray(v, np.float32)) for k, v in layer_scale.items()
-        }
+        inputs["layer_scale"] = {}
+        for name, values in layer_scale.items():
+            series = np.asarray(values, np.float32)
+            if series.ndim != 1 or series.size == 0 or not np.all(np.isfinite(series)) or np.any(series < 0):
+                raise ValueError(
+                    f"layer_scale[{name!r}] must be a non-empty 1-D array of finite values >= 0"
+                )
+            inputs["layer_scale"][name] = jnp.asarray(series)
     if isolation_prob is not None:
         table = np.asarray(isolation_prob, np.float32)
-        groups = population.num_categories("age")
-        if table.ndim != 2 or table.shape[1] != groups:
+        if table.ndim != 2 or table.shape[1] != num_groups:
             raise ValueError(
-                f"isolation_prob must have shape [weeks, {groups}] (one column per age band), got {table.shape}"
+                f"isolation_prob must have shape [weeks, {num_groups}] (one column per "
+                f"{isolation_groups!r} category), got {table.shape}"
             )
         if not np.all((table >= 0) & (table <= 1)):
             raise ValueError("isolation_prob: probabilities must lie in [0, 1]")
         inputs["isolation_prob"] = jnp.asarray(table)
     return World(
-        agents={"age": jnp.asarray(age), "isolation_group": jnp.asarray(age)},
+        agents={"age": jnp.asarray(age), "isolation_group": jnp.asarray(group.astype(dtype if num_groups < 127 else np.int32))},
         graph=graph,
         inputs=inputs,
         num_agents=n,
+        categories=(("age", population.num_categories("age")), ("isolation_group", num_groups)),
     )
 
 
@@ -471,6 +580,7 @@ def initial_state(
     *,
     stages: np.ndarray | None = None,
     prior_daily_cases: float | np.ndarray = 0.0,
+    estimator: str = "none",
 ) -> CovidState:
     """Day-0 state.
 
@@ -483,31 +593,48 @@ def initial_state(
     Args:
         prior_daily_cases: cases per day over the 28 days before the run (scalar or
             ``[28]``, oldest first), the case signal the isolation heuristic starts from.
+        estimator: gradient estimator of the initial E/I draws (see :mod:`jaxsim.sampling`),
+            so that the initial shares can be calibrated; use the model's.
     """
     num_agents, slots = world.num_agents, world.num_slots
     real = jnp.arange(slots) < num_agents
     k_stage, k_offset = jax.random.split(key)
     u_offset = sampling.uniform(k_offset, (slots,))
     if stages is None:
-        u = sampling.uniform(k_stage, (slots,))
-        e_share = params.initial_exposed_share
-        stage = jnp.where(
-            u < e_share,
-            EXPOSED,
-            jnp.where(u < e_share + params.initial_infected_share, INFECTED, SUSCEPTIBLE),
+        # Both draws use the same uniforms (same key): E if u < e, I if e <= u < e + i.
+        e_share = jnp.broadcast_to(params.initial_exposed_share, (slots,))
+        exposed = sampling.bernoulli(k_stage, e_share, estimator)
+        infected = (
+            sampling.bernoulli(k_stage, e_share + params.initial_infected_share, estimator) - exposed
         )
+        exposed, infected = exposed * real, infected * real
+        stage = jnp.where(exposed > 0.5, EXPOSED, jnp.where(infected > 0.5, INFECTED, SUSCEPTIBLE))
+        ever_exposed = exposed + infected
     else:
         given = np.asarray(stages, np.int8)
         if given.shape != (num_agents,):
             raise ValueError(f"stages has shape {given.shape}, expected ({num_agents},)")
         stage = jnp.asarray(np.pad(given, (0, slots - num_agents)))
+        ever_exposed = ((stage == EXPOSED) | (stage == INFECTED)).astype(jnp.float32)
     stage = jnp.where(real, stage, ABSENT).astype(jnp.int8)
     e_days, i_days = params.exposed_days, params.infected_days
-    into_e = jnp.floor(u_offset * e_days).astype(jnp.int32)
+    # The state at the start of day 0 (progression runs first each day): E agents were
+    # exposed 1 .. exposed_days days ago, I agents exposed_days + 1 .. exposed_days +
+    # infected_days days ago (defaults: E on days -1..-5, I on days -6..-10).
+    into_e = jnp.floor(u_offset * e_days).astype(jnp.int32) + 1
     into_i = jnp.floor(u_offset * i_days).astype(jnp.int32)
     day_infected = jnp.select(
-        [stage == EXPOSED, stage == INFECTED], [-into_e, -(e_days + into_i)], NEVER
+        [stage == EXPOSED, stage == INFECTED], [-into_e, -(e_days + into_i + 1)], NEVER
     ).astype(jnp.int16)
+    # Exposures on days -1, -2, ... of the agents in E or I at day 0 (their history).
+    days_back = -day_infected.astype(jnp.int32)
+    lookback = EXPOSURE_HISTORY_DAYS - 1
+    by_day = jnp.sum(
+        ever_exposed[:, None] * (days_back[:, None] == jnp.arange(1, lookback + 1)[None, :]), axis=0
+    )
+    exposure_ring = jnp.zeros(EXPOSURE_HISTORY_DAYS, jnp.float32).at[
+        (-jnp.arange(1, lookback + 1)) % EXPOSURE_HISTORY_DAYS
+    ].set(by_day)
     prior = np.broadcast_to(np.asarray(prior_daily_cases, np.float32), (CASE_HISTORY_DAYS,))
     # Slot (d mod 28) holds day d; day -28 + i is the i-th oldest prior day.
     ring = np.empty(CASE_HISTORY_DAYS, np.float32)
@@ -515,7 +642,8 @@ def initial_state(
     return CovidState(
         stage=stage,
         day_infected=day_infected,
-        isolating=jnp.zeros(slots, bool),
+        isolating=jnp.zeros(slots, jnp.float32),
+        daily_exposures=exposure_ring,
         isolation_prob=jnp.zeros(params.isolation_baseline.shape, jnp.float32),
         daily_cases=jnp.asarray(ring),
     )

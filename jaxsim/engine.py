@@ -53,12 +53,22 @@ class World:
             multipliers, per-week isolation probabilities supplied from outside, ...).
         num_agents: the population's real agents ``N`` (static). Agent arrays may be
             longer (:func:`padded_size`): slots ``N ..`` are inert padding.
+        categories: static ``((name, number of categories), ...)`` of the coded agent
+            arrays, so that parameter tables can be checked against them.
     """
 
     agents: dict[str, jax.Array]
     graph: dict[str, ContactLayer]
     inputs: dict[str, jax.Array] = struct.field(default_factory=dict)
     num_agents: int = struct.field(pytree_node=False, default=0)
+    categories: tuple = struct.field(pytree_node=False, default=())
+
+    def num_categories(self, name: str) -> int:
+        """Number of categories of the coded agent array ``name``."""
+        found = dict(self.categories)
+        if name not in found:
+            raise KeyError(f"world has no category count for {name!r}; it has {sorted(found)}")
+        return found[name]
 
     @property
     def num_slots(self) -> int:
@@ -99,11 +109,15 @@ class Model:
         observe: ``fn(state, world) -> metrics`` computed on the state at the end of the
             day (e.g. counts per stage).
         name: for reports.
+        validate: optional ``fn(state, params, world)`` run on the host by :func:`run`
+            before compiling; raises ``ValueError`` naming what does not fit (a parameter
+            table of the wrong length, a missing input, ...).
     """
 
     substeps: tuple[Substep, ...]
     observe: ObserveFn | None = None
     name: str = "model"
+    validate: Callable[[Any, Any, "World"], None] | None = None
 
     def __post_init__(self) -> None:
         names = [s.name for s in self.substeps]
@@ -143,17 +157,43 @@ def simulate(
     key: jax.Array,
     days: int,
     start_day: int | jax.Array = 0,
+    checkpoint_days: int | None = None,
 ):
     """Run ``days`` days as one ``lax.scan``; pure, so it composes with jit, grad and vmap.
 
+    Args:
+        checkpoint_days: when set (e.g. 7), the days run in blocks of this length, each
+            block under ``jax.checkpoint``: a reverse-mode gradient then stores the state
+            once per block and recomputes the days inside a block, so its memory grows
+            with ``days / checkpoint_days`` states instead of ``days``.
+
     Returns ``(final_state, metrics)`` with each metric stacked to ``[days, ...]``.
     """
+    days = int(days)
 
     def body(carry, t):
         return model.step(carry, params, key, t, world)
 
-    ts = jnp.asarray(start_day, jnp.int32) + jnp.arange(int(days), dtype=jnp.int32)
-    return jax.lax.scan(body, state, ts)
+    start = jnp.asarray(start_day, jnp.int32)
+    if not checkpoint_days or checkpoint_days >= days:
+        return jax.lax.scan(body, state, start + jnp.arange(days, dtype=jnp.int32))
+    block = int(checkpoint_days)
+    if block < 1:
+        raise ValueError(f"checkpoint_days must be >= 1, got {checkpoint_days}")
+    blocks, remainder = divmod(days, block)
+
+    @jax.checkpoint
+    def run_block(carry, first_day):
+        return jax.lax.scan(body, carry, first_day + jnp.arange(block, dtype=jnp.int32))
+
+    state, metrics = jax.lax.scan(run_block, state, start + block * jnp.arange(blocks, dtype=jnp.int32))
+    metrics = jax.tree.map(lambda m: m.reshape((blocks * block,) + m.shape[2:]), metrics)
+    if remainder:
+        state, tail = jax.lax.scan(
+            body, state, start + blocks * block + jnp.arange(remainder, dtype=jnp.int32)
+        )
+        metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
+    return state, metrics
 
 
 @dataclass
@@ -182,10 +222,7 @@ def _chunk_program(model: Model, chunk_days: int):
     """A jitted program that runs exactly ``chunk_days`` days from day ``t0``."""
 
     def chunk(state, params, world, key, t0):
-        def body(carry, t):
-            return model.step(carry, params, key, t, world)
-
-        return jax.lax.scan(body, state, t0 + jnp.arange(chunk_days, dtype=jnp.int32))
+        return simulate(model, state, params, world, key, chunk_days, start_day=t0)
 
     return jax.jit(chunk, donate_argnums=(0,))
 
@@ -245,6 +282,8 @@ def run(
     days = int(days)
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
+    if model.validate is not None:
+        model.validate(state, params, world)
     chunk_days = max(1, int(chunk_days))
     if days <= 2 * chunk_days:
         chunk_days = days  # short runs: one chunk, one compilation

@@ -29,7 +29,8 @@ class ContactLayer:
     Attributes:
         src: int32 ``[2E]`` the agent whose infectiousness travels along the edge.
         dst: int32 ``[2E]`` the agent it reaches; sorted ascending.
-        row_start: int32 ``[N + 1]`` first edge position of each destination (CSR offsets).
+        row_start: int32 ``[S + 1]`` first edge position of each destination (CSR offsets),
+            for ``S`` agent slots (the population size, or more with padding).
         weight: float32 ``[2E]`` contact weight, or ``None`` for all-ones (saves a read of
             ``4 * 2E`` bytes per day).
     """

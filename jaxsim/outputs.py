@@ -26,8 +26,9 @@ def metrics_table(
     start_date: pd.Timestamp | None = None,
     vector_labels: Mapping[str, Sequence[str]] | None = None,
 ) -> pd.DataFrame:
-    """One row per day: ``day``, ``date`` (when known), scalar metrics, then vector metrics
-    spread into ``<name>_<label>`` columns (labels from ``vector_labels[name]``)."""
+    """One row per day: ``day``, ``date`` (ISO date, empty when the start date is unknown),
+    scalar metrics, then vector metrics spread into ``<name>_<label>`` columns (labels from
+    ``vector_labels[name]``)."""
     vector_labels = dict(vector_labels or {})
     days = len(next(iter(metrics.values())))
     table = {"day": np.arange(days)}
@@ -35,6 +36,8 @@ def metrics_table(
         table["date"] = (pd.Timestamp(start_date) + pd.to_timedelta(np.arange(days), unit="D")).strftime(
             "%Y-%m-%d"
         )
+    else:
+        table["date"] = [""] * days
     scalar = [k for k, v in metrics.items() if np.ndim(v) == 1]
     ordered = [k for k in CORE_METRIC_COLUMNS if k in scalar] + sorted(
         k for k in scalar if k not in CORE_METRIC_COLUMNS

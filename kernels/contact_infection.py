@@ -25,7 +25,7 @@ from jaxsim.graph import ContactLayer
 def agent_infectiousness(
     stage: jax.Array,
     day_infected: jax.Array,
-    blocked: jax.Array,
+    transmitting: jax.Array,
     t: jax.Array,
     stage_infectiousness: jax.Array,
     profile: jax.Array,
@@ -37,20 +37,22 @@ def agent_infectiousness(
             padding slots, are not infectious).
         day_infected: int ``[N]`` day the agent was exposed (negative for before the run;
             meaningless for agents never infected, whose ``alpha`` is 0).
-        blocked: bool ``[N]`` agents who transmit nothing today (isolating).
+        transmitting: float ``[N]`` multiplier, 1 for an agent that can transmit today and
+            0 for one that cannot (isolating). In a differentiable run it carries the
+            gradient of the events that made the agent infected and not isolating.
         t: int scalar, today (days since the run started).
         stage_infectiousness: float ``[5]`` ``alpha`` per stage code.
         profile: float ``[D]`` ``g[d]`` for ``d`` days since infection; 0 beyond ``D``.
 
     Returns:
-        float32 ``[N]``: ``alpha[stage_j] * g(t - t_inf_j)``, 0 where blocked.
+        float32 ``[N]``: ``alpha[stage_j] * g(t - t_inf_j) * transmitting_j``.
     """
     days_since = t - day_infected.astype(jnp.int32)
     num_days = profile.shape[0]
     in_window = (days_since >= 0) & (days_since < num_days)
     g = jnp.where(in_window, profile[jnp.clip(days_since, 0, num_days - 1)], 0.0)
     alpha = jnp.take(stage_infectiousness, stage.astype(jnp.int32), mode="fill", fill_value=0.0)
-    return jnp.where(blocked, 0.0, alpha * g).astype(jnp.float32)
+    return (alpha * g * transmitting).astype(jnp.float32)
 
 
 def layer_pressure(infectiousness: jax.Array, layer: ContactLayer) -> jax.Array:
@@ -229,7 +231,8 @@ def exposure_probability(
         transmission_rate: float scalar ``R(t)`` for today's week (>= 0).
         susceptibility: float ``[N]`` ``sigma[age_i]`` per agent.
         contact_normaliser: float scalar ``c`` (> 0), mean contacts per agent per day.
-        can_be_infected: bool ``[N]`` susceptible and not isolating.
+        can_be_infected: ``[N]`` 1/True for agents that can be infected today (susceptible
+            and not isolating), 0/False otherwise; a float mask passes gradients through.
 
     Returns:
         float32 ``[N]`` probabilities in ``[0, 1]``.
@@ -241,4 +244,4 @@ def exposure_probability(
     p = jnp.where(
         rate < 0.01, rate * (1.0 - 0.5 * rate * (1.0 - rate / 3.0)), 1.0 - jnp.exp(-rate)
     )
-    return jnp.where(can_be_infected, p, 0.0)
+    return p * can_be_infected

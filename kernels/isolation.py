@@ -17,14 +17,17 @@ def weekly_case_signal(daily_cases: jax.Array, t: jax.Array) -> tuple[jax.Array,
     """This week's cases and the mean weekly cases over the last four weeks.
 
     Args:
-        daily_cases: float ``[28]`` ring buffer; entry ``(d mod 28)`` holds the new cases
-            (symptom onsets) of day ``d``; days before the run hold a prior.
+        daily_cases: float ``[L]`` ring buffer (``L >= 28``); entry ``(d mod L)`` holds the
+            new cases (symptom onsets) of day ``d``; days before the run hold a prior.
         t: int scalar, today; "this week" is days ``t-7 .. t-1``.
 
     Returns:
         ``(cases_this_week, cases_4_week_average)``, float32 scalars (cases per week).
     """
-    days_back = (t - 1 - jnp.arange(28)) % 28  # ring positions of days t-1, t-2, ..., t-28
+    length = daily_cases.shape[0]
+    if length < 28:
+        raise ValueError(f"weekly_case_signal needs a ring of at least 28 days, got {length}")
+    days_back = (t - 1 - jnp.arange(28)) % length  # ring positions of days t-1, ..., t-28
     recent = daily_cases[days_back]
     return recent[:7].sum(), recent.sum() / 4.0
 

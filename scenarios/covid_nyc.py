@@ -93,14 +93,17 @@ def main(argv=None) -> int:
           f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
 
     # Observed cases where the data covers the population's neighbourhoods.
+    # Reported cases are per neighbourhood: shares use the census people of those
+    # neighbourhoods; the plot scales cases to the agents that represent them.
     observed = nyc_cases.observed_cases(neighbourhoods_of(population))
-    start_index, start_date, people_observed = 0, None, 0.0
+    start_index, start_date, agents_observed, census_observed = 0, None, 0.0, 0.0
     if observed is not None:
         start_index = observed.week_index(args.start_week) if args.start_week else 0
         start_date = observed.week_end[start_index] - pd.Timedelta(days=6)
         area = population.attributes["area"]
         codes = [population.code("area", nta) for nta in observed.ntas]
-        people_observed = float(np.isin(area, codes).sum())
+        agents_observed = float(np.isin(area, codes).sum())
+        census_observed = float(load_households().loc[list(observed.ntas), "people"].sum())
     elif args.start_week:
         raise ValueError(
             f"--start-week {args.start_week}: no case data covers this population's areas "
@@ -111,7 +114,7 @@ def main(argv=None) -> int:
     weeks = math.ceil(args.days / 7)
     world = covid.build_world(population)
     seeding = nyc_cases.seeding_from_cases(
-        observed, start_index, people_observed,
+        observed, start_index, census_observed,
         exposed_days=covid.DEFAULT_EXPOSED_DAYS, infected_days=covid.DEFAULT_INFECTED_DAYS,
         ascertainment=args.ascertainment,
     )
@@ -125,9 +128,14 @@ def main(argv=None) -> int:
     key = jax.random.key(args.seed)
     init_key, run_key = jax.random.split(key)
     stages = population.disease_stages
+    prior_daily_cases = seeding.prior_daily_case_share * n
+    if stages is not None:
+        # The stage file's infected agents set the prior case signal: onsets per day.
+        prior_daily_cases = float(np.sum(stages == 2)) / covid.DEFAULT_INFECTED_DAYS
     state = covid.initial_state(
-        params, init_key, world, stages=stages, prior_daily_cases=seeding.prior_daily_case_share * n
+        params, init_key, world, stages=stages, prior_daily_cases=prior_daily_cases
     )
+    initial_counts = np.bincount(np.asarray(state.stage)[:n], minlength=5)
     initial_source = "disease_stages.csv" if stages is not None else seeding.source
 
     # Run.
@@ -142,13 +150,12 @@ def main(argv=None) -> int:
     table = outputs.metrics_table(
         result.metrics, start_date=start_date,
         vector_labels={"new_infections_by_age": age_labels, "isolation_prob": age_labels},
-    )
+    )  # isolation groups are the age bands here
     observed_weekly = None
     if observed is not None:
         # Scale the neighbourhoods' reported cases to the agents that represent them
         # (1 for a synthetic population of whole NTAs).
-        census = float(load_households().loc[list(observed.ntas), "people"].sum())
-        weeks_shown = observed.cases[start_index : start_index + weeks] * (people_observed / census)
+        weeks_shown = observed.cases[start_index : start_index + weeks] * (agents_observed / census_observed)
         observed_weekly = pd.DataFrame({
             "week_start_day": np.arange(len(weeks_shown)) * 7,
             "cases": weeks_shown,
@@ -167,7 +174,7 @@ def main(argv=None) -> int:
         "parameters": covid.params_report(params, population),
         "initial_conditions": {
             "source": initial_source,
-            "counts": {name: int(table[name].iloc[0]) for name in outputs.STAGE_NAMES},
+            "counts": {name: int(c) for name, c in zip(outputs.STAGE_NAMES, initial_counts)},
         },
         "population": population.summary() | {"build_seconds": build_seconds},
         "observed_cases": None if observed_weekly is None else {

@@ -164,11 +164,11 @@ def test_initial_state_from_stage_file_and_shares(small_population):
     state = covid.initial_state(params, jax.random.key(0), world, stages=stages)
     counts = np.bincount(np.asarray(state.stage), minlength=5)
     np.testing.assert_array_equal(counts, [small_population.size - 35, 10, 20, 5, 0])
-    # Exposed and infected agents are spread over their stage's days: E agents were exposed
-    # 0..4 days ago, I agents 5..9 days ago (default dwell times of 5 days).
+    # Exposed and infected agents are spread over their stage's days (start of day 0,
+    # default dwell times of 5 days): E agents were exposed 1..5 days ago, I agents 6..10.
     infected_on = np.asarray(state.day_infected)
-    assert set(np.unique(-infected_on[:10])) <= set(range(5)) and len(np.unique(infected_on[:10])) > 1
-    assert set(np.unique(-infected_on[10:30])) <= set(range(5, 10))
+    assert set(np.unique(-infected_on[:10])) <= set(range(1, 6)) and len(np.unique(infected_on[:10])) > 1
+    assert set(np.unique(-infected_on[10:30])) <= set(range(6, 11))
     shares = params.replace(initial_exposed_share=jnp.float32(0.2), initial_infected_share=jnp.float32(0.1))
     state = covid.initial_state(shares, jax.random.key(0), world)
     frac = np.bincount(np.asarray(state.stage), minlength=5) / small_population.size

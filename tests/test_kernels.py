@@ -53,8 +53,9 @@ def test_infection_formula_exact_on_five_agents():
     age = np.array([0, 1, 0, 1, 1])
     R, c, work_scale = 2.0, 3.0, 0.25
 
+    transmitting = jnp.asarray((~isolating).astype(np.float32))
     x = agent_infectiousness(
-        jnp.asarray(stage), jnp.asarray(day_infected), jnp.asarray(isolating), jnp.int32(t),
+        jnp.asarray(stage), jnp.asarray(day_infected), transmitting, jnp.int32(t),
         jnp.asarray(alpha), jnp.asarray(profile),
     )
     pressure = contact_pressure(x, layers, {"household": jnp.float32(1.0), "work": jnp.float32(work_scale)})
@@ -84,10 +85,10 @@ def test_isolating_agents_do_not_transmit_and_closed_layer_is_skipped():
     profile = jnp.asarray(gamma_infectiousness_profile())
     stage = jnp.asarray(np.array([0, 2, 0, 0, 0], np.int8))
     day_infected = jnp.asarray(np.array([-30000, 3, -30000, -30000, -30000], np.int16))
-    blocked = jnp.asarray(np.array([False, True, False, False, False]))
-    x = agent_infectiousness(stage, day_infected, blocked, jnp.int32(8), alpha, profile)
+    isolating_agent_1 = jnp.asarray(np.array([1.0, 0.0, 1.0, 1.0, 1.0], np.float32))
+    x = agent_infectiousness(stage, day_infected, isolating_agent_1, jnp.int32(8), alpha, profile)
     assert float(jnp.abs(x).sum()) == 0.0
-    x = agent_infectiousness(stage, day_infected, ~blocked & False, jnp.int32(8), alpha, profile)
+    x = agent_infectiousness(stage, day_infected, jnp.ones(5), jnp.int32(8), alpha, profile)
     closed = contact_pressure(x, layers, {"household": jnp.float32(0.0), "work": jnp.float32(0.0)})
     assert float(jnp.abs(closed).sum()) == 0.0
     only_work = contact_pressure(x, layers, {"household": jnp.float32(0.0)})
@@ -100,7 +101,7 @@ def test_infectiousness_is_zero_outside_profile_window():
     alpha = jnp.asarray([0.0, 0.33, 0.72, 0.0, 0.0])
     stage = jnp.asarray(np.array([2, 2, 2], np.int8))
     day_infected = jnp.asarray(np.array([0, 5, 20], np.int16))  # 10 days ago, 5 ago, future
-    x = agent_infectiousness(stage, day_infected, jnp.zeros(3, bool), jnp.int32(10), alpha, profile)
+    x = agent_infectiousness(stage, day_infected, jnp.ones(3), jnp.int32(10), alpha, profile)
     np.testing.assert_allclose(np.asarray(x), [0.0, 0.72 * float(profile[5]), 0.0], rtol=1e-6)
 
 
