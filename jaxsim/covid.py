@@ -239,8 +239,8 @@ def _mean_field_infectiousness(state: CovidState, params: CovidParams, t) -> jax
     return jnp.sum(past * alpha * params.infectiousness_profile)
 
 
-def _infection_substep(estimator: str, contact_method: str = "auto"):
-    differentiable = estimator != "none"
+def _infection_substep(estimator: sampling.Estimator, contact_method: str = "auto"):
+    differentiable = estimator.name != "none"
 
     def infection(state: CovidState, params: CovidParams, key, t, world: World):
         present = 1.0 - state.isolating
@@ -285,8 +285,8 @@ def _infection_substep(estimator: str, contact_method: str = "auto"):
     return infection
 
 
-def _progression_substep(estimator: str):
-    differentiable = estimator != "none"
+def _progression_substep(estimator: sampling.Estimator):
+    differentiable = estimator.name != "none"
 
     def progression(state: CovidState, params: CovidParams, key, t, world: World):
         age = world.agents["age"].astype(jnp.int32)
@@ -321,14 +321,23 @@ ISOLATION_POLICIES = ("heuristic", "inputs")
 
 
 def covid_model(
-    policy: str = "heuristic", estimator: str = "none", contact_method: str = "auto"
+    policy: str = "heuristic",
+    estimator: str | sampling.Estimator = "none",
+    contact_method: str = "auto",
 ) -> Model:
     """The COVID model's step as a :class:`~jaxsim.engine.Model`.
 
     Args:
         policy: ``"heuristic"`` (isolation from the simulated case trend) or ``"inputs"``
             (per-week, per-group probabilities in ``world.inputs["isolation_prob"]``).
-        estimator: gradient estimator for discrete events (see :mod:`jaxsim.sampling`).
+        estimator: gradient estimator for discrete events: ``"none"``,
+            ``"straight_through"``, ``"gumbel_softmax"`` (or ``"gumbel_softmax:0.3"`` for a
+            temperature), ``"stochastic"``, or a :class:`jaxsim.sampling.Estimator` (see
+            :mod:`jaxsim.sampling`). With any estimator but ``"none"``, gradients also flow
+            through time along two aggregate paths: today's cases are tied to the exposures
+            ``exposed_days`` earlier, and each day's infection pressure to the total
+            infectiousness of earlier exposures (a mean-field factor equal to 1 going
+            forward). Forward values are the same for every estimator.
         contact_method: ``"auto"`` (push from the few infectious agents when they fit a
             capacity tier, else pull over every edge) or ``"dense"`` (always pull; best
             under ``vmap``). See :func:`jaxsim.kernels.contact_infection.contact_pressure`.
@@ -337,7 +346,7 @@ def covid_model(
         raise ValueError(f"unknown isolation policy {policy!r}; choose one of {ISOLATION_POLICIES}")
     if contact_method not in CONTACT_METHODS:
         raise ValueError(f"unknown contact method {contact_method!r}; choose one of {CONTACT_METHODS}")
-    sampling.check_estimator(estimator)
+    estimator = sampling.check_estimator(estimator)
 
     def validate(state: CovidState, params: CovidParams, world: World) -> None:
         validate_params(
@@ -366,7 +375,7 @@ def covid_model(
             Substep("infection", _infection_substep(estimator, contact_method)),
         ),
         observe=observe_stage_counts,
-        name=f"covid[{policy}]",
+        name=f"covid[{policy}, {estimator}]",
         validate=validate,
     )
 

@@ -8,6 +8,7 @@ on the host before a run (see :class:`jaxsim.population.Population`).
 from jaxsim.kernels.contact_infection import (
     agent_infectiousness,
     contact_pressure,
+    contact_tier,
     exposure_probability,
 )
 from jaxsim.kernels.infectiousness import gamma_infectiousness_profile
@@ -17,6 +18,7 @@ from jaxsim.kernels.progression import seirm_progression
 __all__ = [
     "agent_infectiousness",
     "contact_pressure",
+    "contact_tier",
     "exposure_probability",
     "gamma_infectiousness_profile",
     "heuristic_isolation_probability",

@@ -174,22 +174,16 @@ def contact_pressure(
         return dense(infectiousness)
 
     n = infectiousness.shape[0]
-    sending = infectiousness != 0
-    num_senders = jnp.sum(sending, dtype=jnp.int32)
-    sender_edges = [
-        jnp.sum(jnp.where(sending, jnp.diff(layers[name].row_start), 0)) for name in names
-    ]
+    num_senders = jnp.sum(infectiousness != 0, dtype=jnp.int32)
 
     def push_tier(fraction):
         agent_cap = _tier_capacity(fraction, n, 16)
-        edge_caps = [
-            _tier_capacity(fraction, layers[name].num_directed_edges, 64) for name in names
-        ]
 
         def push(x):
             senders = jnp.nonzero(x != 0, size=agent_cap, fill_value=0)[0].astype(jnp.int32)
             total = jnp.zeros_like(x)
-            for name, scale, cap in zip(names, scales, edge_caps):
+            for name, scale in zip(names, scales):
+                cap = _tier_capacity(fraction, layers[name].num_directed_edges, 64)
                 total = total + jax.lax.cond(
                     scale != 0,
                     lambda v, lay=layers[name], s=scale, c=cap: s
@@ -199,22 +193,34 @@ def contact_pressure(
                 )
             return total
 
-        fits = num_senders <= agent_cap
-        for count, cap in zip(sender_edges, edge_caps):
-            fits = fits & (count <= cap)
-        return push, fits
+        return push
 
-    branches, fits = [], []
-    for fraction in SPARSE_TIERS:
-        push, ok = push_tier(fraction)
-        branches.append(push)
-        fits.append(ok)
-    branches.append(dense)
-    # Index of the first tier that fits; the dense branch when none does.
+    branches = [push_tier(fraction) for fraction in SPARSE_TIERS] + [dense]
+    return jax.lax.switch(contact_tier(infectiousness, layers), branches, infectiousness)
+
+
+def contact_tier(infectiousness: jax.Array, layers: Mapping[str, ContactLayer]) -> jax.Array:
+    """Which path :func:`contact_pressure` (``method="auto"``) takes today.
+
+    Returns an int32 scalar: ``i < len(SPARSE_TIERS)`` for the first capacity tier that
+    holds today's senders (agents with non-zero infectiousness) and their edges in every
+    layer, ``len(SPARSE_TIERS)`` for the dense pull.
+    """
+    n = infectiousness.shape[0]
+    sending = infectiousness != 0
+    num_senders = jnp.sum(sending, dtype=jnp.int32)
+    names = sorted(layers)
+    sender_edges = [
+        jnp.sum(jnp.where(sending, jnp.diff(layers[name].row_start), 0)) for name in names
+    ]
     choice = jnp.int32(len(SPARSE_TIERS))
     for i in reversed(range(len(SPARSE_TIERS))):
-        choice = jnp.where(fits[i], jnp.int32(i), choice)
-    return jax.lax.switch(choice, branches, infectiousness)
+        fraction = SPARSE_TIERS[i]
+        fits = num_senders <= _tier_capacity(fraction, n, 16)
+        for name, count in zip(names, sender_edges):
+            fits = fits & (count <= _tier_capacity(fraction, layers[name].num_directed_edges, 64))
+        choice = jnp.where(fits, jnp.int32(i), choice)
+    return choice
 
 
 def exposure_probability(

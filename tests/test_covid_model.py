@@ -229,3 +229,108 @@ def test_repeated_runs_reuse_the_compiled_program(small_population):
     assert first.compile_seconds > 0
     assert second.compile_seconds == 0.0
     assert second.metrics["new_infections"].sum() != first.metrics["new_infections"].sum()
+
+
+def test_straight_through_gradient_through_time_matches_finite_differences():
+    """d(cases in week 3)/d R(week w) from one vmapped value_and_grad vs a many-seed
+    central difference with common random numbers: every week's effect, including the
+    indirect one through later generations (weeks 0 and 1), is carried."""
+    population = random_population(n=4000, seed=3)
+    world = covid.build_world(population)
+    params = covid.default_params(
+        population, 3, contact_normaliser=covid.default_contact_normaliser(world),
+        initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=3.0,
+    )
+    model = covid.covid_model(estimator="straight_through", contact_method="dense")
+
+    def week3_cases(rates, key):
+        p = params.replace(transmission_rate=rates)
+        state = covid.initial_state(p, jax.random.fold_in(key, 1), world, estimator="straight_through")
+        _, m = engine.simulate(model, state, p, world, key, 21, checkpoint_days=7)
+        return m["new_cases"][14:].sum()
+
+    keys = jax.random.split(jax.random.key(0), 96)
+    grads = jax.jit(jax.vmap(jax.grad(week3_cases), in_axes=(None, 0)))(params.transmission_rate, keys)
+    mean_grad = np.asarray(grads.mean(axis=0))
+    forward = jax.jit(jax.vmap(week3_cases, in_axes=(None, 0)))
+    fd_keys = jax.random.split(jax.random.key(1), 400)
+    h = 0.15
+    for week in range(3):
+        up = forward(params.transmission_rate.at[week].add(h), fd_keys)
+        down = forward(params.transmission_rate.at[week].add(-h), fd_keys)
+        fd = float((up - down).mean()) / (2 * h)
+        assert fd > 1.0
+        assert abs(mean_grad[week] - fd) < 0.3 * fd, (week, mean_grad, fd)
+
+    no_grad_model = covid.covid_model(estimator="none")
+    state = covid.initial_state(params, jax.random.key(1), world)
+    zero = jax.grad(
+        lambda r: engine.simulate(no_grad_model, state, params.replace(transmission_rate=r), world,
+                                  jax.random.key(0), 7)[1]["new_cases"].sum()
+    )(params.transmission_rate)
+    assert float(jnp.abs(zero).sum()) == 0.0
+
+
+def test_checkpointed_simulate_equals_plain(small_population):
+    model, state, params, world = setup(small_population)
+    plain = engine.simulate(model, state, params, world, jax.random.key(2), 17)[1]
+    blocks = engine.simulate(model, state, params, world, jax.random.key(2), 17, checkpoint_days=7)[1]
+    for key in plain:
+        np.testing.assert_array_equal(np.asarray(plain[key]), np.asarray(blocks[key]), err_msg=key)
+
+
+def test_isolation_heuristic_follows_simulated_cases(small_population):
+    """Week w's probability = heuristic(cases of days 7w-7..7w-1, their 4-week mean with
+    the prior before day 0), recomputed here from the run's own metrics."""
+    prior_per_day = 2.0
+    model, _, params, world = setup(small_population, transmission_rate=6.0)
+    state = covid.initial_state(params, jax.random.key(7), world, prior_daily_cases=prior_per_day)
+    m = engine.run(model, state, params, world, jax.random.key(0), 23, progress=False).metrics
+    daily = np.concatenate([np.full(28, prior_per_day), m["new_cases"]])  # day d at index d + 28
+    base = np.asarray(params.isolation_baseline, np.float64)
+    response = np.asarray(params.isolation_response, np.float64)
+    for week in (1, 2, 3):
+        t = 7 * week
+        this_week = daily[t + 28 - 7 : t + 28].sum()
+        average = daily[t : t + 28].sum() / 4
+        logit = np.log(base / (1 - base)) + response * (np.log1p(this_week) - np.log1p(average))
+        np.testing.assert_allclose(m["isolation_prob"][t], 1 / (1 + np.exp(-logit)), rtol=1e-4)
+        np.testing.assert_allclose(m["isolation_prob"][t + 1], m["isolation_prob"][t])
+
+
+def test_weekly_layer_schedule_repeats(small_population):
+    weekend = np.array([0, 0, 0, 0, 0, 1, 1], np.float32)
+    scale = {"household": np.zeros(7), "community": weekend}
+    m = run(small_population, layer_scale=scale, transmission_rate=20.0, days=21,
+            contact_normaliser=5.0).metrics
+    weekday = np.array([d % 7 < 5 for d in range(21)])
+    assert m["new_infections"][weekday].sum() == 0
+    assert m["new_infections"][14:21][~weekday[14:21]].sum() > 0  # third weekend too
+
+
+def test_isolation_groups_by_another_attribute(small_population):
+    table = np.zeros((5, 2), np.float32)
+    table[:, small_population.code("gender", "female")] = 1.0
+    world = covid.build_world(small_population, isolation_groups="gender", isolation_prob=table)
+    params = covid.default_params(
+        small_population, 5, contact_normaliser=covid.default_contact_normaliser(world),
+        isolation_groups="gender", isolation_baseline={"male": 0.1, "female": 0.2},
+        initial_infected_share=0.01,
+    )
+    state = covid.initial_state(params, jax.random.key(0), world)
+    m = engine.run(covid.covid_model("inputs"), state, params, world, jax.random.key(0), 7,
+                   progress=False).metrics
+    females = small_population.counts_by_label("gender")["female"]
+    assert np.all(m["isolating"] == females)
+
+
+def test_run_validates_params_and_inputs(small_population):
+    model, state, params, world = setup(small_population)
+    with pytest.raises(ValueError, match="susceptibility: needs one value per age code"):
+        engine.run(model, state, params.replace(susceptibility=params.susceptibility[:5]), world,
+                   jax.random.key(0), 3, progress=False)
+    with pytest.raises(ValueError, match="isolation_prob"):
+        engine.run(covid.covid_model("inputs"), state, params, world, jax.random.key(0), 3,
+                   progress=False)
+    with pytest.raises(ValueError, match="layer_scale"):
+        covid.build_world(small_population, layer_scale={"community": np.array([-1.0])})

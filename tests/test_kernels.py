@@ -10,6 +10,7 @@ from jaxsim.graph import build_contact_layer
 from jaxsim.kernels import (
     agent_infectiousness,
     contact_pressure,
+    contact_tier,
     exposure_probability,
     gamma_infectiousness_profile,
     heuristic_isolation_probability,
@@ -145,8 +146,8 @@ def test_heuristic_isolation_probability_responds_to_trend():
     assert np.all(np.asarray(grad) > 0)
 
 
-@pytest.mark.parametrize("prevalence", [0.0, 0.002, 0.02, 0.3])
-def test_sparse_push_equals_dense_pull_in_every_tier(prevalence):
+@pytest.mark.parametrize("prevalence, tier", [(0.0, 0), (0.002, 0), (0.02, 1), (0.3, 2)])
+def test_sparse_push_equals_dense_pull_in_every_tier(prevalence, tier):
     """The capacity tiers (1/256, 1/32 of agents) and the dense fallback give the same sums."""
     rng = np.random.default_rng(11)
     n = 5000
@@ -164,6 +165,7 @@ def test_sparse_push_equals_dense_pull_in_every_tier(prevalence):
     }
     x = np.where(rng.random(n) < prevalence, rng.random(n), 0.0).astype(np.float32)
     scale = {"a": jnp.float32(0.7), "b": jnp.float32(1.3)}
+    assert int(contact_tier(jnp.asarray(x), layers)) == tier  # the path under test
     dense = np.asarray(contact_pressure(jnp.asarray(x), layers, scale, "dense"))
     auto = np.asarray(jax.jit(lambda v: contact_pressure(v, layers, scale, "auto"))(jnp.asarray(x)))
     np.testing.assert_allclose(auto, dense, rtol=1e-5, atol=1e-6)
