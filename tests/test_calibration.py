@@ -1,0 +1,133 @@
+"""Gradient calibration: reparametrisation, losses, fitting, recovery of known parameters."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsim import calibration as cal
+from jaxsim import covid, synthetic
+
+
+@pytest.fixture(scope="module")
+def small_world():
+    population = synthetic.synthesize_population_of_size(3000, seed=0)
+    return population, covid.build_world(population)
+
+
+def problem_for(population, world, observed, rates, train_weeks, **kw):
+    params = covid.default_params(
+        population, len(rates), contact_normaliser=covid.default_contact_normaliser(world),
+        initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=np.asarray(rates),
+    )
+    model = covid.covid_model(estimator="straight_through")
+    return cal.CalibrationProblem(model, world, params, observed, train_weeks, 1.0, **kw)
+
+
+def test_bounds_round_trip_and_stay_in_range():
+    b = cal.Bounds(0.0, 20.0)
+    for value in (0.5, 3.0, 19.0):
+        assert float(b.to_value(b.to_unconstrained(value))) == pytest.approx(value, rel=1e-4)
+    assert 0.0 <= float(b.to_value(jnp.float32(-1e4))) <= 20.0
+    assert float(b.to_value(jnp.float32(1e4))) == pytest.approx(20.0)
+
+
+def test_fit_names_are_checked():
+    assert cal.check_fit_names(["transmission_rate"]) == ("transmission_rate",)
+    with pytest.raises(cal.CalibrationError, match="not a parameter of the COVID model"):
+        cal.check_fit_names(["speed_of_light"])
+    with pytest.raises(cal.CalibrationError, match="not fittable"):
+        cal.check_fit_names(["exposed_days"])
+    with pytest.raises(cal.CalibrationError, match="nothing to fit"):
+        cal.check_fit_names([])
+
+
+def test_losses_and_metrics():
+    obs = jnp.asarray([10.0, 20.0, 0.0])
+    assert float(cal.scaled_poisson_deviance(obs, obs)) == pytest.approx(0.0, abs=1e-3)
+    assert float(cal.scaled_poisson_deviance(obs * 1.5 + 1, obs)) > 0.1
+    assert float(cal.scaled_mae(obs + 3.0, obs)) == pytest.approx(3.0 / 10.0)
+    m = cal.heldout_metrics(np.array([12.0, 18.0]), np.array([10.0, 20.0]))
+    assert m == {"mae": 2.0, "rmse": 2.0, "nd": pytest.approx(4.0 / 30.0)}
+    np.testing.assert_array_equal(cal.persistence_forecast(np.array([3.0, 7.0]), 3), [7.0, 7.0, 7.0])
+    with pytest.raises(cal.CalibrationError):
+        cal.heldout_metrics(np.ones(2), np.ones(3))
+
+
+def test_problem_validation(small_world):
+    population, world = small_world
+    with pytest.raises(cal.CalibrationError, match="train_weeks"):
+        problem_for(population, world, np.ones(3), [2.0] * 3, 4)
+    with pytest.raises(cal.CalibrationError, match="finite"):
+        problem_for(population, world, np.array([1.0, np.nan, 2.0]), [2.0] * 3, 2)
+    with pytest.raises(cal.CalibrationError, match="transmission_rate has 2 weeks"):
+        problem_for(population, world, np.ones(3), [2.0] * 2, 2)
+    problem = problem_for(population, world, np.ones(3), [2.0] * 3, 2)
+    with pytest.raises(cal.CalibrationError, match="unknown loss"):
+        cal.fit(problem, loss="hinge")
+    with pytest.raises(cal.CalibrationError, match="network needs"):
+        cal.fit(problem, network=cal.WeeklyParameterNetwork())
+
+
+def test_non_finite_loss_stops_with_last_good_parameters(small_world, monkeypatch):
+    population, world = small_world
+    problem = problem_for(population, world, np.full(2, 50.0), [2.0, 2.0], 2)
+    monkeypatch.setitem(cal.LOSSES, "broken", lambda pred, obs: jnp.log(-jnp.mean(pred)))
+    result = cal.fit(problem, steps=5, seeds_per_step=1, loss="broken")
+    assert result.stopped.startswith("stopped at step 0")
+    assert result.loss_curve == []
+    np.testing.assert_allclose(np.asarray(result.params.transmission_rate), [2.0, 2.0], rtol=1e-3)
+    assert np.all(np.isfinite(np.asarray(result.params.transmission_rate)))
+
+
+def test_weekly_features_use_only_known_cases():
+    mobility = np.arange(4 * 6, dtype=float).reshape(4, 6)
+    cases = np.array([10.0, 20.0, 30.0, 40.0])
+    features = cal.weekly_features(mobility, cases, known_weeks=1)
+    assert features.shape == (3, 7)
+    np.testing.assert_allclose(features[:, :6], mobility[:3] / 100.0)
+    # Week 0 sees the case count before the window; later weeks at most week 0's count.
+    np.testing.assert_allclose(features[:, 6], np.log1p([10.0, 20.0, 20.0]) / 5.0, rtol=1e-6)
+
+
+def test_recovers_known_weekly_transmission_rates():
+    """Simulate with known R(t) = (3.5, 2.0, 4.5, 3.0, 3.0) on 20,000 agents, observe the
+    16-run mean weekly cases, then fit all five weekly rates from R = 1.5 everywhere.
+
+    Stated tolerance: each of the first four weekly rates within 25% (the last week is
+    barely identifiable: its exposures show up as cases mostly in the week after), and
+    the ups and downs of R(t) recovered. Measured when written: 3.52, 2.40, 3.79, 3.23.
+    """
+    population = synthetic.synthesize_population_of_size(20000, seed=0)
+    world = covid.build_world(population)
+    true_rates = np.array([3.5, 2.0, 4.5, 3.0, 3.0], np.float32)
+    truth = problem_for(population, world, np.zeros(5), true_rates, 5)
+    simulate = jax.jit(lambda k: truth.simulate(truth.params, k))
+    observed = np.mean([np.asarray(simulate(k)) for k in jax.random.split(jax.random.key(42), 16)], axis=0)
+
+    problem = problem_for(population, world, observed, np.full(5, 1.5), 5)
+    result = cal.fit(problem, steps=120, learning_rate=0.08, seeds_per_step=4)
+    fitted = np.asarray(result.params.transmission_rate)
+    assert result.stopped == "completed"
+    assert result.loss_curve[-1] < 0.2 * result.loss_curve[0]
+    relative = np.abs(fitted[:4] - true_rates[:4]) / true_rates[:4]
+    assert np.all(relative < 0.25), (fitted, relative)
+    assert fitted[1] < fitted[0] and fitted[1] < fitted[2] and fitted[3] < fitted[2]
+
+
+def test_network_and_gradient_free_fits_run_within_budget(small_world):
+    population, world = small_world
+    rates = [2.5, 2.5, 2.5]
+    truth = problem_for(population, world, np.zeros(3), rates, 3)
+    observed = np.asarray(jax.jit(lambda k: truth.simulate(truth.params, k))(jax.random.key(3)))
+    features = np.random.default_rng(0).normal(size=(3, 7)).astype(np.float32)
+    problem = problem_for(population, world, observed, [1.0] * 3, 2, features=features)
+    net = cal.fit(problem, steps=8, seeds_per_step=2, network=cal.WeeklyParameterNetwork(hidden=8))
+    assert net.stopped == "completed" and net.network_params is not None
+    assert net.loss_curve[-1] < net.loss_curve[0]
+    rates_fitted = np.asarray(net.params.transmission_rate)
+    assert rates_fitted.shape == (3,) and len(np.unique(np.round(rates_fitted, 5))) == 3
+    free = cal.gradient_free_fit(problem, simulator_runs=16, seeds_per_evaluation=2)
+    assert free.simulator_runs <= 16
+    forecast = cal.ensemble_forecast(problem, cal.extend_last_week(free.params, 2), members=3)
+    assert forecast.shape == (3, 3) and np.all(np.isfinite(forecast))
