@@ -329,6 +329,11 @@ def fit(
     compile_seconds = 0.0
     base = jax.random.key(seed)
     runs = 0
+    def all_finite(tree) -> bool:
+        return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(tree))
+
+    # ``last_good``: the latest parameters whose own loss and gradient were finite.
+    last_good = trainable if all_finite(trainable) else None
     for step in range(steps):
         keys = jax.random.split(jax.random.fold_in(base, step), seeds_per_step)
         t0 = time.perf_counter()
@@ -337,13 +342,25 @@ def fit(
         if step == 0:
             compile_seconds = time.perf_counter() - t0
         runs += seeds_per_step
-        if not bool(finite):
-            stopped = f"stopped at step {step}: non-finite loss or gradient (loss {value}); kept the last good parameters"
+        if not bool(finite) or not all_finite(trainable):
+            stopped = (
+                f"stopped at step {step}: non-finite loss or gradient (loss {value}); "
+                "kept the last good parameters"
+            )
             break
+        last_good = trainable
         trainable, opt_state = new_trainable, new_opt_state
         curve.append(value)
         if on_step is not None:
             on_step(step, value)
+    else:
+        if all_finite(trainable):
+            last_good = trainable  # the final update, whose loss was not evaluated
+        else:
+            stopped = f"the last update gave non-finite parameters; kept those of step {steps - 1}"
+    if last_good is None:
+        raise CalibrationError("the starting parameters are not finite")
+    trainable = last_good
     params = _assemble(problem, names, trainable["z"], network, trainable["net"])
     return FitResult(
         params=params,
@@ -402,19 +419,34 @@ def gradient_free_fit(
 ) -> FitResult:
     """Nelder-Mead (scipy) over the same unconstrained parameters, same loss, with a budget
     of ``simulator_runs`` simulator runs (each evaluation averages ``seeds_per_evaluation``
-    runs, with the same seeds every evaluation so the objective is deterministic)."""
+    runs, with the same seeds every evaluation so the objective is deterministic). Only
+    the training weeks' transmission rates are searched; later weeks repeat the last."""
     from scipy.optimize import minimize
 
     names = check_fit_names(names)
     loss_fn = LOSSES[loss]
     observed = jnp.asarray(problem.observed[: problem.train_weeks])
+    train = problem.train_weeks
     z0 = {n: FITTABLE[n].to_unconstrained(getattr(problem.params, n)) for n in names}
+    if "transmission_rate" in z0:
+        # Only the training weeks' rates affect the loss; search those, and let the
+        # held-out weeks keep the last training week's rate.
+        z0["transmission_rate"] = z0["transmission_rate"][:train]
     flat0, unravel = jax.flatten_util.ravel_pytree(z0)
     keys = jax.random.split(jax.random.key(seed), seeds_per_evaluation)
 
+    def assemble(flat):
+        z = dict(unravel(flat))
+        if "transmission_rate" in z:
+            rates = z["transmission_rate"]
+            z["transmission_rate"] = jnp.concatenate(
+                [rates, jnp.repeat(rates[-1:], problem.total_weeks - train)]
+            )
+        return _assemble(problem, names, z, None, None)
+
     @jax.jit
     def objective(flat):
-        params = _assemble(problem, names, unravel(flat), None, None)
+        params = assemble(flat)
         predicted = jax.lax.map(lambda k: problem.simulate(params, k), keys)
         return jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
 
@@ -431,7 +463,7 @@ def gradient_free_fit(
         f, np.asarray(flat0, np.float64), method="Nelder-Mead",
         options={"maxfev": evaluations, "xatol": 1e-3, "fatol": 1e-4},
     )
-    params = _assemble(problem, names, unravel(jnp.asarray(result.x, jnp.float32)), None, None)
+    params = assemble(jnp.asarray(result.x, jnp.float32))
     return FitResult(
         params=params,
         loss_curve=curve,

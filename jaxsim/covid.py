@@ -42,6 +42,7 @@ from jaxsim.kernels.contact_infection import (
 )
 from jaxsim.kernels.infectiousness import gamma_infectiousness_profile
 from jaxsim.kernels.isolation import heuristic_isolation_probability, weekly_case_signal
+from jaxsim.kernels.lookup import lookup
 from jaxsim.kernels.progression import seirm_progression
 from jaxsim.population import (
     DEAD,
@@ -213,7 +214,7 @@ def _isolation_policy_substep(source: str):
 
 def _isolation_substep(estimator: str):
     def isolation(state: CovidState, params: CovidParams, key, t, world: World):
-        p = state.isolation_prob[world.agents["isolation_group"].astype(jnp.int32)]
+        p = lookup(state.isolation_prob, world.agents["isolation_group"])
         p = jnp.where(state.stage >= DEAD, 0.0, p)  # the dead and padding slots
         isolates = sampling.bernoulli(key, p, estimator)
         return state.replace(isolating=isolates), {"isolating": isolates.sum()}
@@ -256,7 +257,11 @@ def _infection_substep(estimator: sampling.Estimator, contact_method: str = "aut
             name: series[_day_index(t, series.shape[0])]
             for name, series in world.inputs.get("layer_scale", {}).items()
         }
-        pressure = contact_pressure(x, world.graph, layer_scale, contact_method)
+        # Agents outside their infectiousness window have x = 0 for any parameters, so the
+        # gradient needs the contact sum only on those inside it (few), see contact_pressure.
+        days_since = t - state.day_infected.astype(jnp.int32)
+        in_window = (days_since >= 0) & (days_since < params.infectiousness_profile.shape[0])
+        pressure = contact_pressure(x, world.graph, layer_scale, contact_method, in_window)
         if differentiable:
             # Mean-field path for the gradient through time: scale the pressure by
             # total / stop_gradient(total), exactly 1 going forward, whose gradient says how
@@ -269,7 +274,7 @@ def _infection_substep(estimator: sampling.Estimator, contact_method: str = "aut
         rate = params.transmission_rate[_week(t, params.transmission_rate.shape[0])]
         can_be_infected = (state.stage == SUSCEPTIBLE) * present
         p = exposure_probability(
-            pressure, rate, params.susceptibility[age], params.contact_normaliser, can_be_infected
+            pressure, rate, lookup(params.susceptibility, age), params.contact_normaliser, can_be_infected
         )
         exposed = sampling.bernoulli(key, p, estimator)
         hit = exposed > 0.5
@@ -290,7 +295,7 @@ def _progression_substep(estimator: sampling.Estimator):
 
     def progression(state: CovidState, params: CovidParams, key, t, world: World):
         age = world.agents["age"].astype(jnp.int32)
-        dies = sampling.bernoulli(key, params.mortality[age], estimator)
+        dies = sampling.bernoulli(key, lookup(params.mortality, age), estimator)
         stage, events = seirm_progression(
             state.stage, state.day_infected, t, params.exposed_days, params.infected_days, dies
         )

@@ -13,6 +13,7 @@ from jaxsim.kernels.contact_infection import (
 )
 from jaxsim.kernels.infectiousness import gamma_infectiousness_profile
 from jaxsim.kernels.isolation import heuristic_isolation_probability, weekly_case_signal
+from jaxsim.kernels.lookup import lookup
 from jaxsim.kernels.progression import seirm_progression
 
 __all__ = [
@@ -23,5 +24,6 @@ __all__ = [
     "gamma_infectiousness_profile",
     "heuristic_isolation_probability",
     "weekly_case_signal",
+    "lookup",
     "seirm_progression",
 ]

@@ -14,12 +14,15 @@ sorted by destination, so the sum over neighbours is a gather plus a sorted ``se
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxsim.graph import ContactLayer
+from jaxsim.kernels.lookup import lookup
 
 
 def agent_infectiousness(
@@ -51,7 +54,7 @@ def agent_infectiousness(
     num_days = profile.shape[0]
     in_window = (days_since >= 0) & (days_since < num_days)
     g = jnp.where(in_window, profile[jnp.clip(days_since, 0, num_days - 1)], 0.0)
-    alpha = jnp.take(stage_infectiousness, stage.astype(jnp.int32), mode="fill", fill_value=0.0)
+    alpha = lookup(stage_infectiousness, stage)
     return (alpha * g * transmitting).astype(jnp.float32)
 
 
@@ -110,15 +113,7 @@ def layer_push(
         float32 ``[N]``.
     """
     n = infectiousness.shape[0]
-    capacity = senders.shape[0]
-    real = jnp.arange(capacity) < num_senders
-    first = layer.row_start[senders]
-    degree = jnp.where(real, layer.row_start[senders + 1] - first, 0)
-    offset = jnp.cumsum(degree) - degree
-    owner = jnp.repeat(jnp.arange(capacity), degree, total_repeat_length=edge_capacity)
-    slot = jnp.arange(edge_capacity)
-    used = slot < degree.sum()
-    position = jnp.where(used, first[owner] + slot - offset[owner], 0)
+    owner, position, used = _expand_rows(senders, num_senders, layer, edge_capacity)
     receiver = jnp.where(used, layer.src[position], n)
     sent = infectiousness[senders[owner]]
     if layer.weight is not None:
@@ -126,11 +121,48 @@ def layer_push(
     return jnp.zeros(n, infectiousness.dtype).at[receiver].add(sent, mode="drop")
 
 
+def _expand_rows(rows: jax.Array, num_rows: jax.Array, layer: ContactLayer, edge_capacity: int):
+    """The edge rows of agents ``rows[:num_rows]`` laid out in ``edge_capacity`` slots.
+
+    Returns ``(owner, position, used)``, each ``[edge_capacity]``: the index into ``rows``
+    of the agent a slot belongs to (non-decreasing), the slot's edge position in the layer,
+    and whether the slot holds an edge.
+    """
+    capacity = rows.shape[0]
+    real = jnp.arange(capacity) < num_rows
+    first = layer.row_start[rows]
+    degree = jnp.where(real, layer.row_start[rows + 1] - first, 0)
+    offset = jnp.cumsum(degree) - degree
+    owner = jnp.repeat(jnp.arange(capacity), degree, total_repeat_length=edge_capacity)
+    slot = jnp.arange(edge_capacity)
+    used = slot < degree.sum()
+    position = jnp.where(used, first[owner] + slot - offset[owner], 0)
+    return owner, position, used
+
+
+def layer_row_pull(
+    values: jax.Array, rows: jax.Array, num_rows: jax.Array, layer: ContactLayer, edge_capacity: int
+) -> jax.Array:
+    """:func:`layer_pressure` of ``values`` evaluated only at agents ``rows[:num_rows]``
+    (0 elsewhere); exact when their edges fit in ``edge_capacity`` slots (caller checks)."""
+    n = values.shape[0]
+    owner, position, used = _expand_rows(rows, num_rows, layer, edge_capacity)
+    got = values[layer.src[position]]
+    if layer.weight is not None:
+        got = got * layer.weight[position]
+    per_row = jax.ops.segment_sum(
+        jnp.where(used, got, 0.0), owner, num_segments=rows.shape[0], indices_are_sorted=True
+    )
+    real = jnp.arange(rows.shape[0]) < num_rows
+    return jnp.zeros(n, values.dtype).at[jnp.where(real, rows, n)].add(per_row, mode="drop")
+
+
 def contact_pressure(
     infectiousness: jax.Array,
     layers: Mapping[str, ContactLayer],
     layer_scale: Mapping[str, jax.Array],
     method: str = "auto",
+    may_transmit: jax.Array | None = None,
 ) -> jax.Array:
     """Sum of :func:`layer_pressure` over layers, each times its multiplier for today.
 
@@ -144,59 +176,153 @@ def contact_pressure(
     A layer whose multiplier is 0 today is skipped at run time (``lax.cond``), so one
     network per day of week costs one layer's work per day.
 
+    Gradients: each layer's operator is symmetric (every undirected edge is stored both
+    ways with one weight), so the gradient with respect to ``infectiousness`` is the same
+    pull applied to the cotangent (a custom VJP). With ``may_transmit`` given, that pull is
+    evaluated only on those agents, through the same capacity tiers as the forward push:
+    exact when every agent outside ``may_transmit`` has infectiousness 0 whatever the
+    parameters (e.g. agents outside their infectiousness window), which the caller
+    guarantees. Multipliers get exact gradients; edge weights and the graph arrays are not
+    differentiated (their cotangents are zero).
+
     Args:
         infectiousness: float ``[N]``.
         layers: ``{name: ContactLayer}``.
         layer_scale: ``{name: float scalar}`` today's multiplier per layer (1 = as built,
             0 = closed); layers missing from the mapping count with multiplier 1.
         method: ``"auto"`` or ``"dense"``.
+        may_transmit: optional bool ``[N]``, see above (only used by gradients).
 
     Returns:
         float32 ``[N]``.
     """
     if method not in CONTACT_METHODS:
         raise ValueError(f"unknown contact method {method!r}; choose one of {CONTACT_METHODS}")
-    names = sorted(layers)
-    scales = [jnp.asarray(layer_scale.get(name, 1.0), jnp.float32) for name in names]
+    names = tuple(sorted(layers))
+    if not names:
+        return jnp.zeros_like(infectiousness)
+    scales = tuple(jnp.asarray(layer_scale.get(name, 1.0), jnp.float32) for name in names)
+    # Only layers with a schedule can be closed; the others need no run-time test (an
+    # XLA:CPU conditional costs a copy of its operands, the layer's edge arrays).
+    closable = tuple(name in layer_scale for name in names)
+    return _scaled_pressure(
+        method, closable, infectiousness, tuple(layers[n] for n in names), scales, may_transmit
+    )
 
-    def dense(x):
-        total = jnp.zeros_like(x)
-        for name, scale in zip(names, scales):
-            total = total + jax.lax.cond(
-                scale != 0,
-                lambda v, lay=layers[name], s=scale: s * layer_pressure(v, lay),
-                jnp.zeros_like,
-                x,
-            )
-        return total
 
-    if method == "dense" or not names:
-        return dense(infectiousness)
+def _skip_if_closed(closable: bool, scale, fn, x):
+    if not closable:
+        return fn(x)
+    return jax.lax.cond(scale != 0, fn, jnp.zeros_like, x)
 
-    n = infectiousness.shape[0]
-    num_senders = jnp.sum(infectiousness != 0, dtype=jnp.int32)
+
+def _per_layer_pressure(
+    method: str, closable: tuple, x: jax.Array, layers: tuple, scales: tuple
+) -> jax.Array:
+    """``[L, N]`` pressure of each layer (0 for a closed layer), by the chosen path."""
+
+    def dense(v):
+        return jnp.stack([
+            _skip_if_closed(c, scale, lambda u, lay=lay: layer_pressure(u, lay), v)
+            for lay, scale, c in zip(layers, scales, closable)
+        ])
+
+    if method == "dense":
+        return dense(x)
+    n = x.shape[0]
+    num_senders = jnp.sum(x != 0, dtype=jnp.int32)
 
     def push_tier(fraction):
         agent_cap = _tier_capacity(fraction, n, 16)
 
-        def push(x):
-            senders = jnp.nonzero(x != 0, size=agent_cap, fill_value=0)[0].astype(jnp.int32)
-            total = jnp.zeros_like(x)
-            for name, scale in zip(names, scales):
-                cap = _tier_capacity(fraction, layers[name].num_directed_edges, 64)
-                total = total + jax.lax.cond(
-                    scale != 0,
-                    lambda v, lay=layers[name], s=scale, c=cap: s
-                    * layer_push(v, senders, num_senders, lay, c),
-                    jnp.zeros_like,
-                    x,
+        def push(v):
+            senders = jnp.nonzero(v != 0, size=agent_cap, fill_value=0)[0].astype(jnp.int32)
+            return jnp.stack([
+                _skip_if_closed(
+                    closed,
+                    scale,
+                    lambda u, lay=lay, c=_tier_capacity(fraction, lay.num_directed_edges, 64):
+                    layer_push(u, senders, num_senders, lay, c),
+                    v,
                 )
-            return total
+                for lay, scale, closed in zip(layers, scales, closable)
+            ])
 
         return push
 
     branches = [push_tier(fraction) for fraction in SPARSE_TIERS] + [dense]
-    return jax.lax.switch(contact_tier(infectiousness, layers), branches, infectiousness)
+    by_name = {str(i): lay for i, lay in enumerate(layers)}
+    return jax.lax.switch(contact_tier(x, by_name), branches, x)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(0, 1))
+def _scaled_pressure(method, closable, x, layers, scales, may_transmit):
+    per_layer = _per_layer_pressure(method, closable, x, layers, scales)
+    return jnp.tensordot(jnp.stack(scales), per_layer, axes=1)
+
+
+def _scaled_pressure_fwd(method, closable, x, layers, scales, may_transmit):
+    per_layer = _per_layer_pressure(method, closable, x, layers, scales)
+    residuals = (per_layer, layers, scales, may_transmit)
+    return jnp.tensordot(jnp.stack(scales), per_layer, axes=1), residuals
+
+
+def _zero_cotangent(tree):
+    def zero(a):
+        if jnp.issubdtype(a.dtype, jnp.inexact):
+            return jnp.zeros_like(a)
+        return np.zeros(a.shape, dtype=jax.dtypes.float0)
+
+    return jax.tree.map(zero, tree)
+
+
+def _pull_transpose(method, closable, cotangent, layers, scales, may_transmit):
+    """``sum_l s_l A_l cotangent`` (symmetric ``A_l``), on ``may_transmit`` rows when given."""
+
+    def dense(ct):
+        total = jnp.zeros_like(ct)
+        for lay, scale, closed in zip(layers, scales, closable):
+            total = total + _skip_if_closed(
+                closed, scale, lambda u, lay=lay, s=scale: s * layer_pressure(u, lay), ct
+            )
+        return total
+
+    if method == "dense" or may_transmit is None:
+        return dense(cotangent)
+    n = cotangent.shape[0]
+    num_rows = jnp.sum(may_transmit, dtype=jnp.int32)
+
+    def row_tier(fraction):
+        agent_cap = _tier_capacity(fraction, n, 16)
+
+        def pull(ct):
+            rows = jnp.nonzero(may_transmit, size=agent_cap, fill_value=0)[0].astype(jnp.int32)
+            total = jnp.zeros_like(ct)
+            for lay, scale, closed in zip(layers, scales, closable):
+                cap = _tier_capacity(fraction, lay.num_directed_edges, 64)
+                total = total + _skip_if_closed(
+                    closed, scale,
+                    lambda u, lay=lay, s=scale, c=cap: s * layer_row_pull(u, rows, num_rows, lay, c), ct,
+                )
+            return total
+
+        return pull
+
+    branches = [row_tier(fraction) for fraction in SPARSE_TIERS] + [dense]
+    by_name = {str(i): lay for i, lay in enumerate(layers)}
+    choice = contact_tier(may_transmit.astype(jnp.float32), by_name)
+    return jax.lax.switch(choice, branches, cotangent)
+
+
+def _scaled_pressure_bwd(method, closable, residuals, cotangent):
+    per_layer, layers, scales, may_transmit = residuals
+    ct_x = _pull_transpose(method, closable, cotangent, layers, scales, may_transmit)
+    ct_scales = tuple(jnp.sum(cotangent * per_layer[i]) for i in range(len(scales)))
+    ct_mask = None if may_transmit is None else _zero_cotangent(may_transmit)
+    return ct_x, _zero_cotangent(layers), ct_scales, ct_mask
+
+
+_scaled_pressure.defvjp(_scaled_pressure_fwd, _scaled_pressure_bwd)
 
 
 def contact_tier(infectiousness: jax.Array, layers: Mapping[str, ContactLayer]) -> jax.Array:

@@ -131,3 +131,14 @@ def test_network_and_gradient_free_fits_run_within_budget(small_world):
     assert free.simulator_runs <= 16
     forecast = cal.ensemble_forecast(problem, cal.extend_last_week(free.params, 2), members=3)
     assert forecast.shape == (3, 3) and np.all(np.isfinite(forecast))
+
+
+def test_stop_after_a_good_step_returns_the_last_checked_parameters(small_world, monkeypatch):
+    """A NaN learning rate makes the first update non-finite: the fit stops at step 1 and
+    returns the starting parameters (checked at step 0), never the unchecked update."""
+    population, world = small_world
+    problem = problem_for(population, world, np.full(2, 50.0), [2.0, 2.0], 2)
+    result = cal.fit(problem, steps=3, seeds_per_step=1, learning_rate=float("nan"), loss="mae")
+    assert result.stopped.startswith("stopped at step 1")
+    assert len(result.loss_curve) == 1
+    np.testing.assert_allclose(np.asarray(result.params.transmission_rate), [2.0, 2.0], rtol=1e-3)

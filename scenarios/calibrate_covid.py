@@ -1,0 +1,486 @@
+#!/usr/bin/env python
+"""Calibrating the COVID-19 model to a NYC neighbourhood's weekly cases, with a held-out forecast.
+
+    python scenarios/calibrate_covid.py [--nta QN0103] [--start-week 202047]
+                                        [--train-weeks 4] [--test-weeks 4]
+                                        [--population DIR | --agents N] [--out DIR]
+                                        [--method params|network] [--steps 60] [--seeds 4]
+                                        [--learning-rate 0.1] [--loss poisson|mae]
+                                        [--fit transmission_rate,...] [--members 16] [--seed 0]
+
+With no arguments: a synthetic Astoria (NTA QN0103, 47,303 people), fitted to the 4 weeks
+from epiweek 202047 and evaluated on the 4 weeks after them.
+
+Methods
+-------
+Data. Reported COVID-19 cases per epiweek of one neighbourhood (NTA) from
+``weekly_cases_mobility_by_neighborhood.csv`` (:mod:`jaxsim.nyc_cases`): ``--train-weeks``
+weeks from ``--start-week`` are fitted and the ``--test-weeks`` weeks after them are held
+out. The week before the window gives the first week's network features (the start week
+stands in for it when the data begins at the start week). A window with a missing count,
+or one that runs past the end of the data, is refused.
+
+Population and scaling. Agents are a population directory's rows (``--population``), a
+synthetic copy of the NTA scaled down to exactly ``--agents`` agents (every household
+count multiplied by the same factor; :func:`jaxsim.synthetic.synthesize_nyc_population`),
+or by default the whole synthetic NTA. When the population has fewer agents than the
+NTA's census people, observed cases are multiplied by agents / census people, so the
+model is fitted to the cases its agents stand for; metrics are in those scaled counts.
+
+Model. The SEIRM model with isolation behaviour of :mod:`jaxsim.covid` (household and
+community contacts, age-specific susceptibility and fatality, isolation set weekly from
+the simulated case trend), with straight-through gradient estimates of every Bernoulli
+draw and gradients through time along the aggregate exposure paths
+(``covid_model(estimator="straight_through")``). Day 0 is the first day of the start week.
+Initial exposed and infected shares, and the 28-day case signal the isolation heuristic
+starts from, come from the reported cases of the start week and the 4 weeks before it,
+divided by the ascertainment (0.25 by default) and by the NTA's census people
+(:func:`jaxsim.nyc_cases.seeding_from_cases`); a population directory with a
+``disease_stages.csv`` uses those stages instead.
+
+What is fitted. By default the transmission rate R(t), one value per week
+(``--fit`` adds other :data:`jaxsim.calibration.FITTABLE` parameters). Every fitted value
+is ``low + (high - low) * sigmoid(z)`` of an unconstrained ``z``, so it stays in range.
+With ``--method params`` the weekly rates are free parameters; held-out weeks repeat the
+last fitted week's rate. With ``--method network`` a small MLP maps each week's features
+(the previous week's six Google-mobility changes and the latest case count known before
+that week, training weeks only) to that week's rate, so it also predicts the held-out
+weeks; its weights are trained end to end through the simulator.
+
+Loss and optimiser. Reported cases of week ``w`` are the simulated onsets of that week
+times the ascertainment. The loss is the Poisson deviance per week divided by the mean
+observed count (``--loss poisson``, default) or the scaled mean absolute error
+(``--loss mae``), over the training weeks, averaged over ``--seeds`` runs (4) with fresh
+random seeds each step. Adam (learning rate 0.1) runs ``--steps`` steps (60); a step
+whose loss or gradient is not finite stops the fit and the last good parameters are kept.
+
+Held-out evaluation. ``--members`` runs (16) with independent seeds over all weeks give
+an ensemble; its mean is the point forecast and its 5% and 95% quantiles the band. On the
+held-out weeks: mean absolute error, root mean squared error and normalised deviation
+(sum of absolute errors / sum of observed cases).
+
+Baselines, on the same split. Persistence: every held-out week repeats the last training
+week's count. Gradient-free: Nelder-Mead (scipy) on the same parameters and loss with the
+same budget of simulator runs as the gradient fit (fixed seeds, ``--seeds`` per
+evaluation), forecast like ``--method params``.
+
+Outputs (in ``--out``, default ``out/calibrate_covid``; all written or none):
+``calibration.json`` (settings, fitted parameters, loss curve, timings, observed cases,
+forecast with its band, metrics of the fit and the baselines, population, versions) and
+``fit.png`` (observed and simulated weekly cases with the split, and the weekly R(t)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from jaxsim import calibration, cli, covid, nyc_cases, outputs
+from jaxsim.nyc_data import load_households
+
+DEFAULT_NTA = "QN0103"  # Astoria, Queens
+DEFAULT_START_WEEK = 202047
+METHODS = ("params", "network")
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nta", default=DEFAULT_NTA, help=f"NTA code (default {DEFAULT_NTA}, Astoria)")
+    parser.add_argument(
+        "--start-week", type=int, default=DEFAULT_START_WEEK,
+        help=f"epiweek of the first training week (default {DEFAULT_START_WEEK})",
+    )
+    parser.add_argument("--train-weeks", type=int, default=4, help="weeks fitted (>= 2, default 4)")
+    parser.add_argument("--test-weeks", type=int, default=4, help="weeks held out after them (>= 1, default 4)")
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--population", metavar="DIR", help="population directory (agents.csv, mapping.json, ...)")
+    group.add_argument(
+        "--agents", type=int, metavar="N",
+        help="a synthetic copy of the NTA scaled down to exactly N agents (default: the whole NTA)",
+    )
+    parser.add_argument(
+        "--allow-pickle", action="store_true",
+        help="allow loading the pickle population layout (unpickling can run code: trusted files only)",
+    )
+    parser.add_argument("--out", default="out/calibrate_covid", help="output directory")
+    parser.add_argument(
+        "--method", choices=METHODS, default="params",
+        help="params: one free R(t) per week; network: an MLP maps weekly features to R(t)",
+    )
+    parser.add_argument("--steps", type=int, default=60, help="Adam steps (default 60)")
+    parser.add_argument("--seeds", type=int, default=4, help="runs averaged per step (default 4)")
+    parser.add_argument("--learning-rate", type=float, default=0.1, help="Adam learning rate (default 0.1)")
+    parser.add_argument("--loss", choices=sorted(calibration.LOSSES), default="poisson", help="loss (default poisson)")
+    parser.add_argument(
+        "--fit", default="transmission_rate",
+        help="comma-separated parameters to fit (default transmission_rate); "
+        f"fittable: {', '.join(sorted(calibration.FITTABLE))}",
+    )
+    parser.add_argument("--members", type=int, default=16, help="ensemble members of the forecast (default 16)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the population, the fit and the forecast")
+    parser.add_argument(
+        "--ascertainment", type=float, default=nyc_cases.DEFAULT_ASCERTAINMENT,
+        help="share of infections reported as cases (default 0.25)",
+    )
+    parser.add_argument(
+        "--cases", metavar="FILE",
+        help="weekly case/mobility CSV (default: the packaged weekly_cases_mobility_by_neighborhood.csv)",
+    )
+    return parser.parse_args(argv)
+
+
+def check_settings(args) -> tuple[str, ...]:
+    """Raise ``ValueError`` (one line, naming the value) for settings out of range; the fit names."""
+    if args.train_weeks < 2:
+        raise ValueError(f"--train-weeks must be >= 2, got {args.train_weeks}")
+    if args.test_weeks < 1:
+        raise ValueError(f"--test-weeks must be >= 1, got {args.test_weeks}")
+    for flag, value in (("--steps", args.steps), ("--seeds", args.seeds), ("--members", args.members)):
+        if value < 1:
+            raise ValueError(f"{flag} must be >= 1, got {value}")
+    if args.agents is not None and args.agents < 1:
+        raise ValueError(f"--agents must be >= 1, got {args.agents}")
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        raise ValueError(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
+    if not 0 < args.ascertainment <= 1:
+        raise ValueError(f"--ascertainment must lie in (0, 1], got {args.ascertainment}")
+    names = [n.strip() for n in args.fit.split(",") if n.strip()]
+    try:
+        names = calibration.check_fit_names(names)
+    except calibration.CalibrationError as err:
+        raise ValueError(f"--fit {args.fit!r}: {err}") from None
+    if args.method == "network" and "transmission_rate" not in names:
+        raise ValueError(
+            f"--method network fits the weekly transmission rate: --fit {args.fit!r} must include transmission_rate"
+        )
+    return names
+
+
+def case_window(args):
+    """Observed cases of the NTA: ``(observed, start_index, prev_index)``, window checked."""
+    frame = nyc_cases.load_weekly_cases(args.cases)
+    available = nyc_cases.available_ntas(frame)
+    if args.nta not in available:
+        raise ValueError(f"--nta {args.nta}: no case data for this NTA; the data covers {available}")
+    observed = nyc_cases.observed_cases([args.nta], frame)
+    try:
+        start = observed.week_index(args.start_week)
+    except nyc_cases.CaseDataError as err:
+        raise ValueError(f"--start-week {args.start_week}: {err}") from None
+    total = args.train_weeks + args.test_weeks
+    left = len(observed.epiweeks) - start
+    if total > left:
+        raise ValueError(
+            f"--train-weeks {args.train_weeks} + --test-weeks {args.test_weeks} = {total} weeks from "
+            f"epiweek {args.start_week} run past the end of the data: {left} weeks are available "
+            f"({args.start_week}..{int(observed.epiweeks[-1])})"
+        )
+    window = observed.cases[start : start + total]
+    missing = observed.epiweeks[start : start + total][~np.isfinite(window)]
+    if missing.size:
+        raise ValueError(
+            f"{args.nta}: no case count for epiweek(s) {[int(w) for w in missing]} inside the window "
+            f"{args.start_week}..{int(observed.epiweeks[start + total - 1])}"
+        )
+    # The week before the window feeds the network's first features; where the data starts
+    # at the window (or that week's count is missing) the start week stands in for it.
+    prev = start - 1 if start > 0 and np.isfinite(observed.cases[start - 1]) else start
+    return observed, start, prev
+
+
+def census_people(nta: str) -> float:
+    households = load_households()
+    if nta not in households.index:
+        raise ValueError(f"--nta {nta}: not in the census households file")
+    return float(households.loc[nta, "people"])
+
+
+def build_population(args, people: float):
+    if args.population:
+        from jaxsim.population_io import load_population
+
+        return load_population(args.population, allow_pickle=args.allow_pickle)
+    from jaxsim import synthetic
+
+    if args.agents is None:
+        return synthetic.synthesize_nyc_population([args.nta], seed=args.seed)
+    if args.agents > people:
+        raise ValueError(
+            f"--agents {args.agents}: {args.nta} has {int(people):,} people; ask for at most that "
+            "(or leave --agents out for the whole NTA)"
+        )
+    population = synthetic.synthesize_nyc_population([args.nta], seed=args.seed, max_agents=args.agents)
+    if population.size != args.agents:  # pragma: no cover - synthesize_nyc_population guarantees it
+        raise ValueError(f"--agents {args.agents}: the synthetic population has {population.size} agents")
+    return population
+
+
+def weeks_span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first}..{last}"
+
+
+def fitted_report(params, population, names) -> dict:
+    report = covid.params_report(params, population)
+    return {name: report[name] for name in names}
+
+
+def ensemble_summary(members: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        "mean": members.mean(axis=0),
+        "q05": np.quantile(members, 0.05, axis=0),
+        "q95": np.quantile(members, 0.95, axis=0),
+    }
+
+
+def plot_fit(path: Path, *, epiweeks, observed, train_weeks, forecast, persistence, gradient_free,
+             rate, gradient_free_rate, title: str, method: str) -> None:
+    """Observed vs fitted/forecast weekly cases (with band, split, baselines); weekly R(t)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weeks = len(observed)
+    x = np.arange(weeks)
+    split = train_weeks - 0.5
+    fig, (ax_cases, ax_rate) = plt.subplots(
+        2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+    )
+    ax_cases.fill_between(x, forecast["q05"], forecast["q95"], color="tab:blue", alpha=0.2,
+                          label="5-95% of ensemble")
+    ax_cases.plot(x[:train_weeks], forecast["mean"][:train_weeks], color="tab:blue", marker="o",
+                  label=f"fitted ({method}), ensemble mean")
+    ax_cases.plot(x[train_weeks - 1:], forecast["mean"][train_weeks - 1:], color="tab:blue", marker="o",
+                  linestyle="--", label="forecast, ensemble mean")
+    ax_cases.plot(x[train_weeks:], persistence, color="tab:green", marker="s", linestyle=":",
+                  label="persistence")
+    ax_cases.plot(x, gradient_free, color="tab:orange", marker="^", linestyle=":",
+                  label="gradient-free (Nelder-Mead)")
+    ax_cases.plot(x, observed, color="black", marker="o", linewidth=2, label="observed")
+    for ax in (ax_cases, ax_rate):
+        ax.axvline(split, color="grey", linestyle="--", linewidth=1)
+    ax_cases.text(split, 1.0, "  held out ->", transform=ax_cases.get_xaxis_transform(),
+                  va="top", fontsize=8, color="grey")
+    ax_cases.set_ylabel("reported cases per week")
+    ax_cases.set_ylim(bottom=0)
+    ax_cases.legend(fontsize=8, loc="upper left")
+    ax_cases.set_title(title)
+
+    edges = np.arange(weeks + 1) - 0.5
+    ax_rate.stairs(rate, edges, baseline=None, color="tab:blue", linewidth=1.5, label=f"gradient fit ({method})")
+    ax_rate.stairs(gradient_free_rate, edges, baseline=None, color="tab:orange", linestyle=":", linewidth=1.5,
+                   label="gradient-free")
+    ax_rate.set_ylabel("transmission rate R(t)")
+    ax_rate.set_xlabel("epiweek")
+    ax_rate.set_xticks(x)
+    ax_rate.set_xticklabels([str(w) for w in epiweeks], rotation=45, fontsize=8)
+    ax_rate.set_ylim(bottom=0)
+    ax_rate.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    fig.savefig(tmp, dpi=110)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    wall_start = time.perf_counter()
+    names = check_settings(args)
+    observed_cases, start, prev = case_window(args)
+    people = census_people(args.nta)
+    train, test = args.train_weeks, args.test_weeks
+    total = train + test
+    out = Path(args.out)
+
+    # Population.
+    build_start = time.perf_counter()
+    population = build_population(args, people)
+    build_seconds = time.perf_counter() - build_start
+    n = population.size
+    print(f"population: {n:,} agents, {population.num_contacts:,} contacts "
+          f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
+    stages = population.disease_stages
+    if stages is not None and any(name.startswith("initial_") for name in names):
+        raise ValueError(
+            f"--fit {args.fit!r}: initial shares have no effect, the population's disease_stages.csv sets day 0"
+        )
+
+    # Observed cases, scaled to the agents when they stand for fewer people than the census.
+    case_scale = min(1.0, n / people)
+    window = slice(start, start + total)
+    reported = observed_cases.cases[window].astype(np.float64)
+    observed = reported * case_scale
+    epiweeks = [int(w) for w in observed_cases.epiweeks[window]]
+    cases_with_prev = np.concatenate([[observed_cases.cases[prev]], reported]) * case_scale
+    mobility_with_prev = np.concatenate([observed_cases.mobility[prev : prev + 1], observed_cases.mobility[window]])
+
+    # Model, parameters and initial conditions.
+    world = covid.build_world(population)
+    seeding = nyc_cases.seeding_from_cases(
+        observed_cases, start, people,
+        exposed_days=covid.DEFAULT_EXPOSED_DAYS, infected_days=covid.DEFAULT_INFECTED_DAYS,
+        ascertainment=args.ascertainment,
+    )
+    params = covid.default_params(
+        population, total,
+        contact_normaliser=covid.default_contact_normaliser(world),
+        initial_exposed_share=seeding.exposed_share,
+        initial_infected_share=seeding.infected_share,
+    )
+    prior_daily_cases = seeding.prior_daily_case_share * n
+    initial_source = seeding.source
+    if stages is not None:
+        prior_daily_cases = float(np.sum(stages == 2)) / covid.DEFAULT_INFECTED_DAYS
+        initial_source = "disease_stages.csv"
+    model = covid.covid_model(estimator="straight_through")
+    features = None
+    if args.method == "network":
+        features = calibration.weekly_features(mobility_with_prev, cases_with_prev, known_weeks=train)
+    problem = calibration.CalibrationProblem(
+        model=model, world=world, params=params, observed=observed, train_weeks=train,
+        ascertainment=args.ascertainment, prior_daily_cases=prior_daily_cases, stages=stages,
+        estimator="straight_through", features=features,
+    )
+
+    # Gradient fit.
+    print(f"fitting {', '.join(names)} ({args.method}) to {args.nta} epiweeks {epiweeks[0]}..{epiweeks[train - 1]}: "
+          f"{args.steps} Adam steps x {args.seeds} seeds, {args.loss} loss")
+    report_every = max(1, args.steps // 6)
+
+    def on_step(step, value):
+        if step % report_every == 0 or step == args.steps - 1:
+            print(f"  step {step + 1:>4}/{args.steps}  loss {value:.4f}")
+
+    network = calibration.WeeklyParameterNetwork() if args.method == "network" else None
+    result = calibration.fit(
+        problem, names, steps=args.steps, learning_rate=args.learning_rate, seeds_per_step=args.seeds,
+        loss=args.loss, seed=args.seed, network=network, on_step=on_step,
+    )
+    if result.stopped != "completed":
+        print(f"warning: the fit {result.stopped}", file=sys.stderr)
+    fallback = None
+    if not all(np.all(np.isfinite(np.asarray(getattr(result.params, name)))) for name in names):
+        # Should not happen (fit keeps finite parameters); if it does, forecast from the start.
+        fallback = "the fitted parameters are not finite; the forecast uses the starting parameters"
+        print(f"warning: {fallback}", file=sys.stderr)
+        result.params = params
+    forecast_params = (
+        calibration.extend_last_week(result.params, train) if args.method == "params" else result.params
+    )
+    members = calibration.ensemble_forecast(problem, forecast_params, args.members, seed=args.seed + 1000)
+    forecast = ensemble_summary(members)
+    metrics = calibration.heldout_metrics(forecast["mean"][train:], observed[train:])
+    train_metrics = calibration.heldout_metrics(forecast["mean"][:train], observed[:train])
+
+    # Baselines on the same split.
+    persistence = calibration.persistence_forecast(observed[:train], test)
+    persistence_metrics = calibration.heldout_metrics(persistence, observed[train:])
+    print(f"gradient-free baseline: Nelder-Mead with {result.simulator_runs} simulator runs")
+    free = calibration.gradient_free_fit(
+        problem, names, simulator_runs=result.simulator_runs, seeds_per_evaluation=args.seeds,
+        loss=args.loss, seed=args.seed,
+    )
+    free_params = calibration.extend_last_week(free.params, train)
+    free_members = calibration.ensemble_forecast(problem, free_params, args.members, seed=args.seed + 1000)
+    free_forecast = ensemble_summary(free_members)
+    free_metrics = calibration.heldout_metrics(free_forecast["mean"][train:], observed[train:])
+
+    # Outputs: staged, so that a failure leaves no half-written set of files.
+    rate = np.asarray(forecast_params.transmission_rate, np.float64)
+    free_rate = np.asarray(free_params.transmission_rate, np.float64)
+    info = {
+        "scenario": "calibrate_covid",
+        "arguments": vars(args),
+        "nta": args.nta,
+        "start_week": args.start_week,
+        "train_weeks": train,
+        "test_weeks": test,
+        "epiweeks": epiweeks,
+        "method": args.method,
+        "fit": list(names),
+        "loss": args.loss,
+        "steps": args.steps,
+        "seeds": args.seeds,
+        "learning_rate": args.learning_rate,
+        "members": args.members,
+        "seed": args.seed,
+        "ascertainment": args.ascertainment,
+        "model": model.name,
+        "fitted_parameters": fitted_report(forecast_params, population, names),
+        "initial_parameters": fitted_report(params, population, names),
+        "transmission_rate_note": (
+            "held-out weeks repeat the last fitted week's rate" if args.method == "params"
+            else "every week's rate is the network's output for that week's features"
+        ),
+        "loss_curve": result.loss_curve,
+        "seconds": result.seconds,
+        "compile_seconds": result.compile_seconds,
+        "stopped": result.stopped,
+        "fallback": fallback,
+        "simulator_runs": result.simulator_runs,
+        "heldout_metrics": metrics,
+        "train_metrics": train_metrics,
+        "baselines": {
+            "persistence": persistence_metrics | {"forecast": persistence},
+            "gradient_free": free_metrics | {
+                "seconds": free.seconds,
+                "simulator_runs": free.simulator_runs,
+                "stopped": free.stopped,
+                "fitted_parameters": fitted_report(free_params, population, names),
+                "loss_curve": free.loss_curve,
+                "forecast": free_forecast,
+            },
+        },
+        "observed": observed,
+        "observed_reported": reported,
+        "case_scale": case_scale,
+        "census_people": people,
+        "forecast": forecast,
+        "network": None if network is None else {
+            "hidden": network.hidden,
+            "features": features,
+            "feature_names": [c.removesuffix("_change_week") for c in nyc_cases.MOBILITY_COLUMNS]
+            + ["log1p(latest known cases) / 5"],
+        },
+        "initial_conditions": {
+            "source": initial_source,
+            "exposed_share": seeding.exposed_share,
+            "infected_share": seeding.infected_share,
+        },
+        "population": population.summary() | {"build_seconds": build_seconds},
+        "versions": outputs.package_versions(),
+        "total_seconds": time.perf_counter() - wall_start,
+    }
+    with outputs.StagedOutputs(out) as stage:
+        outputs.write_json(info, stage.path / "calibration.json")
+        plot_fit(
+            stage.path / "fit.png", epiweeks=epiweeks, observed=observed, train_weeks=train,
+            forecast=forecast, persistence=persistence, gradient_free=free_forecast["mean"],
+            rate=rate, gradient_free_rate=free_rate, method=args.method,
+            title=f"{args.nta}, {n:,} agents: fit {epiweeks[0]}..{epiweeks[train - 1]}, "
+            f"held out {weeks_span(epiweeks[train], epiweeks[-1])}" + (f" (cases x {case_scale:.3g})" if case_scale < 1 else ""),
+        )
+
+    print(f"\nheld-out epiweeks {weeks_span(epiweeks[train], epiweeks[-1])} ({test} week{'s' if test > 1 else ''})")
+    print(f"{'':<28}{'MAE':>10}{'RMSE':>10}{'ND':>8}{'seconds':>10}{'runs':>7}")
+    rows = [
+        (f"gradient fit ({args.method})", metrics, result.seconds, result.simulator_runs),
+        ("persistence", persistence_metrics, None, None),
+        ("gradient-free (Nelder-Mead)", free_metrics, free.seconds, free.simulator_runs),
+    ]
+    for label, m, seconds, runs in rows:
+        print(f"{label:<28}{m['mae']:>10.2f}{m['rmse']:>10.2f}{m['nd']:>8.3f}"
+              f"{'-' if seconds is None else f'{seconds:.1f}':>10}{'-' if runs is None else runs:>7}")
+    print(f"wrote {out / 'calibration.json'}, {out / 'fit.png'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_cli(main))
