@@ -198,8 +198,18 @@ def plot_epidemic(
     ax_cases.set_ylabel("cases")
     ax_cases.legend(fontsize=8)
     fig.tight_layout()
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path, dpi: int = 110) -> None:
+    """Save a matplotlib figure via a temporary name and rename (never half-written); close it."""
+    import matplotlib.pyplot as plt
+
     path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)

@@ -81,6 +81,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxsim import calibration, cli, covid, nyc_cases, outputs
+from jaxsim.covid_setup import covid_setup_from_cases
 from jaxsim.nyc_data import load_households
 
 DEFAULT_NTA = "QN0103"  # Astoria, Queens
@@ -282,11 +283,7 @@ def plot_fit(path: Path, *, epiweeks, observed, train_weeks, forecast, persisten
     ax_rate.set_ylim(bottom=0)
     ax_rate.legend(fontsize=8)
     fig.tight_layout()
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    outputs.save_figure(fig, path)
 
 
 def main(argv=None) -> int:
@@ -322,23 +319,11 @@ def main(argv=None) -> int:
     mobility_with_prev = np.concatenate([observed_cases.mobility[prev : prev + 1], observed_cases.mobility[window]])
 
     # Model, parameters and initial conditions.
-    world = covid.build_world(population)
-    seeding = nyc_cases.seeding_from_cases(
-        observed_cases, start, people,
-        exposed_days=covid.DEFAULT_EXPOSED_DAYS, infected_days=covid.DEFAULT_INFECTED_DAYS,
-        ascertainment=args.ascertainment,
+    setup = covid_setup_from_cases(
+        population, observed_cases, start, people, total, ascertainment=args.ascertainment
     )
-    params = covid.default_params(
-        population, total,
-        contact_normaliser=covid.default_contact_normaliser(world),
-        initial_exposed_share=seeding.exposed_share,
-        initial_infected_share=seeding.infected_share,
-    )
-    prior_daily_cases = seeding.prior_daily_case_share * n
-    initial_source = seeding.source
-    if stages is not None:
-        prior_daily_cases = float(np.sum(stages == 2)) / covid.DEFAULT_INFECTED_DAYS
-        initial_source = "disease_stages.csv"
+    world, params = setup.world, setup.params
+    prior_daily_cases, initial_source = setup.prior_daily_cases, setup.initial_source
     model = covid.covid_model(estimator="straight_through")
     features = None
     if args.method == "network":
@@ -451,8 +436,8 @@ def main(argv=None) -> int:
         },
         "initial_conditions": {
             "source": initial_source,
-            "exposed_share": seeding.exposed_share,
-            "infected_share": seeding.infected_share,
+            "exposed_share": float(params.initial_exposed_share),
+            "infected_share": float(params.initial_infected_share),
         },
         "population": population.summary() | {"build_seconds": build_seconds},
         "versions": outputs.package_versions(),

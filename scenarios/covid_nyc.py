@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 
 from jaxsim import cli, covid, engine, nyc_cases, outputs
+from jaxsim.covid_setup import covid_setup_from_cases
 from jaxsim.nyc_data import load_households
 
 
@@ -112,31 +113,16 @@ def main(argv=None) -> int:
 
     # Contacts, parameters and initial conditions.
     weeks = math.ceil(args.days / 7)
-    world = covid.build_world(population)
-    seeding = nyc_cases.seeding_from_cases(
-        observed, start_index, census_observed,
-        exposed_days=covid.DEFAULT_EXPOSED_DAYS, infected_days=covid.DEFAULT_INFECTED_DAYS,
-        ascertainment=args.ascertainment,
+    setup = covid_setup_from_cases(
+        population, observed, start_index, census_observed, weeks,
+        ascertainment=args.ascertainment, transmission_rate=args.transmission_rate,
     )
-    params = covid.default_params(
-        population, weeks,
-        contact_normaliser=covid.default_contact_normaliser(world),
-        transmission_rate=args.transmission_rate,
-        initial_exposed_share=seeding.exposed_share,
-        initial_infected_share=seeding.infected_share,
-    )
-    key = jax.random.key(args.seed)
-    init_key, run_key = jax.random.split(key)
-    stages = population.disease_stages
-    prior_daily_cases = seeding.prior_daily_case_share * n
-    if stages is not None:
-        # The stage file's infected agents set the prior case signal: onsets per day.
-        prior_daily_cases = float(np.sum(stages == 2)) / covid.DEFAULT_INFECTED_DAYS
+    world, params = setup.world, setup.params
+    init_key, run_key = jax.random.split(jax.random.key(args.seed))
     state = covid.initial_state(
-        params, init_key, world, stages=stages, prior_daily_cases=prior_daily_cases
+        params, init_key, world, stages=setup.stages, prior_daily_cases=setup.prior_daily_cases
     )
     initial_counts = np.bincount(np.asarray(state.stage)[:n], minlength=5)
-    initial_source = "disease_stages.csv" if stages is not None else seeding.source
 
     # Run.
     model = covid.covid_model(policy="heuristic")
@@ -173,7 +159,7 @@ def main(argv=None) -> int:
         "substeps": [s.name for s in model.substeps],
         "parameters": covid.params_report(params, population),
         "initial_conditions": {
-            "source": initial_source,
+            "source": setup.initial_source,
             "counts": {name: int(c) for name, c in zip(outputs.STAGE_NAMES, initial_counts)},
         },
         "population": population.summary() | {"build_seconds": build_seconds},

@@ -31,3 +31,15 @@ def random_population(n: int = 3000, seed: int = 0, degree: int = 8) -> Populati
 @pytest.fixture(scope="session")
 def small_population() -> Population:
     return random_population()
+
+
+def load_script(path):
+    """Import a runnable script (e.g. ``scenarios/covid_nyc.py``) as a module, to call its ``main``."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -1,6 +1,5 @@
 """scenarios/calibrate_covid.py end to end on small populations, and its input errors."""
 
-import importlib.util
 import json
 import math
 import subprocess
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import load_script
 
 from jaxsim import nyc_cases, synthetic
 from jaxsim.population_io import save_population
@@ -25,16 +25,9 @@ TOP_KEYS = {"nta", "start_week", "train_weeks", "test_weeks", "method", "fitted_
 METRICS = {"mae", "rmse", "nd"}
 
 
-def load_scenario():
-    spec = importlib.util.spec_from_file_location("calibrate_covid", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def scenario():
-    return load_scenario()
+    return load_script(SCRIPT)
 
 
 def finite_metrics(metrics):

@@ -1,6 +1,5 @@
 """scenarios/covid_nyc.py end to end on small populations, and its input errors."""
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import load_script
 
 from jaxsim import synthetic
 from jaxsim.population_io import save_population
@@ -19,16 +19,9 @@ CORE_COLUMNS = ["day", "date", "susceptible", "exposed", "infected", "recovered"
                 "new_infections", "isolating"]
 
 
-def load_scenario():
-    spec = importlib.util.spec_from_file_location("covid_nyc", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def scenario():
-    return load_scenario()
+    return load_script(SCRIPT)
 
 
 def test_small_synthetic_run_writes_all_outputs(scenario, tmp_path):
