@@ -28,6 +28,7 @@ from typing import Mapping
 
 import jax
 import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
 import numpy as np
 from flax import struct
 
@@ -261,7 +262,10 @@ def _infection_substep(estimator: sampling.Estimator, contact_method: str = "aut
         # gradient needs the contact sum only on those inside it (few), see contact_pressure.
         days_since = t - state.day_infected.astype(jnp.int32)
         in_window = (days_since >= 0) & (days_since < params.infectiousness_profile.shape[0])
-        pressure = contact_pressure(x, world.graph, layer_scale, contact_method, in_window)
+        pressure = checkpoint_name(
+            contact_pressure(x, world.graph, layer_scale, contact_method, in_window),
+            "contact_pressure",
+        )
         if differentiable:
             # Mean-field path for the gradient through time: scale the pressure by
             # total / stop_gradient(total), exactly 1 going forward, whose gradient says how

@@ -27,6 +27,7 @@ import time
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import jax
@@ -149,6 +150,12 @@ class Model:
         return state, metrics
 
 
+#: Intermediate values that checkpointed blocks keep rather than recompute in a gradient
+#: (tag them with ``jax.ad_checkpoint.checkpoint_name``): the per-day contact sums, one
+#: float per agent per day, are the expensive part of recomputing a day.
+SAVED_IN_CHECKPOINTS: tuple[str, ...] = ("contact_pressure",)
+
+
 def simulate(
     model: Model,
     state,
@@ -165,7 +172,8 @@ def simulate(
         checkpoint_days: when set (e.g. 7), the days run in blocks of this length, each
             block under ``jax.checkpoint``: a reverse-mode gradient then stores the state
             once per block and recomputes the days inside a block, so its memory grows
-            with ``days / checkpoint_days`` states instead of ``days``.
+            with ``days / checkpoint_days`` states instead of ``days`` (plus the values
+            named in :data:`SAVED_IN_CHECKPOINTS`, kept to avoid recomputing them).
 
     Returns ``(final_state, metrics)`` with each metric stacked to ``[days, ...]``.
     """
@@ -182,7 +190,7 @@ def simulate(
         raise ValueError(f"checkpoint_days must be >= 1, got {checkpoint_days}")
     blocks, remainder = divmod(days, block)
 
-    @jax.checkpoint
+    @partial(jax.checkpoint, policy=jax.checkpoint_policies.save_only_these_names(*SAVED_IN_CHECKPOINTS))
     def run_block(carry, first_day):
         return jax.lax.scan(body, carry, first_day + jnp.arange(block, dtype=jnp.int32))
 
