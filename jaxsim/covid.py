@@ -650,6 +650,16 @@ def initial_state(
     by_day = jnp.sum(
         ever_exposed[:, None] * (days_back[:, None] == jnp.arange(1, lookback + 1)[None, :]), axis=0
     )
+    if stages is None:
+        # Keep the counts, but let their gradient be that of the expected counts: N x share
+        # spread evenly over each stage's days (only agents drawn infected have a day, so
+        # the count alone would carry the gradient of those few draws only).
+        d = jnp.arange(1, lookback + 1)
+        expected = num_agents * (
+            jnp.where(d <= e_days, params.initial_exposed_share / e_days, 0.0)
+            + jnp.where((d > e_days) & (d <= e_days + i_days), params.initial_infected_share / i_days, 0.0)
+        )
+        by_day = by_day + (expected - jax.lax.stop_gradient(expected))
     exposure_ring = jnp.zeros(EXPOSURE_HISTORY_DAYS, jnp.float32).at[
         (-jnp.arange(1, lookback + 1)) % EXPOSURE_HISTORY_DAYS
     ].set(by_day)

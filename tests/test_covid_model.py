@@ -334,3 +334,40 @@ def test_run_validates_params_and_inputs(small_population):
                    progress=False)
     with pytest.raises(ValueError, match="layer_scale"):
         covid.build_world(small_population, layer_scale={"community": np.array([-1.0])})
+
+
+@pytest.mark.parametrize(
+    "leaf, metric, first_day, value, h",
+    [
+        ("initial_infected_share", "new_cases", 7, 0.01, 0.002),  # through later generations
+        ("isolation_response", "new_cases", 7, 2.0, 0.5),  # behaviour -> transmission
+        ("mortality", "new_deaths", 0, 0.05, 0.02),  # death draws
+    ],
+)
+def test_gradients_of_other_leaves_match_finite_differences(leaf, metric, first_day, value, h):
+    """Straight-through gradients with respect to the leaves calibration fits besides R(t),
+    each set to one value for every group, against a 400-seed central difference with
+    common random numbers (measured when written: 1078 vs 896, -4.56 vs -4.22, 153 vs 154)."""
+    population = random_population(n=4000, seed=3)
+    world = covid.build_world(population)
+    params = covid.default_params(
+        population, 3, contact_normaliser=covid.default_contact_normaliser(world),
+        initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=3.0,
+        isolation_response=2.0,
+    )
+    model = covid.covid_model(estimator="straight_through", contact_method="dense")
+
+    def total(v, key):
+        p = params.replace(**{leaf: jnp.broadcast_to(v, getattr(params, leaf).shape).astype(jnp.float32)})
+        state = covid.initial_state(p, jax.random.fold_in(key, 1), world, estimator="straight_through",
+                                    prior_daily_cases=5.0)
+        _, m = engine.simulate(model, state, p, world, key, 21, checkpoint_days=7)
+        return m[metric][first_day:].sum()
+
+    grads = jax.jit(jax.vmap(jax.grad(total), in_axes=(None, 0)))(
+        jnp.float32(value), jax.random.split(jax.random.key(0), 96))
+    forward = jax.jit(jax.vmap(total, in_axes=(None, 0)))
+    keys = jax.random.split(jax.random.key(1), 400)
+    fd = float((forward(jnp.float32(value + h), keys) - forward(jnp.float32(value - h), keys)).mean()) / (2 * h)
+    assert abs(fd) > 1.0
+    assert abs(float(grads.mean()) - fd) < 0.3 * abs(fd), (leaf, float(grads.mean()), fd)
