@@ -25,6 +25,12 @@ def add_population_arguments(parser: argparse.ArgumentParser) -> None:
         "--agents", type=int, metavar="N", help="synthesize a NYC population of exactly N agents"
     )
     parser.add_argument(
+        "--compile-cache",
+        metavar="DIR",
+        help="persistent compilation cache folder, or 'off' (default: $JAXSIM_COMPILE_CACHE "
+        "or ~/.cache/jaxsim/xla)",
+    )
+    parser.add_argument(
         "--allow-pickle",
         action="store_true",
         help="allow loading the pickle population layout (unpickling can run code: trusted files only)",
@@ -32,7 +38,11 @@ def add_population_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def population_from_args(args: argparse.Namespace, seed: int) -> Population:
-    """Load or synthesize the population the arguments ask for."""
+    """Load or synthesize the population the arguments ask for (and turn on the
+    persistent compilation cache that ``--compile-cache`` names)."""
+    from jaxsim.compile_cache import enable_compile_cache
+
+    enable_compile_cache(getattr(args, "compile_cache", None))
     if args.population:
         from jaxsim.population_io import load_population
 

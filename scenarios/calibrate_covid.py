@@ -81,6 +81,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxsim import calibration, cli, covid, nyc_cases, outputs
+from jaxsim.compile_cache import enable_compile_cache
 from jaxsim.covid_setup import covid_setup_from_cases
 from jaxsim.nyc_data import load_households
 
@@ -107,6 +108,10 @@ def parse_args(argv):
     parser.add_argument(
         "--allow-pickle", action="store_true",
         help="allow loading the pickle population layout (unpickling can run code: trusted files only)",
+    )
+    parser.add_argument(
+        "--compile-cache", metavar="DIR",
+        help="persistent compilation cache folder, or 'off' (default: $JAXSIM_COMPILE_CACHE or ~/.cache/jaxsim/xla)",
     )
     parser.add_argument("--out", default="out/calibrate_covid", help="output directory")
     parser.add_argument(
@@ -288,6 +293,7 @@ def plot_fit(path: Path, *, epiweeks, observed, train_weeks, forecast, persisten
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    enable_compile_cache(args.compile_cache)
     wall_start = time.perf_counter()
     names = check_settings(args)
     observed_cases, start, prev = case_window(args)

@@ -1,5 +1,11 @@
 """Shared fixtures: small hand-built populations (no files, no synthesis)."""
 
+import os
+
+# Keep the suite hermetic: scenario runs inside tests do not read or write the user's
+# persistent compilation cache (tests/test_compile_cache.py turns it on explicitly).
+os.environ.setdefault("JAXSIM_COMPILE_CACHE", "off")
+
 import numpy as np
 import pytest
 
