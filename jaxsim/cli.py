@@ -65,11 +65,14 @@ def population_from_args(args: argparse.Namespace, seed: int) -> Population:
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run ``main``; report input errors as one line on stderr and exit code 2 (no traceback)."""
+    from jaxsim.memory import InsufficientMemoryError
     from jaxsim.population import PopulationError
 
     try:
         return main(argv)
-    except (PopulationError, ValueError, KeyError, FileNotFoundError, FileExistsError) as err:
+    except (
+        PopulationError, ValueError, KeyError, FileNotFoundError, FileExistsError, InsufficientMemoryError
+    ) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {message}", file=sys.stderr)
         return 2

@@ -32,7 +32,7 @@ from jax.ad_checkpoint import checkpoint_name
 import numpy as np
 from flax import struct
 
-from jaxsim import sampling
+from jaxsim import memory, sampling
 from jaxsim.engine import Model, Substep, World, padded_size
 from jaxsim.graph import ContactLayer, build_contact_graph, mean_contacts_per_day
 from jaxsim.kernels.contact_infection import (
@@ -536,6 +536,10 @@ def build_world(
     """
     if "age" not in population.attributes:
         raise PopulationError("the COVID model needs an 'age' attribute in the population")
+    memory.check_fits(
+        memory.world_bytes(population, layers),
+        f"the contact graph of {population.size:,} agents ({population.num_contacts:,} contacts)",
+    )
     n = population.size
     slots = padded_size(n)
     dtype = np.int8 if population.num_categories("age") < 127 else np.int32

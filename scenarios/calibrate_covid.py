@@ -80,7 +80,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxsim import calibration, cli, covid, nyc_cases, outputs
+from jaxsim import calibration, cli, covid, memory, nyc_cases, outputs
 from jaxsim.compile_cache import enable_compile_cache
 from jaxsim.covid_setup import covid_setup_from_cases
 from jaxsim.nyc_data import load_households
@@ -307,6 +307,9 @@ def main(argv=None) -> int:
     population = build_population(args, people)
     build_seconds = time.perf_counter() - build_start
     n = population.size
+    memory.check_fits(
+        memory.run_bytes(population, 7 * total, differentiable=True), f"calibrating {n:,} agents"
+    )
     print(f"population: {n:,} agents, {population.num_contacts:,} contacts "
           f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
     stages = population.disease_stages

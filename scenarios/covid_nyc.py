@@ -45,7 +45,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxsim import cli, covid, engine, nyc_cases, outputs
+from jaxsim import cli, covid, engine, memory, nyc_cases, outputs
 from jaxsim.covid_setup import covid_setup_from_cases
 from jaxsim.nyc_data import load_households
 
@@ -90,6 +90,7 @@ def main(argv=None) -> int:
     population = cli.population_from_args(args, seed=args.seed)
     build_seconds = time.perf_counter() - build_start
     n = population.size
+    memory.check_fits(memory.run_bytes(population, args.days), f"a run of {n:,} agents")
     print(f"population: {n:,} agents, {population.num_contacts:,} contacts "
           f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
 
