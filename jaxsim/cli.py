@@ -31,6 +31,12 @@ def add_population_arguments(parser: argparse.ArgumentParser) -> None:
         "or ~/.cache/jaxsim/xla)",
     )
     parser.add_argument(
+        "--keep-order",
+        action="store_true",
+        help="keep a loaded population's agent order (default: reorder by area and household "
+        "for memory locality; per-agent results map back to the file's agent ids)",
+    )
+    parser.add_argument(
         "--allow-pickle",
         action="store_true",
         help="allow loading the pickle population layout (unpickling can run code: trusted files only)",
@@ -44,9 +50,11 @@ def population_from_args(args: argparse.Namespace, seed: int) -> Population:
 
     enable_compile_cache(getattr(args, "compile_cache", None))
     if args.population:
+        from jaxsim.locality import localize
         from jaxsim.population_io import load_population
 
-        return load_population(args.population, allow_pickle=args.allow_pickle)
+        population = load_population(args.population, allow_pickle=args.allow_pickle)
+        return population if args.keep_order else localize(population)
     from jaxsim import synthetic
 
     if args.agents is not None:

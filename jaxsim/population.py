@@ -91,6 +91,9 @@ class Population:
             ``community``, or ``0``..``6`` for one network per day of week).
         disease_stages: optional int8 ``[N]`` initial stage codes (0 S, 1 E, 2 I, 3 R, 4 M).
         metadata: free-form provenance (source directory, NTAs, generator settings).
+        user_ids: optional int64 ``[N]``: the id agent ``i`` had where the population came
+            from, when it has been reordered (see :mod:`jaxsim.locality`); ``None`` means
+            agent ``i`` is the user's agent ``i``.
     """
 
     attributes: dict[str, np.ndarray]
@@ -99,6 +102,7 @@ class Population:
     networks: dict[str, EdgeList] = field(default_factory=dict)
     disease_stages: np.ndarray | None = None
     metadata: dict = field(default_factory=dict)
+    user_ids: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         sizes = {name: int(np.shape(col)[0]) for name, col in self.attributes.items()}
@@ -252,4 +256,5 @@ def relabel(population: Population, attribute: str, new_order: Sequence[str]) ->
         networks=dict(population.networks),
         disease_stages=population.disease_stages,
         metadata=dict(population.metadata),
+        user_ids=population.user_ids,
     )
