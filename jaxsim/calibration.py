@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import flax.linen as nn
@@ -249,7 +249,6 @@ class FitResult:
     simulator_runs: int
     network_params: dict | None = None
     compile_seconds: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def _assemble(problem: CalibrationProblem, names, z: dict, network, net_params) -> CovidParams:
@@ -299,7 +298,6 @@ def fit(
         net_params = network.init(jax.random.key(seed + 1), jnp.asarray(problem.features))
         # Start the network's output at the current transmission rate.
         start = FITTABLE["transmission_rate"].to_unconstrained(np.mean(problem.params.transmission_rate))
-        net_params = jax.tree.map(lambda a: a, net_params)
         last = net_params["params"]["Dense_2"]
         last = {**last, "bias": last["bias"] + start}
         net_params = {"params": {**net_params["params"], "Dense_2": last}}

@@ -40,6 +40,7 @@ from jaxsim.kernels.contact_infection import (
     agent_infectiousness,
     contact_pressure,
     exposure_probability,
+    infectiousness_window,
 )
 from jaxsim.kernels.infectiousness import gamma_infectiousness_profile
 from jaxsim.kernels.isolation import heuristic_isolation_probability, weekly_case_signal
@@ -223,22 +224,25 @@ def _isolation_substep(estimator: str):
     return isolation
 
 
-def _mean_field_infectiousness(state: CovidState, params: CovidParams, t) -> jax.Array:
-    """Total infectiousness today from the aggregate exposure history (a scalar).
-
-    ``sum_d exposures(t - d) * alpha(d) * g(d)``, where ``alpha(d)`` is the E value for
-    ``d < exposed_days``, the I value up to ``exposed_days + infected_days`` and 0 after.
-    """
+def stage_infectiousness_by_day(params: CovidParams) -> jax.Array:
+    """``alpha(d)`` for ``d`` days since exposure, ``[D]`` like the profile: 0 on the day of
+    exposure (not yet infectious), the E value while exposed, the I value while infected,
+    0 after."""
     d = jnp.arange(params.infectiousness_profile.shape[0])
     alpha = jnp.where(
-        d == 0,
-        0.0,  # agents exposed today are not infectious until tomorrow
-        jnp.where(d < params.exposed_days,
+        d < params.exposed_days,
         params.stage_infectiousness[EXPOSED],
-        jnp.where(d < params.exposed_days + params.infected_days, params.stage_infectiousness[INFECTED], 0.0)),
+        jnp.where(d < params.exposed_days + params.infected_days, params.stage_infectiousness[INFECTED], 0.0),
     )
+    return jnp.where(d == 0, 0.0, alpha)
+
+
+def _mean_field_infectiousness(state: CovidState, params: CovidParams, t) -> jax.Array:
+    """Total infectiousness today from the aggregate exposure history (a scalar):
+    ``sum_d exposures(t - d) * alpha(d) * g(d)``."""
+    d = jnp.arange(params.infectiousness_profile.shape[0])
     past = state.daily_exposures[(t - d) % EXPOSURE_HISTORY_DAYS]
-    return jnp.sum(past * alpha * params.infectiousness_profile)
+    return jnp.sum(past * stage_infectiousness_by_day(params) * params.infectiousness_profile)
 
 
 def _infection_substep(estimator: sampling.Estimator, contact_method: str = "auto"):
@@ -260,8 +264,9 @@ def _infection_substep(estimator: sampling.Estimator, contact_method: str = "aut
         }
         # Agents outside their infectiousness window have x = 0 for any parameters, so the
         # gradient needs the contact sum only on those inside it (few), see contact_pressure.
-        days_since = t - state.day_infected.astype(jnp.int32)
-        in_window = (days_since >= 0) & (days_since < params.infectiousness_profile.shape[0])
+        in_window = infectiousness_window(
+            state.day_infected, t, params.infectiousness_profile.shape[0]
+        )
         pressure = checkpoint_name(
             contact_pressure(x, world.graph, layer_scale, contact_method, in_window),
             "contact_pressure",
@@ -390,27 +395,21 @@ def covid_model(
 
 
 # ------------------------------------------------------------------------ construction
-def _age_table(population: Population, values: Mapping[str, float], what: str) -> np.ndarray:
-    try:
-        return population.table_by_label("age", values)
-    except KeyError as err:
-        raise KeyError(
-            f"{what}: {err.args[0]}. Pass a table keyed by this population's age labels."
-        ) from None
-
-
-def _group_table(
+def _table(
     population: Population, attribute: str, values: float | Mapping[str, float], what: str
 ) -> np.ndarray:
+    """A per-code table of ``attribute`` from ``{label: value}`` or one value for all."""
     if attribute not in population.attributes:
         raise KeyError(
-            f"isolation_groups: population has no attribute {attribute!r}; it has {sorted(population.attributes)}"
+            f"{what}: population has no attribute {attribute!r}; it has {sorted(population.attributes)}"
         )
     if isinstance(values, Mapping):
         try:
             return population.table_by_label(attribute, values)
         except KeyError as err:
-            raise KeyError(f"{what}: {err.args[0]}") from None
+            raise KeyError(
+                f"{what}: {err.args[0]}. Pass a table keyed by this population's {attribute!r} labels."
+            ) from None
     return np.full(population.num_categories(attribute), float(values), np.float32)
 
 
@@ -449,15 +448,15 @@ def default_params(
             DEFAULT_ISOLATION_BASELINE if isolation_groups == "age"
             else float(np.mean(list(DEFAULT_ISOLATION_BASELINE.values())))
         )
-    baseline = _group_table(population, isolation_groups, isolation_baseline, "isolation_baseline")
-    response = _group_table(population, isolation_groups, isolation_response, "isolation_response")
+    baseline = _table(population, isolation_groups, isolation_baseline, "isolation_baseline")
+    response = _table(population, isolation_groups, isolation_response, "isolation_response")
     profile = (
         gamma_infectiousness_profile() if infectiousness_profile is None else infectiousness_profile
     )
     params = CovidParams(
         transmission_rate=jnp.asarray(rate),
-        susceptibility=jnp.asarray(_age_table(population, susceptibility, "susceptibility")),
-        mortality=jnp.asarray(_age_table(population, mortality, "mortality")),
+        susceptibility=jnp.asarray(_table(population, "age", susceptibility, "susceptibility")),
+        mortality=jnp.asarray(_table(population, "age", mortality, "mortality")),
         stage_infectiousness=jnp.asarray(np.asarray(stage_infectiousness, np.float32)),
         infectiousness_profile=jnp.asarray(np.asarray(profile, np.float32)),
         contact_normaliser=jnp.float32(contact_normaliser),
@@ -687,17 +686,9 @@ def expected_secondary_infections(params: CovidParams, week: int = 0) -> float:
 
     Useful to read ``R(t)`` as a reproduction number.
     """
-    p = jax.tree.map(np.asarray, params)
-    profile = p.infectiousness_profile
-    e = int(p.exposed_days)
-    i = int(p.infected_days)
-    alpha = np.zeros_like(profile)
-    alpha[: min(e, len(alpha))] = p.stage_infectiousness[EXPOSED]
-    alpha[e : min(e + i, len(alpha))] = p.stage_infectiousness[INFECTED]
-    per_contact = float(np.sum(alpha * profile))
-    return float(p.transmission_rate[min(week, len(p.transmission_rate) - 1)]) * float(
-        np.mean(p.susceptibility)
-    ) * per_contact
+    per_contact = float(jnp.sum(stage_infectiousness_by_day(params) * params.infectiousness_profile))
+    rates = np.asarray(params.transmission_rate)
+    return float(rates[min(week, len(rates) - 1)]) * float(np.mean(params.susceptibility)) * per_contact
 
 
 __all__ = [
@@ -710,6 +701,7 @@ __all__ = [
     "validate_params",
     "default_contact_normaliser",
     "expected_secondary_infections",
+    "stage_infectiousness_by_day",
     "observe_stage_counts",
     "params_report",
 ]

@@ -26,7 +26,7 @@ import sys
 import time
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, Callable
 
@@ -223,7 +223,6 @@ class RunResult:
     run_seconds: float
     days: int
     chunk_days: int = 7
-    extra: dict = field(default_factory=dict)
 
 
 def _chunk_program(model: Model, chunk_days: int):

@@ -262,21 +262,14 @@ def _read_agents_csv(
         if name not in mapping and name != "agent_id" and (name in STRING_COLUMNS or name in forced_strings)
     }
     try:
-        with warnings.catch_warnings():
-            # A first data row with more fields than the header makes pandas drop data
-            # with only a warning: make it an error so the scan below reports the line.
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(
-                path,
-                engine="c",
-                header=0,
-                names=header,
-                index_col=False,
-                dtype={name: str for name in text_columns},
-                na_filter=False,  # keep empty cells and text such as "NA" verbatim
-                low_memory=False,  # one dtype per column, not per chunk
-                encoding="utf-8-sig",
-            )
+        df = _read_csv_strict(
+            path,
+            header=0,
+            names=header,
+            dtype={name: str for name in text_columns},
+            na_filter=False,  # keep empty cells and text such as "NA" verbatim
+            low_memory=False,  # one dtype per column, not per chunk
+        )
     except pd.errors.EmptyDataError:
         raise PopulationError(f"{path} is empty: it needs a header line and one line per agent") from None
     except UnicodeDecodeError as exc:
@@ -487,23 +480,25 @@ def _read_pickles(
 
 
 # ------------------------------------------------------------------------- stages
+def _read_csv_strict(path: Path, **options) -> pd.DataFrame:
+    """``pandas.read_csv`` with the C parser, no index column, UTF-8 (BOM allowed), and
+    parser warnings raised as ``pd.errors.ParserWarning``: a row with more fields than
+    the header otherwise makes pandas drop data with only a warning, so the caller's scan
+    can report the line instead."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        return pd.read_csv(path, engine="c", index_col=False, encoding="utf-8-sig", **options)
+
+
 def _read_stages(path: Path, n: int) -> np.ndarray:
     first = _first_nonblank_line(path)
     if first is None:
         raise PopulationError(f"{path} is empty: it needs one stage code (0..4) per agent")
     has_header = not _is_number(first.strip())
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(
-                path,
-                engine="c",
-                header=0 if has_header else None,
-                names=["stage"],
-                index_col=False,
-                dtype={"stage": np.float64},
-                encoding="utf-8-sig",
-            )
+        df = _read_csv_strict(
+            path, header=0 if has_header else None, names=["stage"], dtype={"stage": np.float64}
+        )
     except (pd.errors.ParserError, pd.errors.ParserWarning, ValueError, OverflowError) as exc:
         _scan_numeric_file(path, (1,), header_lines=has_header, what="stage")
         raise PopulationError(f"{path}: cannot be parsed: {_first_line(exc)}") from None
@@ -567,17 +562,7 @@ def _read_network(path: Path, n: int) -> EdgeList:
     names = list(range(ncols))
 
     def read(dtypes: dict) -> pd.DataFrame:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", pd.errors.ParserWarning)
-            return pd.read_csv(
-                path,
-                engine="c",
-                header=None,
-                names=names,
-                index_col=False,
-                dtype=dtypes,
-                encoding="utf-8-sig",
-            )
+        return _read_csv_strict(path, header=None, names=names, dtype=dtypes)
 
     float_weight = {2: np.float64} if ncols == 3 else {}
     endpoints: np.ndarray | None = None

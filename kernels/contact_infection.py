@@ -25,6 +25,13 @@ from jaxsim.graph import ContactLayer
 from jaxsim.kernels.lookup import lookup
 
 
+def infectiousness_window(day_infected: jax.Array, t: jax.Array, num_days: int) -> jax.Array:
+    """bool ``[N]``: ``0 <= t - day_infected < num_days``, the days on which the profile can
+    give an agent non-zero infectiousness."""
+    days_since = t - day_infected.astype(jnp.int32)
+    return (days_since >= 0) & (days_since < num_days)
+
+
 def agent_infectiousness(
     stage: jax.Array,
     day_infected: jax.Array,
@@ -52,7 +59,7 @@ def agent_infectiousness(
     """
     days_since = t - day_infected.astype(jnp.int32)
     num_days = profile.shape[0]
-    in_window = (days_since >= 0) & (days_since < num_days)
+    in_window = infectiousness_window(day_infected, t, num_days)
     g = jnp.where(in_window, profile[jnp.clip(days_since, 0, num_days - 1)], 0.0)
     alpha = lookup(stage_infectiousness, stage)
     return (alpha * g * transmitting).astype(jnp.float32)
