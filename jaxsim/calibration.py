@@ -67,6 +67,8 @@ FITTABLE: dict[str, Bounds] = {
     "mortality": Bounds(0.0, 0.5),
     "isolation_baseline": Bounds(0.0, 1.0),
     "isolation_response": Bounds(-5.0, 5.0),
+    "isolation_alignment_scale": Bounds(0.0, 3.0),
+    "isolation_alignment_offset": Bounds(-0.5, 0.5),
     "initial_exposed_share": Bounds(0.0, 0.05),
     "initial_infected_share": Bounds(0.0, 0.05),
 }

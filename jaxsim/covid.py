@@ -139,6 +139,11 @@ class CovidParams:
         infected_days: int32 scalar, days from onset to recovery or death, >= 1.
         isolation_baseline: float32 ``[G]`` daily isolation probability at a flat trend.
         isolation_response: float32 ``[G]`` log-odds per unit log case ratio.
+        isolation_alignment_scale, isolation_alignment_offset: float32 ``[G]`` the
+            alignment ``a_g, b_g`` applied to each week's group probability ``p_g`` from
+            either policy: ``p'_g = clip(a_g * p_g + b_g, 0, 1)`` (defaults 1 and 0: no
+            change). Calibration fits them to align an LLM archetype layer's answers
+            with observed data.
         initial_exposed_share, initial_infected_share: float32 scalars, share of agents
             in E and in I on day 0 when the population has no ``disease_stages``.
     """
@@ -153,6 +158,8 @@ class CovidParams:
     infected_days: jax.Array
     isolation_baseline: jax.Array
     isolation_response: jax.Array
+    isolation_alignment_scale: jax.Array
+    isolation_alignment_offset: jax.Array
     initial_exposed_share: jax.Array
     initial_infected_share: jax.Array
 
@@ -198,6 +205,12 @@ def _sum_by_code(values: jax.Array, codes: jax.Array, num_codes: int) -> jax.Arr
     return jnp.sum(values[:, None] * (codes[:, None] == jnp.arange(num_codes)[None, :]), axis=0)
 
 
+def aligned_isolation_probability(prob: jax.Array, scale: jax.Array, offset: jax.Array) -> jax.Array:
+    """``clip(scale * prob + offset, 0, 1)``, float32 ``[G]``: per-group alignment of a
+    policy's probabilities (identity for scale 1, offset 0)."""
+    return jnp.clip(scale * prob + offset, 0.0, 1.0).astype(jnp.float32)
+
+
 def _isolation_policy_substep(source: str):
     def isolation_policy(state: CovidState, params: CovidParams, key, t, world: World):
         if source == "heuristic":
@@ -208,6 +221,9 @@ def _isolation_policy_substep(source: str):
         else:
             table = world.inputs["isolation_prob"]  # [weeks, G]
             new_prob = jnp.clip(table[_week(t, table.shape[0])], 0.0, 1.0).astype(jnp.float32)
+        new_prob = aligned_isolation_probability(
+            new_prob, params.isolation_alignment_scale, params.isolation_alignment_offset
+        )
         prob = jnp.where(t % 7 == 0, new_prob, state.isolation_prob)
         return state.replace(isolation_prob=prob), {"isolation_prob": prob}
 
@@ -430,6 +446,8 @@ def default_params(
     infected_days: int = DEFAULT_INFECTED_DAYS,
     initial_exposed_share: float = 0.0,
     initial_infected_share: float = 0.0,
+    isolation_alignment_scale: float | Mapping[str, float] = 1.0,
+    isolation_alignment_offset: float | Mapping[str, float] = 0.0,
 ) -> CovidParams:
     """Parameters for ``population`` with label-keyed tables resolved to its codes.
 
@@ -437,7 +455,8 @@ def default_params(
     age bands; must match :func:`build_world`). ``isolation_baseline`` and
     ``isolation_response`` are keyed by that attribute's labels, or one number for every
     group; the default baseline is :data:`DEFAULT_ISOLATION_BASELINE` for age groups and
-    its mean for any other grouping.
+    its mean for any other grouping. ``isolation_alignment_scale`` / ``_offset`` (the
+    per-group ``a_g``, ``b_g``) are keyed the same way.
     """
     weeks = int(weeks)
     if weeks < 1:
@@ -464,6 +483,12 @@ def default_params(
         infected_days=jnp.int32(infected_days),
         isolation_baseline=jnp.asarray(baseline),
         isolation_response=jnp.asarray(response),
+        isolation_alignment_scale=jnp.asarray(
+            _table(population, isolation_groups, isolation_alignment_scale, "isolation_alignment_scale")
+        ),
+        isolation_alignment_offset=jnp.asarray(
+            _table(population, isolation_groups, isolation_alignment_offset, "isolation_alignment_offset")
+        ),
         initial_exposed_share=jnp.float32(initial_exposed_share),
         initial_infected_share=jnp.float32(initial_infected_share),
     )
@@ -507,7 +532,8 @@ def validate_params(params: CovidParams, num_ages: int, num_groups: int | None =
         if arr(name).shape != (num_ages,):
             fail(name, f"needs one value per age code ({num_ages}), got shape {arr(name).shape}")
     groups = num_groups if num_groups is not None else arr("isolation_baseline").shape[0]
-    for name in ("isolation_baseline", "isolation_response"):
+    for name in ("isolation_baseline", "isolation_response", "isolation_alignment_scale",
+                 "isolation_alignment_offset"):
         if arr(name).shape != (groups,):
             fail(name, f"needs one value per isolation group ({groups}), got shape {arr(name).shape}")
     if arr("transmission_rate").ndim != 1 or arr("transmission_rate").size < 1:
@@ -704,19 +730,26 @@ __all__ = [
     "stage_infectiousness_by_day",
     "observe_stage_counts",
     "params_report",
+    "aligned_isolation_probability",
 ]
 
 
-def params_report(params: CovidParams, population: Population) -> dict:
-    """Parameters as JSON-friendly values, per-age tables keyed by this population's labels."""
+def params_report(params: CovidParams, population: Population, isolation_groups: str = "age") -> dict:
+    """Parameters as JSON-friendly values, per-age and per-isolation-group tables keyed by
+    this population's labels."""
     ages = population.category_labels("age")
+    groups = population.category_labels(isolation_groups)
     p = jax.tree.map(np.asarray, params)
-    by_age = {"susceptibility", "mortality", "isolation_baseline", "isolation_response"}
+    by_age = {"susceptibility", "mortality"}
+    by_group = {"isolation_baseline", "isolation_response", "isolation_alignment_scale",
+                "isolation_alignment_offset"}
     report = {}
     for name in CovidParams.__dataclass_fields__:
         value = getattr(p, name)
         if name in by_age and value.shape == (len(ages),):
             report[name] = {label: float(v) for label, v in zip(ages, value)}
+        elif name in by_group and value.shape == (len(groups),):
+            report[name] = {label: float(v) for label, v in zip(groups, value)}
         elif name == "stage_infectiousness":
             report[name] = {stage: float(v) for stage, v in zip(STAGE_NAMES, value)}
         else:
