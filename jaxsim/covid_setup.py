@@ -44,6 +44,8 @@ def covid_setup_from_cases(
     *,
     ascertainment: float = nyc_cases.DEFAULT_ASCERTAINMENT,
     transmission_rate: float | np.ndarray = covid.DEFAULT_TRANSMISSION_RATE,
+    isolation_groups: str = "age",
+    isolation_prob: np.ndarray | None = None,
 ) -> CovidSetup:
     """World, default parameters (``weeks`` weekly rates) and initial conditions.
 
@@ -52,8 +54,10 @@ def covid_setup_from_cases(
             the index of the start week in it.
         census_people: census people of the neighbourhoods the data covers (shares of
             exposed/infected agents are per person).
+        isolation_groups, isolation_prob: as :func:`covid.build_world` (e.g. the
+            ``"archetype"`` attribute and a ``[weeks, G]`` table for an archetype layer).
     """
-    world = covid.build_world(population)
+    world = covid.build_world(population, isolation_groups=isolation_groups, isolation_prob=isolation_prob)
     seeding = nyc_cases.seeding_from_cases(
         observed, start_index, census_people,
         exposed_days=covid.DEFAULT_EXPOSED_DAYS, infected_days=covid.DEFAULT_INFECTED_DAYS,
@@ -63,6 +67,7 @@ def covid_setup_from_cases(
         population, weeks,
         contact_normaliser=covid.default_contact_normaliser(world),
         transmission_rate=transmission_rate,
+        isolation_groups=isolation_groups,
         initial_exposed_share=seeding.exposed_share,
         initial_infected_share=seeding.infected_share,
     )

@@ -130,6 +130,23 @@ def observed_cases(
     )
 
 
+#: Boroughs by the first two letters of an NTA code.
+BOROUGHS = {"BK": "Brooklyn", "BX": "the Bronx", "MN": "Manhattan", "QN": "Queens", "SI": "Staten Island"}
+
+
+def neighbourhood_names(ntas: Sequence[str], frame: pd.DataFrame | None = None) -> dict[str, str]:
+    """``{nta: "Astoria, Queens"}``: the neighbourhood name the case file gives (the NTA
+    code where it has none) and the borough from the code's prefix."""
+    frame = load_weekly_cases() if frame is None else frame
+    named = frame.drop_duplicates("nta_id").set_index("nta_id")["neighborhood"].to_dict()
+    out = {}
+    for nta in ntas:
+        name = str(named.get(nta, nta))
+        borough = BOROUGHS.get(str(nta)[:2].upper())
+        out[nta] = f"{name}, {borough}" if borough else name
+    return out
+
+
 def available_ntas(frame: pd.DataFrame | None = None) -> list[str]:
     frame = load_weekly_cases() if frame is None else frame
     return sorted(frame["nta_id"].unique())

@@ -213,3 +213,30 @@ def save_figure(fig, path: Path, dpi: int = 110) -> None:
     finally:
         plt.close(fig)
         tmp.unlink(missing_ok=True)
+
+
+def plot_archetype_probabilities(
+    table: np.ndarray, names: Sequence[str], path: Path, *, title: str
+) -> None:
+    """Each archetype's daily isolation probability by week (``table`` float ``[weeks, G]``)
+    as step lines, one per archetype, named in the legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = np.asarray(table, float)
+    if table.ndim != 2 or table.shape[1] != len(names):
+        raise ValueError(f"archetype table has shape {table.shape}, expected [weeks, {len(names)}]")
+    fig, ax = plt.subplots(figsize=(9, 5))
+    edges = np.arange(table.shape[0] + 1)
+    cmap = plt.get_cmap("tab20")
+    for g, name in enumerate(names):
+        ax.stairs(table[:, g], edges, label=name, color=cmap(g % 20), linewidth=1.5)
+    ax.set_xlabel("week of the run")
+    ax.set_ylabel("daily isolation probability")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2 if len(names) > 8 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,155 @@
+"""Command-line options of the LLM archetype layer, shared by the scenario scripts.
+
+``--behavior heuristic`` (default) keeps the case-trend isolation heuristic;
+``--behavior llm`` asks an OpenAI-compatible server (``--llm-url``, ``--llm-model``);
+``--behavior llm-local`` runs the small instruct model shipped in the ``llm-local`` extra
+in-process through llama.cpp. Answers are cached in sqlite (``--llm-cache``); with
+``--llm-replay`` a run uses only the cache and fails on a miss, so a published run can be
+reproduced with no model at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from jaxsim import archetypes
+from jaxsim.population import Population
+
+BEHAVIORS = ("heuristic", "llm", "llm-local")
+
+#: Default location of the response cache (override with ``JAXSIM_LLM_CACHE``; ``off``
+#: disables caching).
+DEFAULT_CACHE = Path.home() / ".cache" / "jaxsim" / "llm_responses.sqlite"
+
+
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("behaviour (LLM archetypes)")
+    group.add_argument(
+        "--behavior", choices=BEHAVIORS, default="heuristic",
+        help="isolation behaviour: the case-trend heuristic, an OpenAI-compatible LLM server "
+             "(--llm-url, --llm-model) or the bundled local model (needs the llm-local extra)",
+    )
+    group.add_argument("--llm-url", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8080/v1")
+    group.add_argument("--llm-model", help="model name to ask the server for")
+    group.add_argument(
+        "--llm-api-key-env", default="OPENAI_API_KEY",
+        help="environment variable holding the API key (default OPENAI_API_KEY; never logged)",
+    )
+    group.add_argument("--llm-model-path", help="GGUF file for --behavior llm-local (default: the bundled SmolLM2-135M-Instruct)")
+    group.add_argument(
+        "--archetypes", default="age,gender",
+        help="attributes whose joint values define the archetypes (default age,gender)",
+    )
+    group.add_argument("--llm-samples", type=int, default=1, help="replies averaged per archetype and week (default 1)")
+    group.add_argument("--llm-temperature", type=float, default=0.0, help="sampling temperature (default 0: deterministic)")
+    group.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per HTTP request (default 60)")
+    group.add_argument("--llm-concurrency", type=int, default=4, help="requests in flight at once (default 4)")
+    group.add_argument(
+        "--llm-cache",
+        help=f"sqlite response cache (default $JAXSIM_LLM_CACHE or {DEFAULT_CACHE}; 'off' disables)",
+    )
+    group.add_argument("--llm-replay", action="store_true", help="use only cached answers; fail on a miss")
+
+
+def check_llm_arguments(args: argparse.Namespace) -> None:
+    """Raise ``ValueError`` naming the option when the behaviour options do not fit together."""
+    llm_only = {
+        "--llm-url": args.llm_url, "--llm-model": args.llm_model,
+        "--llm-model-path": args.llm_model_path,
+    }
+    if args.behavior == "heuristic":
+        given = [k for k, v in llm_only.items() if v] + (["--llm-replay"] if args.llm_replay else [])
+        if given:
+            raise ValueError(f"{', '.join(given)} only apply with --behavior llm or llm-local")
+    if args.behavior == "llm":
+        if not args.llm_url:
+            raise ValueError("--behavior llm needs --llm-url, the base URL of an OpenAI-compatible server "
+                             "(e.g. http://127.0.0.1:8080/v1 for llama.cpp's server)")
+        if not args.llm_model:
+            raise ValueError("--behavior llm needs --llm-model, the model name the server serves")
+        if not args.llm_url.startswith(("http://", "https://")):
+            raise ValueError(f"--llm-url must start with http:// or https://, got {args.llm_url!r}")
+        if args.llm_model_path:
+            raise ValueError("--llm-model-path applies to --behavior llm-local only")
+    if args.behavior == "llm-local" and args.llm_url:
+        raise ValueError("--llm-url applies to --behavior llm only (llm-local runs the model in-process)")
+    if args.llm_model_path and not Path(args.llm_model_path).is_file():
+        raise ValueError(f"--llm-model-path: no such file {args.llm_model_path}")
+    if args.llm_samples < 1:
+        raise ValueError(f"--llm-samples must be >= 1, got {args.llm_samples}")
+    if not 0 <= args.llm_temperature <= 2:
+        raise ValueError(f"--llm-temperature must lie in [0, 2], got {args.llm_temperature}")
+    if args.llm_timeout <= 0:
+        raise ValueError(f"--llm-timeout must be > 0 seconds, got {args.llm_timeout}")
+    if args.llm_concurrency < 1:
+        raise ValueError(f"--llm-concurrency must be >= 1, got {args.llm_concurrency}")
+    if args.llm_replay and (args.llm_cache or "").strip().lower() == "off":
+        raise ValueError("--llm-replay needs a cache: drop --llm-cache off")
+    if not [a for a in args.archetypes.split(",") if a.strip()]:
+        raise ValueError("--archetypes: name at least one attribute, e.g. age,gender")
+
+
+def cache_path(args: argparse.Namespace) -> Path | None:
+    """The response cache file, or ``None`` when caching is off."""
+    value = args.llm_cache or os.environ.get("JAXSIM_LLM_CACHE") or str(DEFAULT_CACHE)
+    return None if value.strip().lower() == "off" else Path(value).expanduser()
+
+
+def backend_from_args(args: argparse.Namespace):
+    """The model backend wrapped in its response cache (a ``CachedBackend``)."""
+    from jaxsim.llm.backends import LlamaCppBackend, OpenAIChatBackend
+    from jaxsim.llm.cache import CachedBackend, ResponseCache
+
+    if args.behavior == "llm":
+        inner = OpenAIChatBackend(
+            args.llm_url, args.llm_model, api_key_env=args.llm_api_key_env,
+            timeout_s=args.llm_timeout, max_concurrency=args.llm_concurrency,
+        )
+    else:
+        inner = LlamaCppBackend(model_path=args.llm_model_path)
+    path = cache_path(args)
+    if path is None:
+        cache = ResponseCache(":memory:", mode="off")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cache = ResponseCache(path, mode="replay" if args.llm_replay else "readwrite")
+    return CachedBackend(inner, cache)
+
+
+def archetype_layer_from_args(
+    args: argparse.Namespace,
+    population: Population,
+    *,
+    area_names: Mapping[str, str],
+    neighbourhood: str,
+    ascertainment: float,
+    baseline_by_age: Mapping[str, float],
+    response: float,
+) -> tuple[archetypes.ArchetypeLayer, Population]:
+    """The layer and the population with its ``archetype`` attribute added."""
+    from jaxsim.llm.backends import SamplingSettings
+
+    attributes = [a.strip() for a in args.archetypes.split(",") if a.strip()]
+    grouping = archetypes.group_agents(population, attributes)
+    layer = archetypes.ArchetypeLayer(
+        grouping=grouping,
+        backend=backend_from_args(args),
+        template=archetypes.default_template(attributes),
+        neighbourhood=neighbourhood,
+        prior=archetypes.heuristic_prior(grouping, baseline_by_age, response),
+        settings=SamplingSettings(temperature=args.llm_temperature, seed=args.seed),
+        samples=args.llm_samples,
+        ascertainment=ascertainment,
+        area_names=area_names,
+    )
+    return layer, archetypes.with_archetype_attribute(population, grouping)
+
+
+def empty_isolation_table(weeks: int, layer: archetypes.ArchetypeLayer) -> np.ndarray:
+    """``[weeks, G]`` zeros: the input table the layer fills week by week."""
+    return np.zeros((int(weeks), layer.grouping.num_groups), np.float32)
