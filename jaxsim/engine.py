@@ -56,6 +56,9 @@ class World:
             longer (:func:`padded_size`): slots ``N ..`` are inert padding.
         categories: static ``((name, number of categories), ...)`` of the coded agent
             arrays, so that parameter tables can be checked against them.
+        slot_multiple: static; agent arrays are padded to a multiple of this many slots
+            (0 means :data:`AGENT_ALIGNMENT`; :func:`jaxsim.sharding.shard_world` raises it
+            so that the slots split evenly over the devices).
     """
 
     agents: dict[str, jax.Array]
@@ -63,6 +66,7 @@ class World:
     inputs: dict[str, jax.Array] = struct.field(default_factory=dict)
     num_agents: int = struct.field(pytree_node=False, default=0)
     categories: tuple = struct.field(pytree_node=False, default=())
+    slot_multiple: int = struct.field(pytree_node=False, default=0)
 
     def num_categories(self, name: str) -> int:
         """Number of categories of the coded agent array ``name``."""
@@ -74,7 +78,7 @@ class World:
     @property
     def num_slots(self) -> int:
         """Length of the agent arrays (``num_agents`` plus padding)."""
-        return padded_size(self.num_agents)
+        return padded_size(self.num_agents, self.slot_multiple or AGENT_ALIGNMENT)
 
 
 #: Agent arrays are padded to a multiple of this many slots. XLA:CPU splits element-wise
@@ -83,9 +87,9 @@ class World:
 AGENT_ALIGNMENT = 8
 
 
-def padded_size(num_agents: int) -> int:
-    """``num_agents`` rounded up to a multiple of :data:`AGENT_ALIGNMENT`."""
-    return -(-int(num_agents) // AGENT_ALIGNMENT) * AGENT_ALIGNMENT
+def padded_size(num_agents: int, multiple: int = AGENT_ALIGNMENT) -> int:
+    """``num_agents`` rounded up to a multiple of ``multiple`` (default :data:`AGENT_ALIGNMENT`)."""
+    return -(-int(num_agents) // int(multiple)) * int(multiple)
 
 
 def substep_id(name: str) -> int:
@@ -272,6 +276,7 @@ def run(
     chunk_days: int = 7,
     progress: bool | str = "auto",
     description: str = "simulating",
+    start_day: int = 0,
 ) -> RunResult:
     """Run ``days`` days in chunks of ``chunk_days`` with a progress bar; time compile and run.
 
@@ -283,12 +288,18 @@ def run(
     Args:
         progress: ``True`` always shows a bar, ``False`` never, ``"auto"`` shows one when
             the run is estimated to take more than 2 seconds.
+        start_day: the day index ``t`` of the first simulated day, to continue a run from
+            its state (days ``start_day .. start_day + days - 1``; weekly inputs and keys
+            follow ``t``, so a run split in parts equals the run in one go).
 
     The input ``state`` is donated (its buffers are reused); do not use it afterwards.
     """
     days = int(days)
     if days < 1:
         raise ValueError(f"days must be >= 1, got {days}")
+    start_day = int(start_day)
+    if start_day < 0:
+        raise ValueError(f"start_day must be >= 0, got {start_day}")
     if model.validate is not None:
         model.validate(state, params, world)
     chunk_days = max(1, int(chunk_days))
@@ -308,7 +319,7 @@ def run(
     done = 0
     run_start = time.perf_counter()
     for length in lengths:
-        state, metrics = compiled[length](state, params, world, key, jnp.int32(done))
+        state, metrics = compiled[length](state, params, world, key, jnp.int32(start_day + done))
         chunks.append({k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
         done += length
         if bar is None and progress is not False and done < days:

@@ -23,6 +23,7 @@ import numpy as np
 
 from jaxsim.graph import ContactLayer
 from jaxsim.kernels.lookup import lookup
+from jaxsim.kernels.sharded_contacts import is_sharded_graph, sharded_contact_pressure
 
 
 def infectiousness_window(day_infected: jax.Array, t: jax.Array, num_days: int) -> jax.Array:
@@ -205,6 +206,9 @@ def contact_pressure(
     """
     if method not in CONTACT_METHODS:
         raise ValueError(f"unknown contact method {method!r}; choose one of {CONTACT_METHODS}")
+    if is_sharded_graph(layers):
+        # Layers split over devices (jaxsim.sharding): one halo exchange, then the pull.
+        return sharded_contact_pressure(infectiousness, layers, layer_scale)
     names = tuple(sorted(layers))
     if not names:
         return jnp.zeros_like(infectiousness)

@@ -45,7 +45,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxsim import cli, covid, engine, memory, nyc_cases, outputs
+from jaxsim import archetype_cli, archetypes, cli, covid, engine, memory, nyc_cases, outputs, sharding
 from jaxsim.covid_setup import covid_setup_from_cases
 from jaxsim.nyc_data import load_households
 
@@ -53,6 +53,7 @@ from jaxsim.nyc_data import load_households
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     cli.add_population_arguments(parser)
+    cli.add_device_arguments(parser)
     parser.add_argument("--days", type=int, default=21, help="days to simulate (default 21)")
     parser.add_argument("--seed", type=int, default=0, help="random seed for population and run")
     parser.add_argument("--out", default="out/covid_nyc", help="output directory")
@@ -68,6 +69,7 @@ def parse_args(argv):
         help="share of infections reported as cases (default 0.25)",
     )
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    archetype_cli.add_llm_arguments(parser)
     args = parser.parse_args(argv)
     if args.days < 1:
         parser.error(f"--days must be >= 1, got {args.days}")
@@ -83,6 +85,7 @@ def neighbourhoods_of(population) -> list[str]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    archetype_cli.check_llm_arguments(args)
     out = Path(args.out)
 
     # Population.
@@ -114,30 +117,65 @@ def main(argv=None) -> int:
 
     # Contacts, parameters and initial conditions.
     weeks = math.ceil(args.days / 7)
+    layer, isolation_groups, isolation_table = None, "age", None
+    if args.behavior != "heuristic":
+        # One question per archetype per week; the answers fill world.inputs["isolation_prob"].
+        areas = neighbourhoods_of(population)
+        area_names = nyc_cases.neighbourhood_names(areas) if areas else {}
+        layer, population = archetype_cli.archetype_layer_from_args(
+            args, population,
+            area_names=area_names,
+            neighbourhood=" and ".join(area_names.values()) or "New York City",
+            ascertainment=args.ascertainment,
+            baseline_by_age=covid.DEFAULT_ISOLATION_BASELINE,
+            response=covid.DEFAULT_ISOLATION_RESPONSE,
+        )
+        isolation_groups = archetypes.ARCHETYPE_ATTRIBUTE
+        isolation_table = archetype_cli.empty_isolation_table(weeks, layer)
     setup = covid_setup_from_cases(
         population, observed, start_index, census_observed, weeks,
         ascertainment=args.ascertainment, transmission_rate=args.transmission_rate,
+        isolation_groups=isolation_groups, isolation_prob=isolation_table,
     )
     world, params = setup.world, setup.params
     init_key, run_key = jax.random.split(jax.random.key(args.seed))
+    mesh = cli.mesh_from_args(args, n)  # None: one device, nothing split
+    if mesh is not None:  # split before building the state: it may add padding slots
+        world = sharding.shard_world(world, mesh)
     state = covid.initial_state(
         params, init_key, world, stages=setup.stages, prior_daily_cases=setup.prior_daily_cases
     )
+    if mesh is not None:
+        state = sharding.shard_state(state, mesh, world)
+        params, run_key = sharding.replicate((params, run_key), mesh)
     initial_counts = np.bincount(np.asarray(state.stage)[:n], minlength=5)
 
     # Run.
-    model = covid.covid_model(policy="heuristic")
-    result = engine.run(
-        model, state, params, world, run_key, args.days,
-        progress=False if args.no_progress else "auto", description="covid_nyc",
-    )
+    progress = False if args.no_progress else "auto"
+    if layer is None:
+        model = covid.covid_model(policy="heuristic")
+        result = engine.run(
+            model, state, params, world, run_key, args.days, progress=progress, description="covid_nyc",
+        )
+    else:
+        model = covid.covid_model(policy="inputs")
+        archetype_run = archetypes.run_with_archetypes(
+            model, state, params, world, run_key, args.days, layer, progress=progress,
+        )
+        result = archetype_run.result
+        print(f"archetypes: {layer.grouping.num_groups} ({', '.join(layer.grouping.attributes)}); "
+              f"{layer.report()['llm_calls']} model calls, {layer.report()['cache_hits']} cache hits, "
+              f"{layer.parse_failures} parse failures")
 
     # Outputs: staged, so that a failure leaves no half-written set of files.
     age_labels = population.category_labels("age")
     table = outputs.metrics_table(
         result.metrics, start_date=start_date,
-        vector_labels={"new_infections_by_age": age_labels, "isolation_prob": age_labels},
-    )  # isolation groups are the age bands here
+        vector_labels={
+            "new_infections_by_age": age_labels,
+            "isolation_prob": population.category_labels(isolation_groups),
+        },
+    )
     observed_weekly = None
     if observed is not None:
         # Scale the neighbourhoods' reported cases to the agents that represent them
@@ -158,7 +196,8 @@ def main(argv=None) -> int:
         "start_epiweek": int(observed.epiweeks[start_index]) if observed is not None else None,
         "model": model.name,
         "substeps": [s.name for s in model.substeps],
-        "parameters": covid.params_report(params, population),
+        "behavior": args.behavior,
+        "parameters": covid.params_report(params, population, isolation_groups),
         "initial_conditions": {
             "source": setup.initial_source,
             "counts": {name: int(c) for name, c in zip(outputs.STAGE_NAMES, initial_counts)},
@@ -169,7 +208,13 @@ def main(argv=None) -> int:
             "epiweek": observed_weekly["epiweek"].tolist(),
             "cases_week": observed_weekly["cases"].tolist(),
         },
+        "llm": None if layer is None else layer.report() | {
+            "refresh_seconds": archetype_run.refresh_seconds,
+            "calls_per_simulated_week": layer.report()["llm_calls"] / weeks,
+        },
         "versions": outputs.package_versions(),
+        "devices": {"count": 1 if mesh is None else mesh.size,
+                    "halo": None if mesh is None else sharding.halo_stats(world).as_dict()},
         "timing": {
             "compile_seconds": result.compile_seconds,
             "run_seconds": result.run_seconds,
@@ -190,6 +235,11 @@ def main(argv=None) -> int:
             title=f"COVID-19, {n:,} agents" + (f", {', '.join(observed.ntas)}" if observed else ""),
             observed_weekly=observed_weekly, ascertainment=args.ascertainment if observed else None,
         )
+        if layer is not None:
+            outputs.plot_archetype_probabilities(
+                archetype_run.isolation_prob, layer.grouping.names, stage.path / "archetypes.png",
+                title=f"Isolation probability by archetype ({args.behavior}: {layer.report()['model']})",
+            )
 
     last = table.iloc[-1]
     print(f"simulated {args.days} days in {result.run_seconds:.3f} s "
@@ -198,7 +248,8 @@ def main(argv=None) -> int:
     print(f"day {int(last['day'])}: S {counts['susceptible']:,} E {counts['exposed']:,} "
           f"I {counts['infected']:,} R {counts['recovered']:,} M {counts['dead']:,}; "
           f"{int(table['new_infections'].sum()):,} new infections in total")
-    print(f"wrote {out / 'metrics.csv'}, {out / 'run.json'}, {out / 'epidemic.png'}")
+    print(f"wrote {out / 'metrics.csv'}, {out / 'run.json'}, {out / 'epidemic.png'}"
+          + (f", {out / 'archetypes.png'}" if layer is not None else ""))
     return 0
 
 

