@@ -42,7 +42,11 @@ What is fitted. By default the transmission rate R(t), one value per week
 (``--fit`` adds other :data:`jaxsim.calibration.FITTABLE` parameters). Every fitted value
 is ``low + (high - low) * sigmoid(z)`` of an unconstrained ``z``, so it stays in range.
 With ``--method params`` the weekly rates are free parameters; held-out weeks repeat the
-last fitted week's rate. With ``--method network`` a small MLP maps each week's features
+last fitted week's rate. With ``--behavior llm`` (or ``llm-local``) isolation comes from
+LLM archetypes (see :mod:`jaxsim.archetypes`): their answers along a forward run with the
+starting parameters are held fixed, and ``--fit`` may name the per-archetype alignment
+``isolation_alignment_scale`` / ``isolation_alignment_offset`` (``p' = clip(a p + b)``).
+With ``--method network`` a small MLP maps each week's features
 (the previous week's six Google-mobility changes and the latest case count known before
 that week, training weeks only) to that week's rate, so it also predicts the held-out
 weeks; its weights are trained end to end through the simulator.
@@ -78,9 +82,11 @@ import sys
 import time
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from jaxsim import calibration, cli, covid, memory, nyc_cases, outputs
+from jaxsim import archetype_cli, archetypes, calibration, cli, covid, memory, nyc_cases, outputs
 from jaxsim.compile_cache import enable_compile_cache
 from jaxsim.covid_setup import covid_setup_from_cases
 from jaxsim.nyc_data import load_households
@@ -137,6 +143,7 @@ def parse_args(argv):
         "--cases", metavar="FILE",
         help="weekly case/mobility CSV (default: the packaged weekly_cases_mobility_by_neighborhood.csv)",
     )
+    archetype_cli.add_llm_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -231,7 +238,8 @@ def weeks_span(first: int, last: int) -> str:
 
 
 def fitted_report(params, population, names) -> dict:
-    report = covid.params_report(params, population)
+    groups = archetypes.ARCHETYPE_ATTRIBUTE if archetypes.ARCHETYPE_ATTRIBUTE in population.attributes else "age"
+    report = covid.params_report(params, population, groups)
     return {name: report[name] for name in names}
 
 
@@ -296,6 +304,7 @@ def main(argv=None) -> int:
     enable_compile_cache(args.compile_cache)
     wall_start = time.perf_counter()
     names = check_settings(args)
+    archetype_cli.check_llm_arguments(args)
     observed_cases, start, prev = case_window(args)
     people = census_people(args.nta)
     train, test = args.train_weeks, args.test_weeks
@@ -328,12 +337,35 @@ def main(argv=None) -> int:
     mobility_with_prev = np.concatenate([observed_cases.mobility[prev : prev + 1], observed_cases.mobility[window]])
 
     # Model, parameters and initial conditions.
+    layer, isolation_groups, isolation_table = None, "age", None
+    if args.behavior != "heuristic":
+        area_names = nyc_cases.neighbourhood_names([args.nta], nyc_cases.load_weekly_cases(args.cases))
+        layer, population = archetype_cli.archetype_layer_from_args(
+            args, population, area_names=area_names, neighbourhood=area_names[args.nta],
+            ascertainment=args.ascertainment, baseline_by_age=covid.DEFAULT_ISOLATION_BASELINE,
+            response=covid.DEFAULT_ISOLATION_RESPONSE,
+        )
+        isolation_groups = archetypes.ARCHETYPE_ATTRIBUTE
+        isolation_table = archetype_cli.empty_isolation_table(total, layer)
     setup = covid_setup_from_cases(
-        population, observed_cases, start, people, total, ascertainment=args.ascertainment
+        population, observed_cases, start, people, total, ascertainment=args.ascertainment,
+        isolation_groups=isolation_groups, isolation_prob=isolation_table,
     )
     world, params = setup.world, setup.params
     prior_daily_cases, initial_source = setup.prior_daily_cases, setup.initial_source
-    model = covid.covid_model(estimator="straight_through")
+    if layer is None:
+        model = covid.covid_model(estimator="straight_through")
+    else:
+        # The archetypes' answers along a forward run with the starting parameters, held
+        # fixed while the fit moves R(t) and the per-archetype alignment a_g, b_g.
+        print(f"asking the model for {layer.grouping.num_groups} archetypes x {total} weeks")
+        k_init, k_run = jax.random.split(jax.random.key(args.seed))
+        state = covid.initial_state(params, k_init, world, stages=stages, prior_daily_cases=prior_daily_cases)
+        answers = archetypes.run_with_archetypes(
+            covid.covid_model(policy="inputs"), state, params, world, k_run, 7 * total, layer,
+        )
+        world = world.replace(inputs={**world.inputs, "isolation_prob": jnp.asarray(answers.isolation_prob)})
+        model = covid.covid_model(policy="inputs", estimator="straight_through")
     features = None
     if args.method == "network":
         features = calibration.weekly_features(mobility_with_prev, cases_with_prev, known_weeks=train)
@@ -418,6 +450,8 @@ def main(argv=None) -> int:
         "compile_seconds": result.compile_seconds,
         "stopped": result.stopped,
         "fallback": fallback,
+        "behavior": args.behavior,
+        "llm": None if layer is None else layer.report(),
         "simulator_runs": result.simulator_runs,
         "heldout_metrics": metrics,
         "train_metrics": train_metrics,

@@ -132,3 +132,24 @@ def test_bad_llm_arguments(scenario, tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_calibration_fits_alignment_on_llm_answers(tmp_path):
+    """scenarios/calibrate_covid.py --behavior llm-local: the archetypes' answers along a
+    forward run are fixed, and the per-archetype alignment offsets are fitted by gradient."""
+    require_llama_cpp_or_skip()
+    calibrate = load_script(ROOT / "scenarios" / "calibrate_covid.py")
+    out = tmp_path / "cal"
+    assert cli.run_cli(calibrate.main, [
+        "--agents", "2000", "--train-weeks", "2", "--test-weeks", "1", "--steps", "3", "--seeds", "1",
+        "--members", "2", "--behavior", "llm-local", "--archetypes", "age",
+        "--fit", "transmission_rate,isolation_alignment_offset", "--llm-cache", str(tmp_path / "c.sqlite"),
+        "--out", str(out),
+    ]) == 0
+    info = json.loads((out / "calibration.json").read_text())
+    assert info["behavior"] == "llm-local"
+    assert info["llm"]["llm_calls"] == 6 * 3 + info["llm"]["retries"]  # archetypes x (train + test) weeks
+    fitted = info["fitted_parameters"]["isolation_alignment_offset"]
+    start = info["initial_parameters"]["isolation_alignment_offset"]
+    assert set(fitted) == {f"age={a}" for a in ["20t29", "30t39", "40t49", "50t64", "65A", "U19"]}
+    assert all(v == 0.0 for v in start.values()) and any(abs(v) > 1e-3 for v in fitted.values())
