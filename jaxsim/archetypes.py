@@ -253,6 +253,11 @@ def default_template(attributes: Sequence[str]) -> PromptTemplate:
 
 
 # ----------------------------------------------------------------------------- signals
+#: One compiled call per refresh (eager jnp would dispatch each operation separately).
+_case_signal = jax.jit(weekly_case_signal)
+_heuristic = jax.jit(heuristic_isolation_probability)
+
+
 @dataclass(frozen=True)
 class WeeklySignals:
     """What the simulation tells the prompts at a refresh.
@@ -284,7 +289,7 @@ class WeeklySignals:
     def from_case_ring(daily_cases: np.ndarray, day: int, ascertainment: float) -> "WeeklySignals":
         """From the model's ring of daily onsets (``CovidState.daily_cases``) on ``day``: the
         same signal the heuristic policy reads inside the simulation."""
-        this_week, average = weekly_case_signal(jnp.asarray(daily_cases), jnp.int32(day))
+        this_week, average = _case_signal(daily_cases, jnp.int32(day))
         return WeeklySignals(day // 7, float(this_week), float(average), float(ascertainment))
 
     def change_phrase(self) -> str:
@@ -447,7 +452,7 @@ def heuristic_prior(
         baseline = np.full(grouping.num_groups, np.mean(list(baseline_by_age.values())), np.float32)
 
     def prior(signals: WeeklySignals) -> np.ndarray:
-        return np.asarray(heuristic_isolation_probability(
+        return np.asarray(_heuristic(
             jnp.float32(signals.onsets_this_week), jnp.float32(signals.onsets_four_week_average),
             jnp.asarray(baseline), jnp.float32(response),
         ))
@@ -521,7 +526,10 @@ def run_with_archetypes(
         world = world.replace(inputs={**world.inputs, "isolation_prob": jnp.asarray(table)})
         refresh_seconds += time.perf_counter() - start
         length = min(period_days, days - t0)
-        part = engine.run(model, state, params, world, key, length, start_day=t0, progress=progress)
+        part = engine.run(
+            model, state, params, world, key, length, start_day=t0, progress=progress,
+            validate=t0 == 0,  # later periods change only the table's values
+        )
         results.append(part)
         state = part.state
         t0 += length

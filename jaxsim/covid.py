@@ -2,6 +2,12 @@
 
 Each simulated day, in order (substep names in brackets):
 
+0. [interventions] with ``params.interventions`` (:mod:`jaxsim.interventions`) only:
+   update each intervention's case condition; [testing] (after progression),
+   [vaccination] (before infection) and [seeding] (after infection) likewise act only
+   when the set holds their kind, and compliance, age-band isolation, contact scaling and
+   vaccine protection change the isolation and infection substeps. Without a set the
+   model is exactly the plain one.
 1. [isolation_policy] on the first day of each week, set the per-group isolation
    probability: from the heuristic on the simulated case signal (``policy="heuristic"``)
    or from ``world.inputs["isolation_prob"][week]`` supplied from outside the simulation,
@@ -16,7 +22,11 @@ Each simulated day, in order (substep names in brackets):
 
 Per-day metrics: ``susceptible, exposed, infected, recovered, dead`` (counts at the end of
 the day), ``new_infections`` (S -> E), ``new_cases`` (E -> I onsets), ``new_deaths``,
-``isolating``, ``new_infections_by_age`` ``[A]`` and ``isolation_prob`` ``[G]``.
+``isolating``, ``new_infections_by_age`` ``[A]`` and ``isolation_prob`` ``[G]``. With
+interventions also ``intervention_active`` ``[K]`` (1 on days intervention ``k`` acts) and,
+with their kinds, ``tests`` and ``positive_tests`` (tests taken today), ``vaccinations``
+(doses today) and ``vaccinated`` (agents vaccinated so far), ``imported_infections``
+(seeded today; not in ``new_infections``, which counts transmission only).
 
 Units: time in days (``t = 0`` is the first simulated day, a week is days ``7w .. 7w+6``);
 probabilities per day unless stated; counts are agents.
@@ -24,7 +34,7 @@ probabilities per day unless stated; counts are agents.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Any, Mapping
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +42,7 @@ from jax.ad_checkpoint import checkpoint_name
 import numpy as np
 from flax import struct
 
+from jaxsim import interventions as iv_lib
 from jaxsim import memory, sampling
 from jaxsim.engine import Model, Substep, World, padded_size
 from jaxsim.graph import ContactLayer, build_contact_graph, mean_contacts_per_day
@@ -50,6 +61,7 @@ from jaxsim.population import (
     DEAD,
     EXPOSED,
     INFECTED,
+    RECOVERED,
     STAGE_NAMES,
     SUSCEPTIBLE,
     Population,
@@ -146,6 +158,8 @@ class CovidParams:
             with observed data.
         initial_exposed_share, initial_infected_share: float32 scalars, share of agents
             in E and in I on day 0 when the population has no ``disease_stages``.
+        interventions: an :class:`jaxsim.interventions.Interventions` set applied each
+            day, or ``None`` (the default): the plain model, exactly.
     """
 
     transmission_rate: jax.Array
@@ -162,6 +176,13 @@ class CovidParams:
     isolation_alignment_offset: jax.Array
     initial_exposed_share: jax.Array
     initial_infected_share: jax.Array
+    interventions: Any = None
+
+
+#: The numeric leaves of :class:`CovidParams` (all but ``interventions``).
+NUMERIC_PARAMS: tuple[str, ...] = tuple(
+    name for name in CovidParams.__dataclass_fields__ if name != "interventions"
+)
 
 
 @struct.dataclass
@@ -180,6 +201,16 @@ class CovidState:
             into later cases and infection pressure (see :func:`covid_model`).
         isolation_prob: float32 ``[G]`` this week's isolation probability per group.
         daily_cases: float32 ``[28]`` ring buffer of daily new cases (onsets), slot ``d mod 28``.
+
+    With interventions (``params.interventions``), also (``None`` otherwise):
+        intervention_condition: float32 ``[K]`` 1 while intervention ``k``'s case
+            condition holds (always 1 for those without one), the hysteresis memory.
+        vaccinated_day: int16 ``[N]`` day of the agent's dose (``NEVER``: none); with a
+            vaccination campaign.
+        test_result_day: int16 ``[N]`` day a pending positive result arrives (``NEVER``:
+            none); with testing.
+        isolate_until: int16 ``[N]`` the agent isolates after a positive test on days
+            ``t < isolate_until``; with testing.
     """
 
     stage: jax.Array
@@ -188,6 +219,10 @@ class CovidState:
     daily_exposures: jax.Array
     isolation_prob: jax.Array
     daily_cases: jax.Array
+    intervention_condition: jax.Array | None = None
+    vaccinated_day: jax.Array | None = None
+    test_result_day: jax.Array | None = None
+    isolate_until: jax.Array | None = None
 
 
 # --------------------------------------------------------------------------- substeps
@@ -234,10 +269,169 @@ def _isolation_substep(estimator: str):
     def isolation(state: CovidState, params: CovidParams, key, t, world: World):
         p = lookup(state.isolation_prob, world.agents["isolation_group"])
         p = jnp.where(state.stage >= DEAD, 0.0, p)  # the dead and padding slots
+        interventions = params.interventions
+        if interventions is not None:
+            p = _intervened_isolation_probability(p, state, interventions, t, world)
         isolates = sampling.bernoulli(key, p, estimator)
+        if state.isolate_until is not None:
+            # Positives isolate, whatever their daily draw, until their isolation ends.
+            after_test = (t < state.isolate_until.astype(jnp.int32)) & (state.stage < DEAD)
+            isolates = jnp.maximum(isolates, after_test.astype(jnp.float32))
         return state.replace(isolating=isolates), {"isolating": isolates.sum()}
 
     return isolation
+
+
+# ---------------------------------------------------------------------- interventions
+def _active(state: CovidState, item, index: int, t) -> jax.Array:
+    """bool scalar: intervention ``index`` acts today (in its window, condition on)."""
+    return iv_lib.in_window(item.schedule, t) & (state.intervention_condition[index] > 0.5)
+
+
+def _intervened_isolation_probability(p, state: CovidState, interventions, t, world: World):
+    """Each agent's isolation probability after compliance and age-band interventions."""
+    for index, item in interventions.of_kind(iv_lib.IsolationCompliance):
+        scaled = jnp.clip(iv_lib.week_value(item.scale, t) * p + item.add, 0.0, 1.0)
+        p = jnp.where(_active(state, item, index, t), scaled, p)
+    for index, item in interventions.of_kind(iv_lib.AgeIsolation):
+        in_band = lookup(item.in_band, world.agents["age"].astype(jnp.int32)) > 0.5
+        p = jnp.where(_active(state, item, index, t) & in_band, jnp.maximum(p, item.probability), p)
+    return jnp.where(state.stage >= DEAD, 0.0, p)
+
+
+def _interventions_substep(state: CovidState, params: CovidParams, key, t, world: World):
+    """Start of day: each intervention's case condition (hysteresis on the onsets of days
+    ``t-7 .. t-1``); reports ``intervention_active`` ``[K]`` (window and condition)."""
+    interventions = params.interventions
+    if interventions is None or not interventions.items:
+        return state, {}
+    cases_week, _ = weekly_case_signal(state.daily_cases, t)
+    held = jnp.stack([
+        iv_lib.condition_holds(item.schedule, state.intervention_condition[k] > 0.5, cases_week)
+        for k, item in enumerate(interventions.items)
+    ]).astype(jnp.float32)
+    state = state.replace(intervention_condition=held)
+    active = jnp.stack([_active(state, item, k, t) for k, item in enumerate(interventions.items)])
+    return state, {"intervention_active": active.astype(jnp.float32)}
+
+
+def _testing_substep(state: CovidState, params: CovidParams, key, t, world: World):
+    """Tests taken today (after progression) and results arriving today (see
+    :class:`jaxsim.interventions.Testing`); reports ``tests`` and ``positive_tests``."""
+    found = None if params.interventions is None else params.interventions.one(iv_lib.Testing)
+    if found is None:
+        return state, {}
+    index, item = found
+    on = _active(state, item, index, t)
+    stage = state.stage
+    waiting = state.test_result_day != NEVER
+    isolating_after_test = t < state.isolate_until.astype(jnp.int32)
+    eligible = on & (stage < DEAD) & ~waiting & ~isolating_after_test
+    k_random, k_symptomatic, k_sensitivity = jax.random.split(key, 3)
+    shape = stage.shape
+    tested = (sampling.uniform(k_random, shape) < item.random_share) | (
+        (stage == INFECTED) & (sampling.uniform(k_symptomatic, shape) < item.symptomatic_share)
+    )
+    tested = tested & eligible
+    infected_now = (stage == EXPOSED) | (stage == INFECTED)
+    positive = tested & infected_now & (sampling.uniform(k_sensitivity, shape) < item.sensitivity)
+    day_type = state.test_result_day.dtype
+    result_day = jnp.where(positive, (t + item.delay_days).astype(day_type), state.test_result_day)
+    due = result_day.astype(jnp.int32) == t
+    isolate_until = jnp.where(due, (t + item.isolation_days).astype(day_type), state.isolate_until)
+    state = state.replace(
+        test_result_day=jnp.where(due, NEVER, result_day).astype(day_type), isolate_until=isolate_until
+    )
+    return state, {
+        "tests": tested.sum(dtype=jnp.float32),
+        "positive_tests": positive.sum(dtype=jnp.float32),
+    }
+
+
+def _vaccination_substep(state: CovidState, params: CovidParams, key, t, world: World):
+    """Today's doses, along the campaign's priority order (see
+    :class:`jaxsim.interventions.Vaccination`); reports ``vaccinations`` (doses today)
+    and ``vaccinated`` (agents vaccinated so far)."""
+    found = None if params.interventions is None else params.interventions.one(iv_lib.Vaccination)
+    if found is None:
+        return state, {}
+    index, item = found
+    doses = jnp.where(_active(state, item, index, t), jnp.floor(item.daily_doses), 0.0)
+
+    def give(vaccinated_day):
+        stage = state.stage
+        eligible = (
+            (stage <= RECOVERED) & (stage != INFECTED) & (vaccinated_day == NEVER)
+            & (item.rank < item.num_priority)
+        )
+        chosen = iv_lib.first_in_order(eligible, item.order, item.rank, doses)
+        return jnp.where(chosen, t.astype(vaccinated_day.dtype), vaccinated_day), chosen.sum(dtype=jnp.float32)
+
+    def skip(vaccinated_day):
+        return vaccinated_day, jnp.float32(0.0)
+
+    vaccinated_day, given = jax.lax.cond(
+        iv_lib.in_window(item.schedule, t), give, skip, state.vaccinated_day
+    )
+    state = state.replace(vaccinated_day=vaccinated_day)
+    return state, {
+        "vaccinations": given,
+        "vaccinated": (vaccinated_day != NEVER).sum(dtype=jnp.float32),
+    }
+
+
+def _vaccine_protection(state: CovidState, interventions, t) -> jax.Array | None:
+    """float ``[N]`` susceptibility multiplier ``1 - efficacy`` for protected agents, 1
+    otherwise; ``None`` without a campaign."""
+    found = interventions.one(iv_lib.Vaccination)
+    if found is None:
+        return None
+    _, item = found
+    dosed = state.vaccinated_day != NEVER
+    protected = dosed & (t - state.vaccinated_day.astype(jnp.int32) >= item.protection_delay_days)
+    return 1.0 - item.efficacy * protected.astype(jnp.float32)
+
+
+def _intervened_layer_scale(layer_scale: dict, state: CovidState, interventions, t) -> dict:
+    """Today's per-layer multipliers times those of active contact interventions."""
+    layer_scale = dict(layer_scale)
+    for index, item in interventions.of_kind(iv_lib.ContactScale):
+        factor = jnp.where(_active(state, item, index, t), item.scale, 1.0).astype(jnp.float32)
+        layer_scale[item.layer] = layer_scale.get(item.layer, jnp.float32(1.0)) * factor
+    return layer_scale
+
+
+def _seeding_substep(state: CovidState, params: CovidParams, key, t, world: World):
+    """Imported infections at the end of the day (see :class:`jaxsim.interventions.Seeding`):
+    the chosen susceptible agents become exposed today; reports ``imported_infections``."""
+    found = [] if params.interventions is None else params.interventions.of_kind(iv_lib.Seeding)
+    if not found:
+        return state, {}
+    imported = jnp.float32(0.0)
+    for index, item in found:
+        count = jnp.where(_active(state, item, index, t), jnp.floor(item.cases), 0.0)
+
+        def seed(carry, item=item, count=count, index=index):
+            stage, day_infected = carry
+            scores = sampling.uniform(jax.random.fold_in(key, index), stage.shape)
+            chosen = iv_lib.smallest_scores(stage == SUSCEPTIBLE, scores, count, item.capacity)
+            stage = jnp.where(chosen, jnp.int8(EXPOSED), stage).astype(carry[0].dtype)
+            day_infected = jnp.where(chosen, t.astype(day_infected.dtype), day_infected)
+            return (stage, day_infected), chosen.sum(dtype=jnp.float32)
+
+        def skip(carry):
+            return carry, jnp.float32(0.0)
+
+        (stage, day_infected), n = jax.lax.cond(
+            iv_lib.in_window(item.schedule, t), seed, skip, (state.stage, state.day_infected)
+        )
+        slot = t % EXPOSURE_HISTORY_DAYS
+        state = state.replace(
+            stage=stage, day_infected=day_infected,
+            daily_exposures=state.daily_exposures.at[slot].add(n),
+        )
+        imported = imported + n
+    return state, {"imported_infections": imported}
 
 
 def stage_infectiousness_by_day(params: CovidParams) -> jax.Array:
@@ -278,6 +472,9 @@ def _infection_substep(estimator: sampling.Estimator, contact_method: str = "aut
             name: series[_day_index(t, series.shape[0])]
             for name, series in world.inputs.get("layer_scale", {}).items()
         }
+        interventions = params.interventions
+        if interventions is not None:
+            layer_scale = _intervened_layer_scale(layer_scale, state, interventions, t)
         # Agents outside their infectiousness window have x = 0 for any parameters, so the
         # gradient needs the contact sum only on those inside it (few), see contact_pressure.
         in_window = infectiousness_window(
@@ -298,8 +495,13 @@ def _infection_substep(estimator: sampling.Estimator, contact_method: str = "aut
         age = world.agents["age"].astype(jnp.int32)
         rate = params.transmission_rate[_week(t, params.transmission_rate.shape[0])]
         can_be_infected = (state.stage == SUSCEPTIBLE) * present
+        susceptibility = lookup(params.susceptibility, age)
+        if interventions is not None:
+            protection = _vaccine_protection(state, interventions, t)
+            if protection is not None:
+                susceptibility = susceptibility * protection
         p = exposure_probability(
-            pressure, rate, lookup(params.susceptibility, age), params.contact_normaliser, can_be_infected
+            pressure, rate, susceptibility, params.contact_normaliser, can_be_infected
         )
         exposed = sampling.bernoulli(key, p, estimator)
         hit = exposed > 0.5
@@ -386,6 +588,15 @@ def covid_model(
             raise ValueError(
                 f"state has {state.stage.shape[0]} agent slots, the world {world.num_slots}"
             )
+        if params.interventions is not None:
+            iv_lib.validate(params.interventions, world)
+            if state.intervention_condition is None or (
+                state.intervention_condition.shape != (len(params.interventions.items),)
+            ):
+                raise ValueError(
+                    "the state was not made for these interventions: build it with "
+                    "covid.initial_state(params, ...) from the params that hold them"
+                )
         if policy == "inputs":
             table = world.inputs.get("isolation_prob")
             if table is None:
@@ -399,10 +610,17 @@ def covid_model(
 
     return Model(
         substeps=(
+            # Intervention substeps do nothing unless params.interventions holds their
+            # kind; their names give them their own random numbers, so the others draw
+            # exactly as without them (common random numbers).
+            Substep("interventions", _interventions_substep),
             Substep("isolation_policy", _isolation_policy_substep(policy)),
             Substep("progression", _progression_substep(estimator)),
+            Substep("testing", _testing_substep),
             Substep("isolation", _isolation_substep(estimator)),
+            Substep("vaccination", _vaccination_substep),
             Substep("infection", _infection_substep(estimator, contact_method)),
+            Substep("seeding", _seeding_substep),
         ),
         observe=observe_stage_counts,
         name=f"covid[{policy}, {estimator}]",
@@ -507,7 +725,7 @@ def validate_params(params: CovidParams, num_ages: int, num_groups: int | None =
     def fail(name, msg):
         raise ValueError(f"CovidParams.{name}: {msg}")
 
-    for name in CovidParams.__dataclass_fields__:
+    for name in NUMERIC_PARAMS:
         a = arr(name)
         if not np.all(np.isfinite(a)):
             fail(name, f"non-finite value in {a.tolist()}")
@@ -638,6 +856,7 @@ def initial_state(
     stage's days, so the epidemic does not start in lockstep.
 
     Args:
+        stages: may be a traced array (e.g. a jit argument of an ensemble).
         prior_daily_cases: cases per day over the 28 days before the run (scalar or
             ``[28]``, oldest first), the case signal the isolation heuristic starts from.
         estimator: gradient estimator of the initial E/I draws (see :mod:`jaxsim.sampling`),
@@ -658,10 +877,10 @@ def initial_state(
         stage = jnp.where(exposed > 0.5, EXPOSED, jnp.where(infected > 0.5, INFECTED, SUSCEPTIBLE))
         ever_exposed = exposed + infected
     else:
-        given = np.asarray(stages, np.int8)
-        if given.shape != (num_agents,):
-            raise ValueError(f"stages has shape {given.shape}, expected ({num_agents},)")
-        stage = jnp.asarray(np.pad(given, (0, slots - num_agents)))
+        if np.shape(stages) != (num_agents,):
+            raise ValueError(f"stages has shape {np.shape(stages)}, expected ({num_agents},)")
+        given = jnp.asarray(stages).astype(jnp.int8)  # may be traced (a jit argument)
+        stage = jnp.pad(given, (0, slots - num_agents))
         ever_exposed = ((stage == EXPOSED) | (stage == INFECTED)).astype(jnp.float32)
     stage = jnp.where(real, stage, ABSENT).astype(jnp.int8)
     e_days, i_days = params.exposed_days, params.infected_days
@@ -692,17 +911,29 @@ def initial_state(
     exposure_ring = jnp.zeros(EXPOSURE_HISTORY_DAYS, jnp.float32).at[
         (-jnp.arange(1, lookback + 1)) % EXPOSURE_HISTORY_DAYS
     ].set(by_day)
-    prior = np.broadcast_to(np.asarray(prior_daily_cases, np.float32), (CASE_HISTORY_DAYS,))
+    prior = jnp.broadcast_to(jnp.asarray(prior_daily_cases, jnp.float32), (CASE_HISTORY_DAYS,))
     # Slot (d mod 28) holds day d; day -28 + i is the i-th oldest prior day.
-    ring = np.empty(CASE_HISTORY_DAYS, np.float32)
-    ring[(np.arange(CASE_HISTORY_DAYS) - CASE_HISTORY_DAYS) % CASE_HISTORY_DAYS] = prior
+    ring = jnp.zeros(CASE_HISTORY_DAYS, jnp.float32).at[
+        (np.arange(CASE_HISTORY_DAYS) - CASE_HISTORY_DAYS) % CASE_HISTORY_DAYS
+    ].set(prior)
+    extra = {}
+    interventions = params.interventions
+    if interventions is not None:
+        extra["intervention_condition"] = jnp.zeros(len(interventions.items), jnp.float32)
+        # Separate buffers (engine.run donates the state's buffers, each once).
+        if interventions.one(iv_lib.Vaccination) is not None:
+            extra["vaccinated_day"] = jnp.full(slots, NEVER, jnp.int16)
+        if interventions.one(iv_lib.Testing) is not None:
+            extra["test_result_day"] = jnp.full(slots, NEVER, jnp.int16)
+            extra["isolate_until"] = jnp.full(slots, NEVER, jnp.int16)
     return CovidState(
         stage=stage,
         day_infected=day_infected,
         isolating=jnp.zeros(slots, jnp.float32),
         daily_exposures=exposure_ring,
         isolation_prob=jnp.zeros(params.isolation_baseline.shape, jnp.float32),
-        daily_cases=jnp.asarray(ring),
+        daily_cases=ring,
+        **extra,
     )
 
 
@@ -744,7 +975,7 @@ def params_report(params: CovidParams, population: Population, isolation_groups:
     by_group = {"isolation_baseline", "isolation_response", "isolation_alignment_scale",
                 "isolation_alignment_offset"}
     report = {}
-    for name in CovidParams.__dataclass_fields__:
+    for name in NUMERIC_PARAMS:
         value = getattr(p, name)
         if name in by_age and value.shape == (len(ages),):
             report[name] = {label: float(v) for label, v in zip(ages, value)}
@@ -755,4 +986,5 @@ def params_report(params: CovidParams, population: Population, isolation_groups:
         else:
             report[name] = value.tolist()
     report["expected_secondary_infections_week0"] = expected_secondary_infections(params)
+    report["interventions"] = None if params.interventions is None else params.interventions.describe()
     return report

@@ -277,6 +277,7 @@ def run(
     progress: bool | str = "auto",
     description: str = "simulating",
     start_day: int = 0,
+    validate: bool = True,
 ) -> RunResult:
     """Run ``days`` days in chunks of ``chunk_days`` with a progress bar; time compile and run.
 
@@ -291,6 +292,8 @@ def run(
         start_day: the day index ``t`` of the first simulated day, to continue a run from
             its state (days ``start_day .. start_day + days - 1``; weekly inputs and keys
             follow ``t``, so a run split in parts equals the run in one go).
+        validate: run ``model.validate`` first (on the host, about half a millisecond);
+            a caller continuing a run it already validated may skip it.
 
     The input ``state`` is donated (its buffers are reused); do not use it afterwards.
     """
@@ -300,7 +303,7 @@ def run(
     start_day = int(start_day)
     if start_day < 0:
         raise ValueError(f"start_day must be >= 0, got {start_day}")
-    if model.validate is not None:
+    if validate and model.validate is not None:
         model.validate(state, params, world)
     chunk_days = max(1, int(chunk_days))
     if days <= 2 * chunk_days:

@@ -124,11 +124,12 @@ class ResponseCache:
 
     # -- lookups and stores --------------------------------------------------------------
 
-    def get(self, backend_name: str, model: str, request: ChatRequest) -> str | None:
-        """The stored reply for ``request``, ``None`` on a miss (raises CacheMissError in replay mode)."""
+    def get(self, backend_name: str, model: str, request: ChatRequest, key: str | None = None) -> str | None:
+        """The stored reply for ``request``, ``None`` on a miss (raises CacheMissError in replay
+        mode). ``key``: the request's :func:`cache_key`, when the caller has it already."""
         if self.mode == "off":
             return None
-        key = cache_key(backend_name, model, request)
+        key = key or cache_key(backend_name, model, request)
         with self._lock:
             row = self._require_open().execute(f"SELECT text FROM {_TABLE} WHERE key = ?", (key,)).fetchone()
         if row is not None:
@@ -234,7 +235,7 @@ class CachedBackend:
                 repeats.append((i, first_index_of_key[key]))
                 continue
             first_index_of_key[key] = i
-            text = self.cache.get(self.name, self.model, request)  # raises in replay mode
+            text = self.cache.get(self.name, self.model, request, key)  # raises in replay mode
             if text is not None:
                 replies[i] = ChatReply(text=text)
                 hits += 1

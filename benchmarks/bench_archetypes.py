@@ -1,0 +1,132 @@
+#!/usr/bin/env python
+"""Cost of the LLM archetype layer: model calls per simulated week and the step-time
+overhead over the heuristic isolation policy with a warm cache.
+
+    python benchmarks/bench_archetypes.py [--agents 47303] [--weeks 8] [--archetypes age,gender]
+                                          [--llm-url URL --llm-model NAME] [--repeats 3]
+
+Population: a synthetic Astoria (NTA QN0103, 47,303 agents) by default, or a synthetic NYC
+population of exactly ``--agents`` agents; the epidemic starts with 0.2% exposed and 0.2%
+infected agents. The model is the bundled SmolLM2-135M-Instruct in process (the
+``llm-local`` extra), or an OpenAI-compatible server with ``--llm-url``/``--llm-model``.
+
+Runs, all ``--weeks`` weeks long with the same seed:
+
+1. cold: an empty response cache; counts model calls per simulated week (archetypes x
+   samples + retries, whatever the number of agents) and the seconds spent asking;
+2. warm: the same run again, every answer from the cache (replay-only: a miss would fail);
+3. heuristic: the case-trend policy inside the simulation, no host round trip.
+
+Warm and heuristic runs are timed ``--repeats`` times after a first compiling run (best
+wall time, the whole ``run_with_archetypes`` / ``engine.run`` call: simulation, the weekly
+host loop, prompt rendering and cache lookups). Overhead = warm / heuristic - 1 (target:
+under 10%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, help="a synthetic NYC population of N agents (default: Astoria)")
+    parser.add_argument("--weeks", type=int, default=8)
+    parser.add_argument("--archetypes", default="age,gender")
+    parser.add_argument("--llm-url")
+    parser.add_argument("--llm-model")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    import jax
+    import numpy as np
+
+    from jaxsim import archetypes, covid, engine, synthetic
+    from jaxsim.llm import CachedBackend, LlamaCppBackend, OpenAIChatBackend, ResponseCache, SamplingSettings
+
+    population = (
+        synthetic.synthesize_nyc_population(["QN0103"], seed=0) if args.agents is None
+        else synthetic.synthesize_population_of_size(args.agents, seed=0)
+    )
+    grouping = archetypes.group_agents(population, args.archetypes.split(","))
+    arch_pop = archetypes.with_archetype_attribute(population, grouping)
+    days = 7 * args.weeks
+    inner = (
+        OpenAIChatBackend(args.llm_url, args.llm_model) if args.llm_url
+        else LlamaCppBackend()
+    )
+
+    def setup(pop, groups, table):
+        world = covid.build_world(pop, isolation_groups=groups, isolation_prob=table)
+        params = covid.default_params(
+            pop, args.weeks, contact_normaliser=covid.default_contact_normaliser(world),
+            isolation_groups=groups, initial_exposed_share=0.002, initial_infected_share=0.002,
+        )
+        return world, params
+
+    table = np.zeros((args.weeks, grouping.num_groups), np.float32)
+    world_a, params_a = setup(arch_pop, archetypes.ARCHETYPE_ATTRIBUTE, table)
+    world_h, params_h = setup(population, "age", None)
+    model_a = covid.covid_model(policy="inputs")
+    model_h = covid.covid_model(policy="heuristic")
+
+    def archetype_run(cache):
+        layer = archetypes.ArchetypeLayer(
+            grouping=grouping, backend=CachedBackend(inner, cache),
+            template=archetypes.default_template(grouping.attributes),
+            neighbourhood="Astoria, Queens",
+            prior=archetypes.heuristic_prior(grouping, covid.DEFAULT_ISOLATION_BASELINE, 1.0),
+            settings=SamplingSettings(),
+        )
+        state = covid.initial_state(params_a, jax.random.key(1), world_a, prior_daily_cases=20.0)
+        start = time.perf_counter()
+        run = archetypes.run_with_archetypes(model_a, state, params_a, world_a, jax.random.key(0), days, layer)
+        return time.perf_counter() - start, run, layer
+
+    def heuristic_run():
+        state = covid.initial_state(params_h, jax.random.key(1), world_h, prior_daily_cases=20.0)
+        start = time.perf_counter()
+        engine.run(model_h, state, params_h, world_h, jax.random.key(0), days, progress=False)
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "answers.sqlite"
+        with ResponseCache(path) as cache:
+            cold_seconds, cold, layer = archetype_run(cache)
+        calls = layer.backend.llm_calls
+        heuristic_run()  # compile
+        warm, heuristic = [], []
+        with ResponseCache(path, mode="replay") as cache:
+            for _ in range(args.repeats):
+                seconds, run, warm_layer = archetype_run(cache)
+                assert warm_layer.backend.llm_calls == 0
+                warm.append((seconds, run.refresh_seconds))
+                heuristic.append(heuristic_run())
+    best_warm = min(warm)
+    best_heuristic = min(heuristic)
+    rows = [
+        ("agents", f"{population.size:,}"),
+        ("archetypes", f"{grouping.num_groups} ({args.archetypes})"),
+        ("weeks", str(args.weeks)),
+        ("model", f"{inner.name}: {inner.model}"),
+        ("cold: model calls per simulated week", f"{calls / args.weeks:.1f}"),
+        ("cold: parse failures / retries", f"{layer.parse_failures} / {layer.retries}"),
+        ("cold: seconds asking the model", f"{cold.refresh_seconds:.1f}"),
+        ("warm: model calls per simulated week", "0.0"),
+        ("warm: ms per simulated day (best)", f"{1e3 * best_warm[0] / days:.3f}"),
+        ("warm: of which refresh ms per week", f"{1e3 * best_warm[1] / args.weeks:.3f}"),
+        ("heuristic: ms per simulated day (best)", f"{1e3 * best_heuristic / days:.3f}"),
+        ("overhead of the layer, warm cache", f"{100 * (best_warm[0] / best_heuristic - 1):+.1f}%"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
