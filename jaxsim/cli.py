@@ -37,6 +37,8 @@ DEFAULT_POPULATION_CACHE = Path.home() / ".cache" / "jaxsim" / "populations"
 #: and a hash of its content, checked when the entry is read.
 _CACHE_KEY_FIELD = "population_cache_key"
 _CONTENT_FIELD = "population_cache_content"
+#: ... and the order of its contact layers (a population directory lists them by name).
+_LAYERS_FIELD = "population_cache_layers"
 
 
 def add_population_arguments(parser: argparse.ArgumentParser) -> None:
@@ -184,10 +186,14 @@ def cached_synthetic_population(
             population = load_population(entry)
             found = population.metadata.pop(_CACHE_KEY_FIELD, None)
             content = population.metadata.pop(_CONTENT_FIELD, None)
+            layers = population.metadata.pop(_LAYERS_FIELD, None)
             if found != key:
                 raise ValueError(f"it was written for cache key {found!r}")
             if content != _fingerprint(population):
                 raise ValueError("its content does not match the hash stored with it")
+            if not isinstance(layers, list) or sorted(layers) != sorted(population.networks):
+                raise ValueError(f"its layer list {layers!r} does not match its networks")
+            population.networks = {name: population.networks[name] for name in layers}
             return population
         except Exception as err:  # a damaged entry must never stop a run
             warnings.warn(
@@ -234,7 +240,10 @@ def _store(population: Population, entry: Path, key: str) -> None:
     from jaxsim.population_io import save_population
 
     metadata = population.metadata
-    population.metadata = {**metadata, _CACHE_KEY_FIELD: key, _CONTENT_FIELD: _fingerprint(population)}
+    population.metadata = {
+        **metadata, _CACHE_KEY_FIELD: key, _CONTENT_FIELD: _fingerprint(population),
+        _LAYERS_FIELD: list(population.networks),
+    }
     try:
         save_population(population, entry)
     except Exception as err:
@@ -254,7 +263,7 @@ def add_device_arguments(parser: argparse.ArgumentParser) -> None:
         type=_device_count,
         metavar="N",
         help="split the agents over N devices (default: all devices that get at least "
-        "4,096 agents each; 1 = no splitting). On CPU, XLA_FLAGS="
+        "100,000 agents each; 1 = no splitting). On CPU, XLA_FLAGS="
         "--xla_force_host_platform_device_count=N splits the CPU into N devices",
     )
 

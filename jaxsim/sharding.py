@@ -47,10 +47,11 @@ from jaxsim.population import Population
 #: Name of the mesh axis the agents are split along.
 AGENT_AXIS = "agents"
 
-#: A device joins the default mesh only if it gets at least this many agents: below
-#: that, the daily exchange costs more than the device saves (see
-#: :func:`default_device_count`).
-MIN_AGENTS_PER_DEVICE = 4096
+#: A device joins the default mesh only if it gets at least this many agents
+#: (:func:`default_device_count`). A heuristic, not measured on accelerators: one 2-core
+#: CPU device runs 100 k agents in about a millisecond a day (benchmarks/RESULTS.md), so
+#: below that a split adds collective latency for little work saved.
+MIN_AGENTS_PER_DEVICE = 100_000
 
 
 # ------------------------------------------------------------------------------ devices
@@ -185,26 +186,37 @@ def partition_edges(
         raise ValueError(f"num_devices must be >= 1, got {num_devices}")
     if slots % d_count:
         raise ValueError(f"{slots} agent slots do not split evenly over {d_count} devices")
+    if slots >= 2**31:
+        raise ValueError(f"{slots} agent slots: at most 2**31 - 1 are supported")
     block = slots // d_count
-    names = list(edges)
     cuts = np.arange(d_count + 1, dtype=np.int64) * block
-    # Halo: distinct (destination device, source) pairs of edges that cross devices.
-    crossing_keys = []
-    for name in names:
-        src, dst, _ = edges[name]
-        src = np.asarray(src, np.int64)
-        dst = np.asarray(dst, np.int64)
+    layer_edges = {}
+    for name, (src, dst, weight) in edges.items():
+        src, dst = np.asarray(src), np.asarray(dst)
+        if src.dtype.kind not in "iu" or dst.dtype.kind not in "iu" or src.shape != dst.shape:
+            raise ValueError(f"layer {name!r}: src and dst must be integer arrays of one length")
         if src.size and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= slots):
             raise ValueError(f"layer {name!r}: an edge endpoint is outside [0, {slots})")
-        if src.size > 1 and np.any(np.diff(dst) < 0):
+        if src.size > 1 and np.any(dst[1:] < dst[:-1]):
             raise ValueError(f"layer {name!r}: edges are not sorted by destination")
-        crosses = (src // block) != (dst // block)
-        crossing_keys.append((dst[crosses] // block) * slots + src[crosses])
-    keys = np.unique(np.concatenate(crossing_keys)) if crossing_keys else np.zeros(0, np.int64)
+        layer_edges[name] = (src, dst, weight)
+
+    def crossing(src, dst):
+        """Mask of the edges whose ends are on different devices, and their halo keys
+        ``receiving device * S + source`` (int64)."""
+        owner = dst // block
+        crosses = (src // block) != owner
+        return crosses, owner[crosses].astype(np.int64) * slots + src[crosses]
+
+    # Halo: distinct (receiving device, source) pairs over all layers, sorted by key, so
+    # each (receiver, sender) pair is one run, in ascending source order.
+    keys = np.unique(np.concatenate(
+        [crossing(src, dst)[1] for src, dst, _ in layer_edges.values()] + [np.zeros(0, np.int64)]
+    ))
     receiver = keys // slots
     source = keys % slots
     sender = source // block
-    pair = receiver * d_count + sender  # keys are sorted by (receiver, source): pairs are runs
+    pair = receiver * d_count + sender
     pair_counts = np.bincount(pair, minlength=d_count * d_count)
     halo = max(1, int(pair_counts.max()) if keys.size else 1)
     pair_first = np.concatenate([[0], np.cumsum(pair_counts)[:-1]])
@@ -212,33 +224,28 @@ def partition_edges(
     send = np.zeros((d_count, d_count, halo), np.int32)
     send[sender, receiver, rank] = (source - sender * block).astype(np.int32)
     # Where each crossing value lands in its receiver's extended buffer.
-    landing = block + sender * halo + rank
+    landing = (block + sender * halo + rank).astype(np.int32)
 
     layers: dict[str, LayerBlocks] = {}
     cross_edges, total_edges = 0, 0
     owned = np.zeros(d_count, np.int64)
-    for name in names:
-        src, dst, weight = edges[name]
-        src = np.asarray(src, np.int64)
-        dst = np.asarray(dst, np.int64)
+    for name, (src, dst, weight) in layer_edges.items():
         starts = np.searchsorted(dst, cuts)
         counts = np.diff(starts)
         width = max(1, int(counts.max()))
-        owner = dst // block
-        local_src = src - owner * block
-        crosses = (src // block) != owner
-        if np.any(crosses):
-            position = np.searchsorted(keys, owner[crosses] * slots + src[crosses])
-            local_src[crosses] = landing[position]
-        column = np.arange(src.size, dtype=np.int64) - starts[owner]
+        crosses, crossing_keys = crossing(src, dst)
+        local_src = (src % block).astype(np.int32)  # own agents: the local index
+        local_src[crosses] = landing[np.searchsorted(keys, crossing_keys)]
+        del crossing_keys
         src_blocks = np.zeros((d_count, width), np.int32)
-        dst_blocks = np.full((d_count, width), block, np.int32)
-        src_blocks[owner, column] = local_src
-        dst_blocks[owner, column] = dst - owner * block
-        weight_blocks = None
-        if weight is not None:
-            weight_blocks = np.zeros((d_count, width), np.float32)
-            weight_blocks[owner, column] = np.asarray(weight, np.float32)
+        dst_blocks = np.full((d_count, width), block, np.int32)  # padding: dropped
+        weight_blocks = None if weight is None else np.zeros((d_count, width), np.float32)
+        for d in range(d_count):  # devices, not agents: edges into block d are contiguous
+            lo, hi = starts[d], starts[d + 1]
+            src_blocks[d, : hi - lo] = local_src[lo:hi]
+            dst_blocks[d, : hi - lo] = dst[lo:hi] - d * block
+            if weight is not None:
+                weight_blocks[d, : hi - lo] = np.asarray(weight[lo:hi], np.float32)
         layers[name] = LayerBlocks(src_blocks, dst_blocks, weight_blocks, int(src.size))
         cross_edges += int(crosses.sum())
         total_edges += int(src.size)
@@ -317,6 +324,7 @@ def shard_graph(
             send=send,
             weight=None if blocks.weight is None else _put(blocks.weight, _split(mesh, 2)),
             mesh=mesh,
+            block_slots=part.stats.block_slots,
             axis=AGENT_AXIS,
             num_edges=blocks.num_edges,
             halo_group=group,

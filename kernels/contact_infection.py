@@ -195,7 +195,10 @@ def contact_pressure(
 
     Args:
         infectiousness: float ``[N]``.
-        layers: ``{name: ContactLayer}``.
+        layers: ``{name: ContactLayer}``, or layers split over devices (``{name:
+            ShardedContactLayer}``, see :mod:`jaxsim.sharding`), which go to
+            :func:`jaxsim.kernels.sharded_contacts.sharded_contact_pressure` (same values;
+            ``method`` and ``may_transmit`` do not apply).
         layer_scale: ``{name: float scalar}`` today's multiplier per layer (1 = as built,
             0 = closed); layers missing from the mapping count with multiplier 1.
         method: ``"auto"`` or ``"dense"``.

@@ -59,6 +59,7 @@ class ShardedContactLayer:
             all layers built together (one exchange per day serves them all).
         weight: float32 ``[D, E]`` contact weights (0 on padding), or ``None`` for all ones.
         mesh: the device mesh (static).
+        block_slots: ``B``, agent slots per device (static).
         axis: the mesh axis the agents are split along (static).
         num_edges: the layer's real directed edges, ``2 x`` its undirected edges (static).
         halo_group: static label shared by the layers built together, whose ``send``
@@ -72,6 +73,7 @@ class ShardedContactLayer:
     send: jax.Array
     weight: jax.Array | None = None
     mesh: Mesh | None = struct.field(pytree_node=False, default=None)
+    block_slots: int = struct.field(pytree_node=False, default=0)
     axis: str = struct.field(pytree_node=False, default="agents")
     num_edges: int = struct.field(pytree_node=False, default=0)
     halo_group: str = struct.field(pytree_node=False, default="")
@@ -133,12 +135,14 @@ def sharded_contact_pressure(
     group = [layers[n] for n in names]
     first = group[0]
     for name, layer in zip(names, group):
-        if (layer.mesh, layer.axis, layer.halo_group) != (first.mesh, first.axis, first.halo_group):
+        if (layer.mesh, layer.axis, layer.halo_group, layer.block_slots) != (
+            first.mesh, first.axis, first.halo_group, first.block_slots
+        ):
             raise ValueError(
                 f"sharded layer {name!r} was built apart from {names[0]!r} (another mesh or halo "
                 "table); build all layers of a world together with jaxsim.sharding.shard_graph"
             )
-    slots = first.num_devices * _block_slots(first, infectiousness)
+    slots = first.num_devices * first.block_slots
     if infectiousness.shape != (slots,):
         raise ValueError(
             f"infectiousness has shape {infectiousness.shape}, the sharded graph expects ({slots},)"
@@ -148,15 +152,11 @@ def sharded_contact_pressure(
     return _scaled_pressure(closable, infectiousness, tuple(group), scales)
 
 
-def _block_slots(layer: ShardedContactLayer, x: jax.Array) -> int:
-    return int(x.shape[0]) // layer.num_devices
-
-
 def _per_layer_pressure(closable: tuple, x: jax.Array, layers: tuple, scales: tuple) -> jax.Array:
     """``[L, D * B]`` pressure of each layer (0 for a closed layer), split over the mesh."""
     first = layers[0]
     mesh, axis = first.mesh, first.axis
-    block = _block_slots(first, x)
+    block = first.block_slots
     weighted = tuple(layer.weight is not None for layer in layers)
     edge_arrays = []
     for layer in layers:

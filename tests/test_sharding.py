@@ -202,6 +202,8 @@ def test_mixed_graph_is_rejected(small_population):
         contact_pressure(np.zeros(world.num_slots, np.float32), mixed, {})
     with pytest.raises(ValueError, match="already sharded"):
         sharding.shard_world(sharded, sharding.make_mesh(1))
+    with pytest.raises(ValueError, match=r"infectiousness has shape \(2992,\), the sharded graph expects \(3000,\)"):
+        contact_pressure(np.zeros(2992, np.float32), sharded.graph, {})
 
 
 # ------------------------------------------------------------- several devices (subprocess)
@@ -258,6 +260,18 @@ def test_engine_metrics_and_gradients_equal_one_device(device_runs):
     assert np.any(np.abs(plain["grad:transmission_rate"]) > 0)
 
 
+def test_ensemble_under_vmap_equals_one_device(device_runs):
+    plain = np.load(device_runs / "ensemble-1.npy")
+    sharded = np.load(device_runs / "ensemble-4.npy")
+    assert plain.shape == (2, 7) and plain.sum() > 0 and not np.array_equal(plain[0], plain[1])
+    np.testing.assert_array_equal(sharded, plain)
+
+
+def test_default_device_count_gives_each_device_enough_agents(device_runs):
+    defaults = json.loads((device_runs / "defaults.json").read_text())
+    assert defaults == {"3001": 1, "250000": 2, "1000000": HOST_DEVICES}
+
+
 def test_state_from_the_unsharded_world_is_refused(device_runs):
     message = (device_runs / "refused.txt").read_text()
     assert "3008 agent slots but the sharded world has 3024" in message
@@ -299,6 +313,8 @@ def _subprocess_main(out: Path, population_dir: Path) -> int:
     from conftest import load_script
 
     assert jax.device_count() == HOST_DEVICES, jax.devices()
+    defaults = {n: sharding.default_device_count(n) for n in (3001, 250_000, 10**6)}
+    (out / "defaults.json").write_text(json.dumps(defaults))
     scenario = load_script(ROOT / "scenarios" / "covid_nyc.py")
     for devices in (1, 2, 3, 4):
         code = scenario.main([
@@ -344,6 +360,13 @@ def _subprocess_main(out: Path, population_dir: Path) -> int:
                          "isolation_response", "stage_infectiousness")
         })
         np.savez(out / f"engine-{devices}.npz", loss=np.asarray(value), **arrays)
+        # An ensemble (vmap over keys), as calibration runs them.
+        ensemble_model = covid.covid_model(contact_method="dense")
+        keys = jax.random.split(jax.random.key(7), 2)
+        members = jax.jit(jax.vmap(
+            lambda k: engine.simulate(ensemble_model, state, params, world, k, 7)[1]["new_infections"]
+        ))(keys)
+        np.save(out / f"ensemble-{devices}.npy", np.asarray(members))
 
     params = setup(None)[1]
     mesh = sharding.make_mesh(3)
