@@ -93,7 +93,14 @@ def main(argv=None) -> int:
     population = cli.population_from_args(args, seed=args.seed)
     build_seconds = time.perf_counter() - build_start
     n = population.size
-    memory.check_fits(memory.run_bytes(population, args.days), f"a run of {n:,} agents")
+    mesh = cli.mesh_from_args(args, n)  # None: one device, nothing split
+    # Devices with memory of their own (GPUs, TPUs) each hold about 1/D of the agents;
+    # CPU "devices" share the host's memory.
+    split = mesh.size if mesh is not None and mesh.devices.flat[0].platform != "cpu" else 1
+    memory.check_fits(
+        memory.run_bytes(population, args.days) // split,
+        f"a run of {n:,} agents" + (f" on each of {split} devices" if split > 1 else ""),
+    )
     print(f"population: {n:,} agents, {population.num_contacts:,} contacts "
           f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
 
@@ -139,7 +146,6 @@ def main(argv=None) -> int:
     )
     world, params = setup.world, setup.params
     init_key, run_key = jax.random.split(jax.random.key(args.seed))
-    mesh = cli.mesh_from_args(args, n)  # None: one device, nothing split
     if mesh is not None:  # split before building the state: it may add padding slots
         world = sharding.shard_world(world, mesh)
     state = covid.initial_state(
