@@ -494,8 +494,9 @@ def run_with_archetypes(
     ``model`` must read its isolation probabilities from ``world.inputs["isolation_prob"]``
     (``covid_model(policy="inputs")``) with one column per archetype. Before each period the
     layer reads the case signal from the state (``state.daily_cases``), asks the model and
-    writes the answers into the input table; the period's days then run as one compiled
-    program (compiled once for all periods of the same length).
+    writes the answers into the input table (a ``before_chunk`` hook of
+    :func:`jaxsim.engine.run`); each period's days then run as one call of one compiled
+    program.
     """
     import time
 
@@ -511,38 +512,29 @@ def run_with_archetypes(
             f"per archetype); got {None if table_in is None else tuple(table_in.shape)}. "
             "Build it with covid.build_world(..., isolation_groups='archetype', isolation_prob=...)"
         )
-    table = np.zeros((max(weeks, table_in.shape[0]), groups), np.float32)
-    period_days = 7 * int(layer.cadence_weeks)
-    results, refresh_seconds, t0 = [], 0.0, 0
-    while t0 < days:
+    # The input table keeps the world's shape (the compiled program's); weeks past its last
+    # row read the last row, which then holds the latest answer.
+    table = np.zeros(table_in.shape, np.float32)
+    answered = np.zeros((weeks, groups), np.float32)
+    refresh_seconds = 0.0
+
+    def refresh(t0: int, state, world: engine.World) -> engine.World:
+        nonlocal refresh_seconds
         start = time.perf_counter()
-        signals = WeeklySignals.from_case_ring(
-            np.asarray(state.daily_cases), t0, layer.ascertainment
-        )
+        signals = WeeklySignals.from_case_ring(state.daily_cases, t0, layer.ascertainment)
         probs = layer.probabilities(signals)
         week = t0 // 7
-        table[week: week + layer.cadence_weeks] = probs
-        table[week + layer.cadence_weeks:] = probs  # later weeks: latest answer until refreshed
+        table[min(week, table.shape[0] - 1):] = probs  # later weeks: the latest answer until refreshed
+        answered[week:] = probs
         world = world.replace(inputs={**world.inputs, "isolation_prob": jnp.asarray(table)})
         refresh_seconds += time.perf_counter() - start
-        length = min(period_days, days - t0)
-        part = engine.run(
-            model, state, params, world, key, length, start_day=t0, progress=progress,
-            validate=t0 == 0,  # later periods change only the table's values
-        )
-        results.append(part)
-        state = part.state
-        t0 += length
-    metrics = {k: np.concatenate([r.metrics[k] for r in results]) for k in results[0].metrics}
-    combined = engine.RunResult(
-        state=state,
-        metrics=metrics,
-        compile_seconds=sum(r.compile_seconds for r in results),
-        run_seconds=sum(r.run_seconds for r in results),
-        days=days,
-        chunk_days=period_days,
+        return world
+
+    combined = engine.run(
+        model, state, params, world, key, days, chunk_days=7 * int(layer.cadence_weeks),
+        progress=progress, before_chunk=refresh,
     )
-    return ArchetypeRun(combined, table[:weeks], refresh_seconds)
+    return ArchetypeRun(combined, answered, refresh_seconds)
 
 
 __all__ = [

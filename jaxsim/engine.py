@@ -278,6 +278,7 @@ def run(
     description: str = "simulating",
     start_day: int = 0,
     validate: bool = True,
+    before_chunk: Callable[[int, Any, "World"], "World"] | None = None,
 ) -> RunResult:
     """Run ``days`` days in chunks of ``chunk_days`` with a progress bar; time compile and run.
 
@@ -294,6 +295,12 @@ def run(
             follow ``t``, so a run split in parts equals the run in one go).
         validate: run ``model.validate`` first (on the host, about half a millisecond);
             a caller continuing a run it already validated may skip it.
+        before_chunk: ``fn(t, state, world) -> world`` called on the host before each
+            chunk (``t`` its first day) to refresh the world's inputs from the state so far
+            (e.g. an LLM archetype layer's weekly answers, see :mod:`jaxsim.archetypes`).
+            The returned world must keep its shapes (one compiled program serves every
+            chunk). With a hook, chunks are exactly ``chunk_days`` long (the last may be
+            shorter), so the hook runs on that cadence.
 
     The input ``state`` is donated (its buffers are reused); do not use it afterwards.
     """
@@ -306,7 +313,7 @@ def run(
     if validate and model.validate is not None:
         model.validate(state, params, world)
     chunk_days = max(1, int(chunk_days))
-    if days <= 2 * chunk_days:
+    if days <= 2 * chunk_days and before_chunk is None:
         chunk_days = days  # short runs: one chunk, one compilation
     lengths = [min(chunk_days, days - t0) for t0 in range(0, days, chunk_days)]
 
@@ -322,6 +329,8 @@ def run(
     done = 0
     run_start = time.perf_counter()
     for length in lengths:
+        if before_chunk is not None:
+            world = before_chunk(start_day + done, state, world)
         state, metrics = compiled[length](state, params, world, key, jnp.int32(start_day + done))
         chunks.append({k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
         done += length
