@@ -1,0 +1,292 @@
+"""Calibrating the labour market by gradient against observed borough unemployment.
+
+The agent-based labour market (:mod:`jaxsim.economy`) moves each worker with monthly
+probabilities that depend only on its borough's signals and its own willingness:
+layoffs ``s_b(m)``, hiring ``h_b(m)``, quits of the unwilling ``q``
+(:func:`jaxsim.kernels.labour.job_flow_probabilities`). Calibration integrates the draws
+out: a representative agent per borough holds a job with probability ``e_b(m)``, and
+
+``e_b(m + 1) = e_b(m) (1 - s_b) (1 - q (1 - w_b)) + (1 - e_b(m)) h_b w_b``,
+
+the expected flows of :func:`jaxsim.kernels.labour.next_employment` with the borough's
+mean willingness ``w_b(m)``. This is the mean of the agent-based unemployment rate when
+willingness is independent of holding a job within a borough (checked against many
+seeds in ``tests/test_economy.py``), smooth in every parameter, and costs ``M x 5``
+operations, so hundreds of Adam steps take seconds.
+
+Inputs per month and borough are held fixed: the UI claims rate (observed), and the
+mean willingness and reported case signal of a forward run of the coupled model (as the
+LLM answers are held fixed in :mod:`jaxsim.calibration`). Month 0 starts at the
+simulated (or observed) rate; the loss is the mean squared error in percentage points
+over the training months ``1 .. train_months - 1`` and the boroughs with a labour
+force. Later months are held out: :func:`evaluate` reports the forecast's MAE
+(percentage points) and normalised deviation next to last-value persistence.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxsim.calibration import Bounds, CalibrationError, heldout_metrics, persistence_forecast
+from jaxsim.economy import NUM_BOROUGHS, EconomyParams
+from jaxsim.kernels import labour
+
+#: Labour-market parameters that can be fitted, with their ranges (see
+#: :class:`jaxsim.economy.EconomyParams` for units).
+LABOUR_FITTABLE: dict[str, Bounds] = {
+    "separation_logit": Bounds(-9.0, 0.0),
+    "hiring_logit": Bounds(-6.0, 2.0),
+    "separation_case_sensitivity": Bounds(-3.0, 3.0),
+    "hiring_claims_sensitivity": Bounds(-2.0, 2.0),
+    "quit_if_unwilling": Bounds(0.0, 1.0),
+}
+#: What :func:`fit_labour_market` fits by default.
+DEFAULT_FIT: tuple[str, ...] = (
+    "separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
+)
+
+
+def check_labour_fit_names(names: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(names)
+    if not names:
+        raise CalibrationError("nothing to fit: name at least one labour-market parameter")
+    unknown = [n for n in names if n not in LABOUR_FITTABLE]
+    if unknown:
+        raise CalibrationError(
+            f"cannot fit {unknown}; fittable labour-market parameters are {sorted(LABOUR_FITTABLE)}"
+        )
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise CalibrationError(f"parameters named more than once: {repeated}")
+    return names
+
+
+@dataclass
+class LabourCalibrationProblem:
+    """Everything the labour-market fit needs.
+
+    Attributes:
+        params: the economy's parameters: the starting point of the fitted ones and the
+            values of the others.
+        observed: float ``[M, 5]`` observed unemployment rate (fraction), NaN where unknown.
+        willingness: float ``[M, 5]`` mean willingness of each borough's labour force.
+        case_signal: float ``[M, 5]`` reported cases per 1,000 residents in the month.
+        claims_rate: float ``[M, 5]`` UI beneficiaries per labour-force member.
+        initial_unemployment: float ``[5]`` the rate in month 0.
+        train_months: months ``0 .. train_months - 1`` are fitted (month 0 is the start,
+            so at least 2), the rest held out.
+        boroughs: bool ``[5]``, boroughs that count in the loss (those with a labour force).
+    """
+
+    params: EconomyParams
+    observed: np.ndarray
+    willingness: np.ndarray
+    case_signal: np.ndarray
+    claims_rate: np.ndarray
+    initial_unemployment: np.ndarray
+    train_months: int
+    boroughs: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.observed = np.asarray(self.observed, np.float32)
+        months = self.observed.shape[0]
+        for name in ("observed", "willingness", "case_signal", "claims_rate"):
+            value = np.asarray(getattr(self, name), np.float32)
+            if value.shape != (months, NUM_BOROUGHS):
+                raise CalibrationError(f"{name} must have shape [{months}, {NUM_BOROUGHS}], got {value.shape}")
+            if name != "observed" and not np.all(np.isfinite(value)):
+                raise CalibrationError(f"{name} has non-finite values")
+            setattr(self, name, value)
+        finite = self.observed[np.isfinite(self.observed)]
+        if np.any((finite < 0) | (finite > 1)):
+            raise CalibrationError("observed unemployment rates must be fractions in [0, 1]")
+        self.initial_unemployment = np.asarray(self.initial_unemployment, np.float32)
+        if self.initial_unemployment.shape != (NUM_BOROUGHS,) or np.any(
+            ~np.isfinite(self.initial_unemployment) | (self.initial_unemployment < 0) | (self.initial_unemployment > 1)
+        ):
+            raise CalibrationError(f"initial_unemployment must be {NUM_BOROUGHS} fractions in [0, 1]")
+        if not 2 <= int(self.train_months) <= months:
+            raise CalibrationError(
+                f"train_months must be in 2..{months} (month 0 is the starting point), got {self.train_months}"
+            )
+        self.train_months = int(self.train_months)
+        mask = np.ones(NUM_BOROUGHS, bool) if self.boroughs is None else np.asarray(self.boroughs, bool)
+        if mask.shape != (NUM_BOROUGHS,):
+            raise CalibrationError(f"boroughs must be {NUM_BOROUGHS} flags, got shape {mask.shape}")
+        train = self.observed[1 : self.train_months][:, mask]
+        if mask.sum() == 0 or not np.isfinite(train).any():
+            raise CalibrationError("no observed unemployment in the training months for the boroughs fitted")
+        self.boroughs = mask
+
+    @property
+    def months(self) -> int:
+        return int(self.observed.shape[0])
+
+
+def expected_unemployment(params: EconomyParams, problem: LabourCalibrationProblem) -> jax.Array:
+    """float32 ``[M, 5]``: each month's expected unemployment rate per borough (month 0 =
+    ``problem.initial_unemployment``); differentiable in ``params``."""
+    boroughs = jnp.arange(NUM_BOROUGHS)
+    inputs = (
+        jnp.asarray(problem.willingness), jnp.asarray(problem.case_signal), jnp.asarray(problem.claims_rate),
+    )
+
+    def month(employed, signals):
+        willing, cases, claims = signals
+        leave, hire = labour.job_flow_probabilities(
+            boroughs, willing, params.separation_logit, params.hiring_logit, cases, claims,
+            params.separation_case_sensitivity, params.hiring_claims_sensitivity, params.quit_if_unwilling,
+        )
+        return labour.next_employment(employed, leave, hire), employed
+
+    start = 1.0 - jnp.asarray(problem.initial_unemployment)
+    _, employed = jax.lax.scan(month, start, inputs)
+    return 1.0 - employed
+
+
+def training_loss(predicted: jax.Array, problem: LabourCalibrationProblem) -> jax.Array:
+    """Mean squared error in percentage points over training months ``1 .. train - 1``
+    and the fitted boroughs (unknown observations skipped)."""
+    observed = jnp.asarray(problem.observed[1 : problem.train_months])
+    weight = jnp.isfinite(observed) & jnp.asarray(problem.boroughs)[None, :]
+    error = 100.0 * (predicted[1 : problem.train_months] - jnp.nan_to_num(observed))
+    return jnp.sum(jnp.where(weight, error**2, 0.0)) / jnp.maximum(jnp.sum(weight), 1)
+
+
+def _assemble(params: EconomyParams, names: Sequence[str], z: dict) -> EconomyParams:
+    return params.replace(**{name: LABOUR_FITTABLE[name].to_value(z[name]) for name in names})
+
+
+def unconstrained(params: EconomyParams, names: Sequence[str]) -> dict:
+    """``{name: z}`` with ``value = low + (high - low) sigmoid(z)`` (see :class:`~jaxsim.calibration.Bounds`)."""
+    return {n: LABOUR_FITTABLE[n].to_unconstrained(getattr(params, n)) for n in names}
+
+
+def loss_of_unconstrained(problem: LabourCalibrationProblem, names: Sequence[str]) -> Callable[[dict], jax.Array]:
+    """``z -> training loss``: the function :func:`fit_labour_market` differentiates."""
+    names = check_labour_fit_names(names)
+
+    def loss(z):
+        return training_loss(expected_unemployment(_assemble(problem.params, names, z), problem), problem)
+
+    return loss
+
+
+@dataclass
+class LabourFit:
+    """What :func:`fit_labour_market` returns.
+
+    Attributes:
+        params: the economy's parameters with the fitted values.
+        names: what was fitted.
+        loss_curve: training loss (squared percentage points) per step.
+        seconds: wall time, compilation included.
+        stopped: ``"completed"`` or why the fit stopped early (keeping the last good values).
+    """
+
+    params: EconomyParams
+    names: tuple[str, ...]
+    loss_curve: list[float]
+    seconds: float
+    stopped: str
+
+    def fitted_values(self) -> dict:
+        return {n: np.asarray(getattr(self.params, n)).tolist() for n in self.names}
+
+
+def fit_labour_market(
+    problem: LabourCalibrationProblem,
+    names: Sequence[str] = DEFAULT_FIT,
+    *,
+    steps: int = 1000,
+    learning_rate: float = 0.05,
+) -> LabourFit:
+    """Fit ``names`` to the training months with Adam (optax) on the unconstrained
+    values; a non-finite loss or gradient stops the fit with the last good values."""
+    names = check_labour_fit_names(names)
+    if int(steps) < 1:
+        raise CalibrationError(f"steps must be >= 1, got {steps}")
+    if not learning_rate > 0:
+        raise CalibrationError(f"learning_rate must be > 0, got {learning_rate}")
+    loss = loss_of_unconstrained(problem, names)
+    optimiser = optax.adam(learning_rate)
+    z = unconstrained(problem.params, names)
+    opt_state = optimiser.init(z)
+
+    @jax.jit
+    def update(z, opt_state):
+        value, grads = jax.value_and_grad(loss)(z)
+        finite = jnp.isfinite(value) & jnp.all(jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        updates, opt_state = optimiser.update(grads, opt_state, z)
+        return optax.apply_updates(z, updates), opt_state, value, finite
+
+    start = time.perf_counter()
+    curve: list[float] = []
+    stopped = "completed"
+    for step in range(int(steps)):
+        new_z, new_state, value, finite = update(z, opt_state)
+        if not bool(finite):
+            stopped = f"stopped at step {step}: non-finite loss or gradient; kept the last good values"
+            break
+        curve.append(float(value))
+        z, opt_state = new_z, new_state
+    return LabourFit(
+        params=_assemble(problem.params, names, z), names=names, loss_curve=curve,
+        seconds=time.perf_counter() - start, stopped=stopped,
+    )
+
+
+def evaluate(
+    predicted: np.ndarray, observed: np.ndarray, train_months: int, boroughs: np.ndarray | None = None,
+) -> dict:
+    """Held-out accuracy of a forecast ``[M, 5]`` against ``observed`` ``[M, 5]``
+    (fractions), next to last-value persistence (each borough's last training month
+    repeated): MAE and RMSE in percentage points, normalised deviation
+    ``sum |error| / sum observed``, over the held-out months and boroughs with data.
+    Also the training-month fit (months ``1 .. train - 1``)."""
+    predicted = np.asarray(predicted, np.float64) * 100.0
+    observed = np.asarray(observed, np.float64) * 100.0
+    months = observed.shape[0]
+    mask = np.ones(NUM_BOROUGHS, bool) if boroughs is None else np.asarray(boroughs, bool)
+    train_months = int(train_months)
+    persistence = np.stack(
+        [persistence_forecast(observed[:train_months, b], months - train_months) for b in range(NUM_BOROUGHS)], axis=1
+    )
+
+    def score(pred, obs):
+        keep = np.isfinite(obs) & mask[None, :]
+        if not keep.any():
+            return None
+        return heldout_metrics(pred[keep], obs[keep]) | {"points": int(keep.sum())}
+
+    held_obs = observed[train_months:]
+    return {
+        "units": "percentage points (mae, rmse); nd = sum |error| / sum observed",
+        "train_months": train_months,
+        "test_months": months - train_months,
+        "train": score(predicted[1:train_months], observed[1:train_months]),
+        "test": score(predicted[train_months:], held_obs) if months > train_months else None,
+        "persistence_test": score(persistence, held_obs) if months > train_months else None,
+    }
+
+
+__all__ = [
+    "DEFAULT_FIT",
+    "LABOUR_FITTABLE",
+    "LabourCalibrationProblem",
+    "LabourFit",
+    "check_labour_fit_names",
+    "evaluate",
+    "expected_unemployment",
+    "fit_labour_market",
+    "loss_of_unconstrained",
+    "training_loss",
+    "unconstrained",
+]

@@ -1,0 +1,319 @@
+"""The labour side of the economy: who works today, willingness to work, earnings, taxes,
+redistribution, consumption and savings, prices, and the borough labour market.
+
+Pure functions over agent arrays ``[N]`` and per-borough arrays ``[B]``. Units:
+
+- money in US dollars (USD) at the prices of the run's first month unless stated; a
+  "month" is a calendar month of the run;
+- wages are USD per month of full-time work (every working day of the month worked);
+- probabilities are per month for job flows and willingness, per day for work;
+- case signals are reported COVID-19 cases per 1,000 residents over a month;
+- unemployment-insurance (UI) claims rates are beneficiaries per person in the labour force.
+
+Employment may be 0/1 (an agent-based run, each flow drawn through :mod:`jaxsim.sampling`)
+or a probability in ``[0, 1]`` (the expected, mean-field run used for calibration): the
+transition kernels accept both.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxsim.kernels.lookup import lookup
+from jaxsim.population import DEAD, INFECTED
+
+
+def sum_by_code(values: jax.Array, codes: jax.Array, num_codes: int) -> jax.Array:
+    """``out[k] = sum(values[codes == k])``: float32 ``[num_codes]`` for values ``[N]``, or
+    ``[num_codes, F]`` for ``F`` columns of values ``[N, F]`` summed in one pass (one
+    small matrix product: stacking the month's totals keeps the compiled program small).
+    Codes outside ``0 .. num_codes - 1`` (padding) count nowhere."""
+    onehot = (codes.astype(jnp.int32)[:, None] == jnp.arange(num_codes)[None, :]).astype(jnp.float32)
+    values = values.astype(jnp.float32)
+    precision = jax.lax.Precision.HIGHEST
+    if values.ndim == 1:
+        return jnp.dot(values, onehot, precision=precision)
+    return jnp.dot(onehot.T, values, precision=precision)
+
+
+# ------------------------------------------------------------------------------- daily
+def can_work_today(stage: jax.Array, isolating: jax.Array) -> jax.Array:
+    """float32 ``[N]`` 1 if an agent's health lets it work today: not sick (stage I), not
+    dead (stage M or beyond, which includes padding slots), not isolating.
+
+    Args:
+        stage: int ``[N]`` COVID stage codes (0 S, 1 E, 2 I, 3 R, 4 M, 5 padding).
+        isolating: float ``[N]`` 1 if isolating today.
+    """
+    healthy = (stage != INFECTED) & (stage < DEAD)
+    return (healthy & (isolating < 0.5)).astype(jnp.float32)
+
+
+def works_today(
+    employed: jax.Array, willing: jax.Array, able: jax.Array, workday: jax.Array
+) -> jax.Array:
+    """float32 ``[N]``: the agent works today (1) or not (0).
+
+    An agent works on a working day when it has a job, is willing to work this month and
+    is able to (:func:`can_work_today`); all arguments are 0/1 (or probabilities, giving
+    the probability of working).
+
+    Args:
+        employed, willing, able: float ``[N]``.
+        workday: float or bool scalar, 1 on a working day (Monday to Friday).
+    """
+    return (employed * willing * able * jnp.asarray(workday, jnp.float32)).astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------- willingness
+def heuristic_willingness(
+    baseline: jax.Array,
+    case_signal: jax.Array,
+    price_level: jax.Array,
+    savings_cushion: jax.Array,
+    case_sensitivity: jax.Array,
+    price_sensitivity: jax.Array,
+    savings_sensitivity: jax.Array,
+) -> jax.Array:
+    """Probability of being willing to work this month, from the month's circumstances.
+
+    ``w = sigmoid(logit(baseline) - case_sensitivity * log1p(case_signal)
+    + price_sensitivity * log(price_level) - savings_sensitivity * log1p(savings_cushion))``
+
+    More cases make people less willing to go to work; higher prices (a lower real value
+    of savings and benefits) more willing; a larger savings cushion less willing.
+
+    Args:
+        baseline: float ``[N]`` (or ``[G]``) in (0, 1), willingness with no cases, prices
+            at their level of the first month and no savings.
+        case_signal: float, reported cases per 1,000 residents last month (>= 0).
+        price_level: float scalar, price index (1 in the run's first month, > 0).
+        savings_cushion: float, savings in months of wages (>= 0).
+        case_sensitivity, price_sensitivity, savings_sensitivity: float scalars, log-odds
+            per unit of each signal.
+
+    Returns:
+        float32 probabilities, broadcast shape of the arguments.
+    """
+    baseline = jnp.clip(baseline, 1e-6, 1 - 1e-6)
+    logit = jnp.log(baseline) - jnp.log1p(-baseline)
+    logit = (
+        logit
+        - case_sensitivity * jnp.log1p(jnp.maximum(case_signal, 0.0))
+        + price_sensitivity * jnp.log(jnp.maximum(price_level, 1e-6))
+        - savings_sensitivity * jnp.log1p(jnp.maximum(savings_cushion, 0.0))
+    )
+    return jax.nn.sigmoid(logit).astype(jnp.float32)
+
+
+# ------------------------------------------------------------------------------ money
+def monthly_earnings(wage: jax.Array, days_worked: jax.Array, workdays: jax.Array) -> jax.Array:
+    """Gross earnings over the month, USD ``[N]``: ``wage * days_worked / workdays``.
+
+    Args:
+        wage: float ``[N]`` USD per month of full-time work.
+        days_worked: float ``[N]`` days the agent worked this month.
+        workdays: float scalar, working days of the month that the run covered (0 gives 0).
+    """
+    return (wage * days_worked / jnp.maximum(workdays, 1.0)).astype(jnp.float32)
+
+
+def unemployment_benefit(
+    unemployed: jax.Array, wage: jax.Array, replacement: jax.Array, cap: jax.Array
+) -> jax.Array:
+    """UI benefit over the month, USD ``[N]``: ``unemployed * min(replacement * wage, cap)``.
+
+    Args:
+        unemployed: float ``[N]`` 1 for a living agent of the labour force without a job.
+        wage: float ``[N]`` the wage of the agent's occupation (its last job), USD/month.
+        replacement: float scalar in [0, 1], share of the wage replaced.
+        cap: float scalar, the most a claimant receives per month (USD).
+    """
+    return (unemployed * jnp.minimum(replacement * wage, cap)).astype(jnp.float32)
+
+
+def progressive_tax(income: jax.Array, thresholds: jax.Array, rates: jax.Array) -> jax.Array:
+    """Tax on monthly income, USD ``[N]``, from a bracket schedule.
+
+    Income between ``thresholds[k]`` and ``thresholds[k + 1]`` is taxed at ``rates[k]``
+    (the last bracket is open-ended). With increasing rates the tax is progressive: the
+    average rate grows with income, and tax never exceeds income when rates are <= 1.
+
+    Args:
+        income: float ``[N]`` taxable income (USD per month); negative income pays none.
+        thresholds: float ``[K]`` lower edges of the brackets, increasing, ``thresholds[0] = 0``.
+        rates: float ``[K]`` marginal rates in [0, 1].
+    """
+    upper = jnp.concatenate([thresholds[1:], jnp.full((1,), jnp.inf, thresholds.dtype)])
+    width = upper - thresholds
+    in_bracket = jnp.clip(income[..., None] - thresholds, 0.0, width)
+    return jnp.sum(in_bracket * rates, axis=-1).astype(jnp.float32)
+
+
+def redistribute(total: jax.Array, recipients: jax.Array) -> jax.Array:
+    """Share ``total`` (USD) equally among ``recipients`` (float ``[N]`` 0/1 weights):
+    ``total * recipients / sum(recipients)``, USD ``[N]``. The transfers add up to
+    ``total`` (up to float rounding); with no recipients nobody gets anything."""
+    count = jnp.sum(recipients)
+    return jnp.where(count > 0, total * recipients / jnp.maximum(count, 1e-30), 0.0).astype(jnp.float32)
+
+
+def consumption_and_savings(
+    income: jax.Array,
+    savings: jax.Array,
+    subsistence: jax.Array,
+    price_level: jax.Array,
+    mpc: jax.Array,
+    wealth_mpc: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """This month's spending and the savings left, USD ``[N]`` each.
+
+    Desired spending is the cost of subsistence at today's prices, plus a share ``mpc`` of
+    the income left above it, plus a share ``wealth_mpc`` of savings; an agent cannot
+    borrow, so spending is at most savings + income and never negative. Exactly
+    ``income = consumption + (new_savings - savings)`` for every agent.
+
+    Args:
+        income: float ``[N]`` disposable income this month (USD, after tax and transfers).
+        savings: float ``[N]`` savings at the start of the month (USD, >= 0).
+        subsistence: float ``[N]`` spending needed at price level 1 (USD per month).
+        price_level: float scalar, today's price index.
+        mpc: float scalar in [0, 1], marginal propensity to consume out of income.
+        wealth_mpc: float scalar in [0, 1], share of savings spent per month.
+    """
+    need = subsistence * price_level
+    desired = need + mpc * jnp.maximum(income - need, 0.0) + wealth_mpc * jnp.maximum(savings, 0.0)
+    available = jnp.maximum(savings + income, 0.0)
+    consumption = jnp.clip(desired, 0.0, available)
+    new_savings = savings + income - consumption
+    return consumption.astype(jnp.float32), new_savings.astype(jnp.float32)
+
+
+def price_update(
+    price_level: jax.Array,
+    demand: jax.Array,
+    output: jax.Array,
+    previous_ratio: jax.Array,
+    adjustment: jax.Array,
+    max_monthly_change: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Next month's price index from the change in excess demand.
+
+    With ``r = demand / output`` this month and ``r_prev`` last month,
+    ``log p' = log p + clip(adjustment * log(r / r_prev), -c, c)``: prices rise when
+    spending grows faster than what the workers produce (valued at their earnings) and
+    fall back when it slows, so without a clip the price level is
+    ``(r / r_first) ** adjustment``: it follows the excess demand, with no drift of its own.
+    In the first month (``r_prev <= 0``) prices stay put.
+
+    Args:
+        price_level: float scalar, this month's index.
+        demand: float scalar, total consumption this month (USD).
+        output: float scalar, total gross earnings this month (USD).
+        previous_ratio: float scalar, last month's ``demand / output`` (0: none yet).
+        adjustment: float scalar >= 0, elasticity of prices to excess demand.
+        max_monthly_change: float scalar ``c`` >= 0, the largest log change per month.
+
+    Returns:
+        ``(next price level, this month's ratio)`` float32 scalars.
+    """
+    ratio = jnp.maximum(demand, 1e-6) / jnp.maximum(output, 1e-6)
+    gap = jnp.where(previous_ratio > 0, jnp.log(ratio) - jnp.log(jnp.maximum(previous_ratio, 1e-6)), 0.0)
+    change = jnp.clip(adjustment * gap, -max_monthly_change, max_monthly_change)
+    return (price_level * jnp.exp(change)).astype(jnp.float32), ratio.astype(jnp.float32)
+
+
+# ----------------------------------------------------------------------- labour market
+def job_flow_probabilities(
+    borough: jax.Array,
+    willing: jax.Array,
+    separation_logit: jax.Array,
+    hiring_logit: jax.Array,
+    case_signal: jax.Array,
+    claims_rate: jax.Array,
+    separation_case_sensitivity: jax.Array,
+    hiring_claims_sensitivity: jax.Array,
+    quit_if_unwilling: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """Each agent's probability of losing its job and of finding one at the month's end.
+
+    In borough ``b``:
+
+    - layoffs ``s_b = sigmoid(separation_logit_b + separation_case_sensitivity *
+      log1p(case_signal_b))``: more cases, more layoffs;
+    - hiring ``h_b = sigmoid(hiring_logit_b + hiring_claims_sensitivity *
+      100 * claims_rate_b)``: the claims rate in percent of the labour force (a negative
+      sensitivity: more claimants, a slacker market, fewer hires);
+    - an employed agent leaves its job with ``1 - (1 - s_b)(1 - q (1 - willing))``: laid
+      off, or quitting with probability ``q = quit_if_unwilling`` when unwilling to work;
+    - an unemployed agent is hired with ``h_b * willing``: only those willing to work look.
+
+    Args:
+        borough: int ``[N]`` borough codes (``0 .. B-1``; others, e.g. padding, read
+            probability 0).
+        willing: float ``[N]`` 0/1 willingness this month (or its probability).
+        separation_logit, hiring_logit: float ``[B]``.
+        case_signal: float ``[B]`` reported cases per 1,000 residents this month.
+        claims_rate: float ``[B]`` UI beneficiaries per person in the labour force.
+        separation_case_sensitivity, hiring_claims_sensitivity, quit_if_unwilling: float scalars.
+
+    Returns:
+        ``(leave, hire)`` float32 ``[N]`` probabilities in [0, 1].
+    """
+    layoff_b = jax.nn.sigmoid(separation_logit + separation_case_sensitivity * jnp.log1p(jnp.maximum(case_signal, 0.0)))
+    hire_b = jax.nn.sigmoid(hiring_logit + hiring_claims_sensitivity * 100.0 * claims_rate)
+    layoff = lookup(layoff_b, borough)
+    hire = lookup(hire_b, borough)
+    quit_prob = jnp.clip(quit_if_unwilling, 0.0, 1.0) * (1.0 - willing)
+    leave = 1.0 - (1.0 - layoff) * (1.0 - quit_prob)
+    return jnp.clip(leave, 0.0, 1.0).astype(jnp.float32), jnp.clip(hire * willing, 0.0, 1.0).astype(jnp.float32)
+
+
+def next_employment(employed: jax.Array, leaves: jax.Array, hired: jax.Array) -> jax.Array:
+    """Employment after the month's job flows: ``employed * (1 - leaves) + (1 - employed) * hired``.
+
+    With 0/1 ``employed`` and 0/1 draws ``leaves``/``hired`` this is the agent-based
+    transition; with probabilities it is the expected one (each agent's probability of
+    holding a job next month), exact when the flows are independent of each other.
+    """
+    return (employed * (1.0 - leaves) + (1.0 - employed) * hired).astype(jnp.float32)
+
+
+def unemployment_rate(
+    employed: jax.Array, active: jax.Array, borough: jax.Array, num_boroughs: int
+) -> tuple[jax.Array, jax.Array]:
+    """Unemployment rate and labour force per borough.
+
+    Args:
+        employed: float ``[N]`` 0/1 (or probability of) holding a job.
+        active: float ``[N]`` 1 for a living member of the labour force.
+        borough: int ``[N]`` borough codes.
+
+    Returns:
+        ``(rate, labour_force)`` float32 ``[B]``; ``rate = unemployed / labour force`` in
+        [0, 1] by construction (0 where a borough has no labour force).
+    """
+    active = jnp.clip(active, 0.0, 1.0)
+    employed = jnp.clip(employed, 0.0, 1.0)
+    force = sum_by_code(active, borough, num_boroughs)
+    unemployed = sum_by_code(active * (1.0 - employed), borough, num_boroughs)
+    rate = jnp.where(force > 0, unemployed / jnp.maximum(force, 1e-30), 0.0)
+    return jnp.clip(rate, 0.0, 1.0).astype(jnp.float32), force
+
+
+__all__ = [
+    "can_work_today",
+    "consumption_and_savings",
+    "heuristic_willingness",
+    "job_flow_probabilities",
+    "monthly_earnings",
+    "next_employment",
+    "price_update",
+    "progressive_tax",
+    "redistribute",
+    "sum_by_code",
+    "unemployment_benefit",
+    "unemployment_rate",
+    "works_today",
+]

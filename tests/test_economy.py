@@ -1,0 +1,534 @@
+"""The economy coupled with the COVID model: who works, money conserved and accounted for,
+unemployment in [0, 1], the calendar, the stimulus under common random numbers, the
+expected flows against the agents, the labour-market calibration (gradient against finite
+differences, recovery, held-out scores), the LLM willingness layer, and bad input."""
+
+import datetime as dt
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxsim import boroughs, coupling, covid, economy, engine
+from jaxsim import economy_calibration as ec
+from jaxsim.engine import Model
+from jaxsim.population import EdgeList, Population, PopulationError
+
+START = dt.date(2020, 8, 1)
+MONTHS = 3
+DAYS = economy.days_in_months(START, MONTHS)  # Aug, Sep, Oct 2020: 92 days
+AGENTS = 3000
+
+
+# ----------------------------------------------------------------------------- fixtures
+def _violations(state, world):
+    """End-of-day checks: work done by agents who may not work."""
+    worked = state.economy.worked_today
+    stage = state.covid.stage
+    return {
+        "work_while_isolating": jnp.sum(worked * state.covid.isolating),
+        "work_while_sick": jnp.sum(worked * (stage == covid.INFECTED)),
+        "work_while_dead_or_padding": jnp.sum(worked * (stage >= covid.DEAD)),
+        "work_outside_labour_force": jnp.sum(worked * (1.0 - world.agents["labour_force"])),
+    }
+
+
+@pytest.fixture(scope="module")
+def setup():
+    population = boroughs.five_borough_population(AGENTS, seed=3, cached=False)
+    world = covid.build_world(population)
+    covid_params = covid.default_params(
+        population, 14, contact_normaliser=covid.default_contact_normaliser(world), transmission_rate=4.0,
+        initial_exposed_share=0.03, initial_infected_share=0.03,
+        mortality={a: 0.3 for a in population.category_labels("age")},  # deaths within the run
+    )
+    attributes = economy.labour_attributes(population, seed=3)
+    claims = np.tile(np.asarray([[0.19, 0.16, 0.11, 0.17, 0.12]], np.float32), (MONTHS, 1))
+    world = economy.build_economy_world(world, population, attributes, start=START, claims_rate=claims)
+    baseline_stimulus = economy.stimulus_payment(0.0, [1], num_months=MONTHS)
+    params = economy.CoupledParams(covid_params, economy.default_economy_params(population, stimulus=baseline_stimulus))
+    init_args = {"initial_unemployment": np.asarray([0.2, 0.15, 0.12, 0.15, 0.12], np.float32),
+                 "prior_case_signal": np.full(5, 1.0, np.float32)}
+    base = economy.coupled_model()
+    model = coupling.compose([base, Model(substeps=(), observe=_violations, name="checks")], name="checked")
+    return population, attributes, world, params, init_args, model
+
+
+def _run(setup, params=None, seed=0):
+    population, attributes, world, base_params, init_args, model = setup
+    params = base_params if params is None else params
+    state = economy.coupled_initial_state(params, jax.random.key(seed), world, init_args)
+    initial = jax.tree.map(jnp.copy, state)  # engine.run donates the state it is given
+    result = engine.run(model, state, params, world, jax.random.key(100 + seed), DAYS, chunk_days=DAYS)
+    return result, initial
+
+
+@pytest.fixture(scope="module")
+def baseline(setup):
+    return _run(setup)
+
+
+# ------------------------------------------------------------------------------ the run
+def test_no_agent_works_while_sick_dead_isolating_or_outside_the_labour_force(baseline):
+    metrics = baseline[0].metrics
+    for name in ("work_while_isolating", "work_while_sick", "work_while_dead_or_padding", "work_outside_labour_force"):
+        assert metrics[name].sum() == 0, name
+    # The checks meant something: agents were sick, dead and isolating, and others worked.
+    assert metrics["infected"].max() > 20 and metrics["dead"][-1] > 5 and metrics["isolating"].min() > 50
+    assert metrics["working"].max() > 500
+
+
+def test_calendar_month_ends_weekends_and_month_index(baseline):
+    metrics = baseline[0].metrics
+    rows = economy.monthly_rows(metrics)
+    np.testing.assert_array_equal(rows, [30, 60, 91])  # 31 Aug, 30 Sep, 31 Oct 2020
+    np.testing.assert_array_equal(metrics["month_index"][rows], [0, 1, 2])
+    weekend = np.asarray([(START + dt.timedelta(days=d)).weekday() >= 5 for d in range(DAYS)])
+    assert np.all(metrics["working"][weekend] == 0) and np.all(metrics["working"][~weekend] > 0)
+    off = np.ones(DAYS, bool)
+    off[rows] = False
+    assert np.all(metrics["city_tax"][off] == 0) and np.all(metrics["unemployment_rate"][off] == 0)
+
+
+def test_case_signal_counts_the_months_onsets(setup, baseline):
+    world, params = setup[2], setup[3]
+    metrics = baseline[0].metrics
+    rows = economy.monthly_rows(metrics)
+    residents = np.asarray(world.inputs["borough_residents"])
+    ascertainment = float(params.economy.ascertainment)
+    onsets = (metrics["case_signal"][rows] * residents / 1000.0 / ascertainment).sum(axis=1)
+    first = np.r_[0, rows[:-1] + 1]
+    daily = np.asarray([metrics["new_cases"][a: b + 1].sum() for a, b in zip(first, rows)])
+    assert daily.sum() > 50
+    np.testing.assert_allclose(onsets, daily, rtol=1e-4)
+
+
+def test_tax_collected_equals_tax_redistributed_every_month(baseline):
+    metrics = baseline[0].metrics
+    rows = economy.monthly_rows(metrics)
+    tax, transfers = metrics["city_tax"][rows], metrics["city_transfers"][rows]
+    assert np.all(tax > 0)
+    np.testing.assert_allclose(transfers, tax, rtol=1e-5)
+    np.testing.assert_allclose(metrics["transfers"][rows].sum(axis=1), tax, rtol=1e-5)
+
+
+def test_savings_change_equals_income_minus_consumption_in_every_borough(setup, baseline):
+    result, initial = baseline
+    world = setup[2]
+    metrics = result.metrics
+    rows = economy.monthly_rows(metrics)
+    start = np.asarray(jax.ops.segment_sum(initial.economy.savings, world.agents["borough"].astype(jnp.int32), 6))[:5]
+    savings = np.vstack([start, metrics["savings"][rows]])
+    income = sum(metrics[k][rows] for k in ("earnings", "transfers", "ui_benefits", "pensions", "stimulus_paid")) - metrics["tax"][rows]
+    np.testing.assert_allclose(np.diff(savings, axis=0), income - metrics["consumption"][rows], rtol=1e-4, atol=50.0)
+    assert np.all(metrics["consumption"][rows] > 0) and np.all(metrics["earnings"][rows] > 0)
+
+
+def test_unemployment_stays_in_unit_interval_with_extreme_labour_markets(setup, baseline):
+    params = setup[3]
+    rows = economy.monthly_rows(baseline[0].metrics)
+    for separation, hiring, sensitivity, expected_last in ((60.0, -60.0, 50.0, 1.0), (-60.0, 60.0, 0.0, None)):
+        extreme = params.replace(economy=params.economy.replace(
+            separation_logit=jnp.full(5, separation), hiring_logit=jnp.full(5, hiring),
+            separation_case_sensitivity=jnp.float32(sensitivity), hiring_claims_sensitivity=jnp.float32(-sensitivity),
+        ))
+        rate = _run(setup, extreme)[0].metrics["unemployment_rate"][rows]
+        assert np.all(np.isfinite(rate)) and np.all((rate >= 0) & (rate <= 1))
+        if expected_last is not None:
+            np.testing.assert_allclose(rate[1:], 1.0)  # everyone laid off, nobody hired
+        else:
+            # Everyone who is willing finds a job and keeps it; only unwilling quitters stay out.
+            assert np.all(rate[2] < 0.1)
+    rate = baseline[0].metrics["unemployment_rate"][rows]
+    assert np.all((rate > 0) & (rate < 0.5))
+
+
+def test_epidemic_is_the_plain_covid_model_draw_for_draw(setup, baseline):
+    _, _, world, params, init_args, _ = setup
+    result, initial = baseline
+    plain = engine.run(covid.covid_model(), jax.tree.map(jnp.copy, initial.covid), params.covid, world, jax.random.key(100), DAYS, chunk_days=DAYS)
+    for name in ("new_infections", "new_cases", "new_deaths", "isolating", "susceptible", "dead"):
+        np.testing.assert_array_equal(plain.metrics[name], result.metrics[name], err_msg=name)
+
+
+def test_stimulus_under_common_random_numbers(setup, baseline):
+    population, attributes, world, params, init_args, _ = setup
+    rows = economy.monthly_rows(baseline[0].metrics)
+    paid = params.replace(economy=params.economy.replace(
+        stimulus=params.economy.stimulus.replace(amount=jnp.float32(1000.0))
+    ))
+    with_stimulus = _run(setup, paid)[0].metrics
+    without = baseline[0].metrics
+    # Nothing differs before the payment, and the epidemic never does (no feedback).
+    for name in ("consumption", "unemployment_rate", "savings", "working"):
+        np.testing.assert_array_equal(with_stimulus[name][: rows[0] + 1], without[name][: rows[0] + 1])
+    np.testing.assert_array_equal(with_stimulus["new_infections"], without["new_infections"])
+    total = with_stimulus["stimulus_paid"][rows].sum(axis=1)
+    assert total[0] == 0 and total[2] == 0 and total[1] > 0
+    recipients = total[1] / 1000.0
+    adults = float(np.sum(population.attributes["age"] != population.code("age", "U19")))
+    dead = float(with_stimulus["dead"][rows[1]])  # all ages, by the day of payment
+    assert recipients == round(recipients) and adults - dead <= recipients < adults
+    assert with_stimulus["city_consumption"][rows[1]] > without["city_consumption"][rows[1]] + 0.5 * total[1]
+    # Only the unemployed: fewer recipients, all of them unemployed.
+    only = paid.replace(economy=paid.economy.replace(
+        stimulus=paid.economy.stimulus.replace(unemployed_only=jnp.float32(1.0))
+    ))
+    metrics = _run(setup, only)[0].metrics
+    assert 0 < metrics["stimulus_paid"][rows[1]].sum() / 1000.0 <= metrics["unemployed"][rows[1]].sum()
+
+
+def test_agents_average_to_the_expected_flows(setup):
+    """The calibration's expected flows are the mean of the agents' unemployment rate."""
+    simulated, expected = [], []
+    rows = None
+    for seed in range(5):
+        metrics = _run(setup, seed=seed)[0].metrics
+        rows = economy.monthly_rows(metrics)
+        force = metrics["labour_force"][rows]
+        rate = metrics["unemployment_rate"][rows]
+        problem = ec.LabourCalibrationProblem(
+            params=setup[3].economy, observed=rate, willingness=metrics["willingness"][rows],
+            case_signal=metrics["case_signal"][rows], claims_rate=metrics["claims_rate"][rows],
+            initial_unemployment=rate[0], train_months=MONTHS,
+        )
+        weights = force / force.sum(axis=1, keepdims=True)
+        simulated.append((rate * weights).sum(axis=1))
+        expected.append((np.asarray(ec.expected_unemployment(problem.params, problem)) * weights).sum(axis=1))
+    simulated, expected = np.mean(simulated, axis=0), np.mean(expected, axis=0)
+    assert abs(simulated[-1] - simulated[0]) > 0.005  # the rate moved
+    np.testing.assert_allclose(simulated, expected, atol=0.008)
+
+
+# ------------------------------------------------------------------------ calibration
+def _problem(population, months=10, train=7, **params_kw):
+    rng = np.random.default_rng(5)
+    truth = economy.default_economy_params(
+        population, separation_logit=[-3.6, -3.9, -4.2, -3.8, -4.0], hiring_logit=[-1.5, -1.2, -0.9, -1.1, -1.0],
+        hiring_claims_sensitivity=-0.08,
+    )
+    inputs = dict(
+        willingness=rng.uniform(0.85, 0.97, (months, 5)), case_signal=rng.uniform(0, 8, (months, 5)),
+        claims_rate=rng.uniform(0.03, 0.2, (months, 5)), initial_unemployment=np.full(5, 0.16),
+    )
+    scratch = ec.LabourCalibrationProblem(params=truth, observed=np.full((months, 5), 0.1), train_months=train, **inputs)
+    observed = np.asarray(ec.expected_unemployment(truth, scratch))
+    start = economy.default_economy_params(population, **params_kw)
+    return ec.LabourCalibrationProblem(params=start, observed=observed, train_months=train, **inputs), truth
+
+
+def test_calibration_gradient_matches_finite_differences(setup):
+    problem, _ = _problem(setup[0])
+    names = ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
+             "quit_if_unwilling")
+    loss = jax.jit(ec.loss_of_unconstrained(problem, names))
+    z = ec.unconstrained(problem.params, names)
+    grad = jax.grad(loss)(z)
+    eps = 1e-2
+    for name, index in (("separation_logit", 0), ("hiring_logit", 2), ("separation_case_sensitivity", None),
+                        ("hiring_claims_sensitivity", None), ("quit_if_unwilling", None)):
+        def shifted(delta):
+            value = z[name] + delta if index is None else z[name].at[index].add(delta)
+            return float(loss(z | {name: value}))
+
+        numeric = (shifted(eps) - shifted(-eps)) / (2 * eps)
+        analytic = float(grad[name] if index is None else grad[name][index])
+        assert abs(numeric) > 1e-3, name
+        assert analytic == pytest.approx(numeric, rel=0.02, abs=1e-3), name
+
+
+def test_calibration_recovers_the_labour_market_and_scores_held_out_months(setup):
+    problem, truth = _problem(setup[0])
+    fit = ec.fit_labour_market(problem, ("separation_logit", "hiring_logit", "hiring_claims_sensitivity"), steps=1500)
+    assert fit.stopped == "completed" and fit.loss_curve[-1] < 1e-4 * fit.loss_curve[0]
+    for name in ("separation_logit", "hiring_logit", "hiring_claims_sensitivity"):
+        np.testing.assert_allclose(getattr(fit.params, name), getattr(truth, name), atol=0.02, err_msg=name)
+    predicted = np.asarray(ec.expected_unemployment(fit.params, problem))
+    scores = ec.evaluate(predicted, problem.observed, problem.train_months)
+    assert scores["test"]["mae"] < 0.02 and scores["test"]["points"] == 15  # percentage points
+    assert scores["test"]["mae"] < scores["persistence_test"]["mae"]
+    assert set(fit.fitted_values()) == {"separation_logit", "hiring_logit", "hiring_claims_sensitivity"}
+
+
+def test_evaluate_and_persistence_by_hand():
+    observed = np.tile(np.asarray([[0.10], [0.09], [0.08], [0.07]]), (1, 5))
+    predicted = observed + np.asarray([[0], [0.01], [0.0], [0.02]])
+    scores = ec.evaluate(predicted, observed, train_months=2, boroughs=np.asarray([1, 1, 0, 0, 0], bool))
+    assert scores["train"]["mae"] == pytest.approx(1.0)  # month 1 only, pp
+    assert scores["test"]["mae"] == pytest.approx(1.0) and scores["test"]["points"] == 4
+    assert scores["persistence_test"]["mae"] == pytest.approx(1.5)  # 9 % repeated vs 8 %, 7 %
+    assert scores["test"]["nd"] == pytest.approx(4 * 1.0 / (2 * 8 + 2 * 7))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"train_months": 1}, "train_months must be in 2..10"),
+        ({"train_months": 11}, "train_months must be in 2..10"),
+        ({"willingness": np.ones((9, 5))}, r"willingness must have shape \[10, 5\]"),
+        ({"observed": np.full((10, 5), 1.5)}, "observed unemployment rates must be fractions"),
+        ({"initial_unemployment": np.full(5, -0.1)}, "initial_unemployment must be 5 fractions"),
+        ({"observed": np.full((10, 5), np.nan)}, "no observed unemployment in the training months"),
+    ],
+)
+def test_bad_calibration_problems(setup, change, message):
+    problem, _ = _problem(setup[0])
+    fields = {k: getattr(problem, k) for k in ("params", "observed", "willingness", "case_signal", "claims_rate",
+                                                "initial_unemployment", "train_months")}
+    with pytest.raises(ec.CalibrationError, match=message):
+        ec.LabourCalibrationProblem(**(fields | change))
+
+
+def test_bad_fit_names(setup):
+    problem, _ = _problem(setup[0])
+    with pytest.raises(ec.CalibrationError, match=r"cannot fit \['transmission_rate'\]"):
+        ec.fit_labour_market(problem, ["transmission_rate"])
+    with pytest.raises(ec.CalibrationError, match="named more than once"):
+        ec.fit_labour_market(problem, ["hiring_logit", "hiring_logit"])
+    with pytest.raises(ec.CalibrationError, match="nothing to fit"):
+        ec.fit_labour_market(problem, [])
+
+
+# ----------------------------------------------------------------------------- calendar
+def test_civil_date_matches_python_for_every_day_of_several_years():
+    days = np.arange(economy.epoch_day("2019-12-25"), economy.epoch_day("2025-01-05"))
+    year, month, day = (np.asarray(v) for v in jax.jit(economy.civil_date)(jnp.asarray(days)))
+    dates = [dt.date(1970, 1, 1) + dt.timedelta(days=int(d)) for d in days]
+    np.testing.assert_array_equal(year, [d.year for d in dates])
+    np.testing.assert_array_equal(month, [d.month for d in dates])
+    np.testing.assert_array_equal(day, [d.day for d in dates])
+    start = economy.epoch_day("2020-11-15")
+    cal = jax.jit(jax.vmap(lambda t: economy.calendar_of_day(t, jnp.int32(start))))(jnp.arange(80))
+    dates = [dt.date(2020, 11, 15) + dt.timedelta(days=t) for t in range(80)]
+    np.testing.assert_array_equal(cal["month_end"], [(d + dt.timedelta(days=1)).day == 1 for d in dates])
+    np.testing.assert_array_equal(cal["workday"], [d.weekday() < 5 for d in dates])
+    np.testing.assert_array_equal(cal["run_month"], [(d.year - 2020) * 12 + d.month - 11 for d in dates])
+    assert economy.days_in_months(dt.date(2020, 8, 1), 12) == 365
+    assert economy.days_in_months(dt.date(2023, 12, 1), 3) == 31 + 31 + 29
+
+
+# --------------------------------------------------------------------- labour force
+def _tiny_population(soc=None, county=True):
+    attributes = {"age": np.asarray([0, 1, 2, 3, 4, 5, 0, 1], np.int32)}
+    labels = {"age": ["20t29", "30t39", "40t49", "50t64", "65A", "U19"]}
+    if county:
+        attributes["county"] = np.asarray([0, 1, 2, 3, 4, 0, 1, 2], np.int32)
+        labels["county"] = ["Bronx", "Kings", "New York", "Queens", "Richmond"]
+    strings = {} if soc is None else {"soc_code": np.asarray(soc, object)}
+    return Population(attributes=attributes, labels=labels, strings=strings,
+                      networks={"household": EdgeList.from_pairs(np.arange(7), np.arange(1, 8))})
+
+
+def test_occupations_from_soc_codes():
+    population = _tiny_population(["15-1252", "", "35-2014", "411011", "47", "nan", "53-3032", "11-1021"])
+    attributes = economy.labour_attributes(population, seed=0)
+    names = [economy.OCCUPATIONS[o] if o >= 0 else None for o in attributes.occupation]
+    assert names == ["management_professional", None, "service", "sales_office", "construction_maintenance",
+                     None, "production_transport", "management_professional"]
+    np.testing.assert_array_equal(attributes.labour_force, [o is not None for o in names])
+    assert attributes.source == "soc_code" and np.all((attributes.wage > 0) == attributes.labour_force)
+    np.testing.assert_array_equal(attributes.borough, [0, 1, 2, 3, 4, 0, 1, 2])
+
+
+@pytest.mark.parametrize(
+    "code, message",
+    [("15/1252", r"agent 2: '15/1252' is not a SOC occupation code"),
+     ("99-1111", r"agent 2: '99-1111' has unknown SOC major group '99'"),
+     ("teacher", r"agent 2: 'teacher' is not a SOC")],
+)
+def test_bad_soc_codes(code, message):
+    codes = ["15-1252", "", code, "", "", "", "", ""]
+    with pytest.raises(economy.EconomyError, match="column 'soc_code', " + message):
+        economy.labour_attributes(_tiny_population(codes), seed=0)
+
+
+def test_sampled_labour_force_follows_participation():
+    population = boroughs.five_borough_population(6000, seed=1, cached=False)
+    attributes = economy.labour_attributes(population, seed=1)
+    age = population.attributes["age"]
+    for label, rate in economy.DEFAULT_PARTICIPATION.items():
+        share = attributes.labour_force[age == population.code("age", label)].mean()
+        assert share == pytest.approx(rate, abs=0.05), label
+    occupation = attributes.occupation[attributes.labour_force]
+    assert np.mean(occupation == economy.OCCUPATIONS.index("service")) == pytest.approx(0.22, abs=0.04)
+    assert np.all(attributes.occupation[~attributes.labour_force] == -1)
+
+
+def test_population_without_boroughs_or_age_bands_is_refused():
+    with pytest.raises(PopulationError, match="needs each agent's borough"):
+        economy.labour_attributes(_tiny_population(county=False), seed=0)
+    bad = _tiny_population()
+    bad.labels["county"] = ["Bronx", "Kings", "Essex", "Queens", "Richmond"]
+    with pytest.raises(PopulationError, match="label 'Essex' is not a New York City county"):
+        economy.labour_attributes(bad, seed=0)
+    odd_ages = _tiny_population()
+    odd_ages.labels["age"] = ["young", "30t39", "40t49", "50t64", "65A", "U19"]
+    with pytest.raises(economy.EconomyError, match="participation"):
+        economy.labour_attributes(odd_ages, seed=0)
+
+
+def test_five_borough_population_covers_every_borough_in_proportion():
+    population = boroughs.five_borough_population(5000, seed=0, cached=False)
+    counts = np.bincount(boroughs.borough_codes(population), minlength=5)
+    people = boroughs.borough_people()
+    assert counts.sum() == 5000 and np.all(counts > 0)
+    np.testing.assert_allclose(counts / 5000, np.asarray([people[b] for b in boroughs.BOROUGHS]) / sum(people.values()),
+                               atol=1e-3)
+    assert population.category_labels("area") == [boroughs.CASE_DATA_NTAS[b] for b in boroughs.BOROUGHS]
+
+
+# ------------------------------------------------------------------- parameters, world
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"tax_thresholds": (0.0, 5000.0, 3000.0), "tax_rates": (0.0, 0.1, 0.2)}, "tax_thresholds: must start at 0 and increase"),
+        ({"tax_thresholds": (100.0, 5000.0), "tax_rates": (0.0, 0.1)}, "tax_thresholds: must start at 0"),
+        ({"tax_rates": (0.0, 0.1, 0.2, 0.3, 1.5)}, r"tax_rates: must lie in \[0, 1\]"),
+        ({"tax_rates": (0.0, 0.1)}, "tax_thresholds: needs one lower edge per rate"),
+        ({"willingness_baseline": 1.0}, "willingness_baseline: probabilities must lie strictly between 0 and 1"),
+        ({"ui_replacement": 1.2}, r"ui_replacement: must lie in \[0, 1\]"),
+        ({"mpc": float("nan")}, "mpc: non-finite value"),
+        ({"subsistence": -1.0}, "subsistence: must be >= 0"),
+        ({"ascertainment": 0.0}, r"ascertainment: must lie in \(0, 1\]"),
+        ({"separation_logit": [1.0, 2.0]}, "separation_logit: needs 5 values"),
+        ({"hiring_logit": {"bronx": 0.0}}, "hiring_logit: needs one value per borough"),
+        ({"willingness_baseline": {"20t29": 0.9}}, "willingness_baseline: .*no value given"),
+    ],
+)
+def test_bad_economy_parameters(setup, change, message):
+    with pytest.raises(economy.EconomyError, match=message):
+        economy.default_economy_params(setup[0], **change)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"amount": -5.0}, "stimulus 'stimulus': amount must be a finite number of USD >= 0"),
+        ({"amount": float("inf")}, "amount must be a finite number"),
+        ({"months": [3]}, "month 3 is outside the run's months 0..2"),
+        ({"months": [1, 1]}, "month 1 is listed twice"),
+        ({"months": []}, "name at least one run month"),
+        ({"months": ["x"]}, "months must be whole run-month numbers"),
+        ({"max_earnings": -1.0}, "max_earnings must be >= 0"),
+    ],
+)
+def test_bad_stimulus(kwargs, message):
+    arguments = {"amount": 1000.0, "months": [1], "num_months": 3} | kwargs
+    with pytest.raises(economy.EconomyError, match=message):
+        economy.stimulus_payment(**arguments)
+
+
+def test_bad_economy_world(setup):
+    population, attributes = setup[0], setup[1]
+    world = covid.build_world(population)
+    with pytest.raises(economy.EconomyError, match=r"claims_rate must have shape \[months, 5\]"):
+        economy.build_economy_world(world, population, attributes, start=START, claims_rate=np.zeros((3, 4)))
+    with pytest.raises(economy.EconomyError, match=r"claims_rate: beneficiaries per labour-force member must lie in \[0, 1\]"):
+        economy.build_economy_world(world, population, attributes, start=START, claims_rate=np.full((3, 5), 2.0))
+    with pytest.raises(economy.EconomyError, match=r"willingness must have shape \[months, 6\]"):
+        economy.build_economy_world(world, population, attributes, start=START, claims_rate=np.zeros((3, 5)),
+                                    willingness=np.zeros((3, 2)))
+    with pytest.raises(economy.EconomyError, match=r"willingness: probabilities must lie in \[0, 1\]"):
+        economy.build_economy_world(world, population, attributes, start=START, claims_rate=np.zeros((3, 5)),
+                                    willingness=np.full((3, 6), 1.5))
+
+
+def test_compose_refuses_clashes_and_strangers():
+    from jaxsim.engine import Substep
+
+    def report(state, world):
+        return {"x": jnp.float32(0.0)}
+
+    same = Model(substeps=(), observe=report, name="a")
+    twice = coupling.compose([same, same], name="twice")
+    with pytest.raises(ValueError, match=r"observations \['x'\] reported twice"):
+        twice.observe(None, None)
+    step = Substep("s", lambda state, params, key, t, world: (state, {}))
+    with pytest.raises(ValueError, match=r"duplicate substep names \['s'\]"):
+        coupling.compose([step, step], name="dupes")
+    with pytest.raises(TypeError, match="expected a Model or a Substep"):
+        coupling.compose([lambda: None], name="bad")
+
+
+def test_model_validation_names_what_is_missing(setup):
+    population, attributes, world, params, init_args, _ = setup
+    state = economy.coupled_initial_state(params, jax.random.key(0), world, init_args)
+    model = economy.coupled_model(willingness_policy="inputs")
+    with pytest.raises(economy.EconomyError, match=r"policy 'inputs' needs world.inputs\['willingness'\]"):
+        model.validate(state, params, world)
+    plain_world = covid.build_world(population)
+    with pytest.raises(economy.EconomyError, match="no economy array 'borough'"):
+        economy.coupled_model().validate(state, params, plain_world)
+    with pytest.raises(economy.EconomyError, match="unknown willingness policy"):
+        economy.economy_model(policy="llm")
+
+
+# ----------------------------------------------------------------- the LLM work layer
+def test_work_template_checks_and_prompts(setup):
+    from jaxsim import archetypes
+    from jaxsim.work_archetypes import MonthlySignals, WorkLayer, WorkPromptTemplate, work_template
+    from jaxsim.llm import FunctionBackend
+
+    work_template(["age", "gender"]).check(["age", "gender"])
+    with pytest.raises(archetypes.ArchetypeError, match=r"unknown placeholders \['cases_this_week'\]"):
+        WorkPromptTemplate("sys", "This week {cases_this_week} cases.").check(["age"])
+    with pytest.raises(archetypes.ArchetypeError, match="literal number near"):
+        WorkPromptTemplate("sys", "Answer 0.9 if unsure, {month_name}.").check(["age"])
+    grouping = archetypes.group_agents(setup[0], ["age", "county"])
+    layer = WorkLayer(grouping=grouping, backend=FunctionBackend(lambda r: "0.5"))
+    signals = MonthlySignals(
+        2, dt.date(2020, 10, 1), case_signal=np.asarray([4.0, 2.0, 1.0, 3.0, 5.0]),
+        previous_case_signal=np.asarray([2.0, 2.0, 2.0, 3.0, 5.0]), unemployment=np.asarray([0.2, 0.1, 0.1, 0.1, 0.1]),
+        labour_force=np.ones(5), residents=np.ones(5), price_level=1.012, stimulus_usd=1400.0,
+    )
+    prompts = layer.prompts(signals)
+    user = prompts[grouping.names.index("age=65A|county=Bronx")][1]["content"]
+    assert "sixty-five or older, living in the Bronx" in user and "It is October 2020" in user
+    assert "Last month 4.0 in every thousand residents of the Bronx" in user and "up 100% on the month before" in user
+    assert "unemployment rate in the Bronx is 20.0%" in user and "risen by 1.2%" in user
+    assert "stimulus payment of $1,400" in user and "{" not in user
+    city = WorkLayer(grouping=archetypes.group_agents(setup[0], ["gender"]), backend=FunctionBackend(lambda r: "0.5"))
+    assert "living in New York City" in city.prompts(signals)[0][1]["content"]
+
+
+def test_work_layer_run_feeds_answers_into_the_simulation(setup):
+    from jaxsim import archetypes
+    from jaxsim.llm import CachedBackend, FunctionBackend, ResponseCache
+    from jaxsim.work_archetypes import WorkLayer, run_with_work_layer
+
+    population, attributes, world, params, init_args, _ = setup
+    grouping = archetypes.group_agents(population, ["age"])
+
+    def answer(request):
+        text = request.messages[1]["content"]
+        if "in your twenties" in text:
+            return "not sure"  # unreadable twice: falls back to the heuristic prior
+        return '{"probability": 0.0}' if "August" in text else '{"probability": 1.0}'
+
+    layer = WorkLayer(grouping=grouping, backend=CachedBackend(FunctionBackend(answer), ResponseCache(":memory:", mode="off")))
+    months = 2
+    world = economy.build_economy_world(
+        covid.build_world(population), population, attributes, start=START,
+        claims_rate=np.full((months, 5), 0.1, np.float32), work_groups=grouping.codes,
+        num_work_groups=grouping.num_groups, willingness=np.zeros((months, grouping.num_groups), np.float32),
+    )
+    model = economy.coupled_model(willingness_policy="inputs")
+    state = economy.coupled_initial_state(params, jax.random.key(0), world, init_args)
+    run = run_with_work_layer(model, state, params, world, jax.random.key(1), START, months, layer)
+    twenties = grouping.names.index("age=20t29")
+    table = run.willingness
+    assert table.shape == (2, grouping.num_groups)
+    assert np.all(np.delete(table[0], twenties) == 0.0) and np.all(np.delete(table[1], twenties) == 1.0)
+    assert 0.5 < table[0, twenties] < 1.0  # the prior (heuristic willingness)
+    assert layer.fallbacks == 2 and layer.retries == 2 and layer.parse_failures == 2
+    report = layer.report()
+    assert report["months"][0]["fell_back_to_prior"] == ["age=20t29"] and report["llm_calls"] == 14
+    # In August only agents in their twenties were willing; in September everyone was.
+    metrics = run.result.metrics
+    august = np.arange(31)
+    age = population.attributes["age"]
+    twenties_force = attributes.labour_force[age == population.code("age", "20t29")].sum()
+    assert 0 < metrics["working"][august].max() <= twenties_force
+    assert metrics["working"][31:].max() > 2 * twenties_force
+    assert run.result.days == 61
