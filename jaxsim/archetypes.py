@@ -38,7 +38,7 @@ import numpy as np
 
 from jaxsim import engine
 from jaxsim.kernels.isolation import heuristic_isolation_probability, weekly_case_signal
-from jaxsim.population import Population, PopulationError
+from jaxsim.population import Population
 
 #: Name of the attribute :func:`with_archetype_attribute` adds to a population.
 ARCHETYPE_ATTRIBUTE = "archetype"
@@ -311,6 +311,64 @@ class WeeklySignals:
         }
 
 
+# ----------------------------------------------------------------------------- asking
+def label_values(labels: Mapping[str, str]) -> dict[str, str]:
+    """Placeholder values of one archetype: ``{attribute: label, attribute_phrase: phrase}``
+    (phrases from :data:`LABEL_PHRASES`, else the label itself)."""
+    values = {}
+    for attribute, label in labels.items():
+        values[attribute] = label
+        values[f"{attribute}_phrase"] = LABEL_PHRASES.get(attribute, {}).get(label, label)
+    return values
+
+
+@dataclass
+class AnswerTally:
+    """Asks a backend for one probability per archetype and keeps the run's counts.
+
+    Attributes:
+        parse_failures: samples without a readable probability (after the retry).
+        retries: retry requests sent for unreadable replies.
+        fallbacks: archetype-refreshes that fell back to their prior.
+        errors: distinct backend error messages met.
+    """
+
+    parse_failures: int = 0
+    retries: int = 0
+    fallbacks: int = 0
+    errors: set = field(default_factory=set)
+
+    def ask(self, backend, prompts, settings, samples: int, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(probabilities float32 [G] in [0, 1], used_prior bool [G])`` for ``prompts``
+        (see :func:`jaxsim.llm.query.query_probabilities`)."""
+        from jaxsim.llm.query import query_probabilities
+
+        prior = np.asarray(prior, np.float64)
+        if prior.shape != (len(prompts),):
+            raise ArchetypeError(f"prior has shape {prior.shape}, expected ({len(prompts)},)")
+        answers = query_probabilities(backend, prompts, settings, samples=int(samples), prior=prior)
+        self.parse_failures += int(answers.parse_failures)
+        self.retries += int(answers.retries)
+        self.fallbacks += int(np.sum(answers.used_prior))
+        self.errors.update(answers.errors)
+        probs = np.clip(np.asarray(answers.probabilities, np.float32), 0.0, 1.0)
+        return probs, np.asarray(answers.used_prior, bool)
+
+    def counters(self, backend) -> dict:
+        """The counters of a run's ``"llm"`` report (model calls and cache hits from a
+        :class:`jaxsim.llm.cache.CachedBackend`)."""
+        return {
+            "llm_calls": int(getattr(backend, "llm_calls", 0)),
+            "cache_hits": int(getattr(backend, "cache_hits", 0)),
+            "parse_failures": int(self.parse_failures),
+            "retries": int(self.retries),
+            "fallbacks_to_prior": int(self.fallbacks),
+            "backend_errors": sorted(self.errors)[:20],
+            "backend": getattr(backend, "name", type(backend).__name__),
+            "model": getattr(backend, "model", None),
+        }
+
+
 # ----------------------------------------------------------------------------- the layer
 @dataclass
 class ArchetypeLayer:
@@ -344,10 +402,19 @@ class ArchetypeLayer:
     cadence_weeks: int = 1
     area_names: Mapping[str, str] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
-    parse_failures: int = 0
-    retries: int = 0
-    fallbacks: int = 0
-    errors: set = field(default_factory=set)
+    tally: AnswerTally = field(default_factory=AnswerTally)
+
+    @property
+    def parse_failures(self) -> int:
+        return self.tally.parse_failures
+
+    @property
+    def retries(self) -> int:
+        return self.tally.retries
+
+    @property
+    def fallbacks(self) -> int:
+        return self.tally.fallbacks
 
     def __post_init__(self) -> None:
         from jaxsim.llm.backends import SamplingSettings
@@ -367,53 +434,30 @@ class ArchetypeLayer:
         shared = signals.values() | {"neighbourhood": self.neighbourhood}
         out = []
         for labels in self.grouping.labels:
-            values = dict(shared)
-            for attribute, label in labels.items():
-                if attribute == "area":
-                    values["neighbourhood"] = self.area_names.get(label, label)
-                values[attribute] = label
-                values[f"{attribute}_phrase"] = LABEL_PHRASES.get(attribute, {}).get(label, label)
+            values = shared | label_values(labels)
+            if "area" in labels:
+                values["neighbourhood"] = self.area_names.get(labels["area"], labels["area"])
             out.append(self.template.render(values))
         return out
 
     def probabilities(self, signals: WeeklySignals) -> np.ndarray:
         """float32 ``[G]`` isolation probabilities for the week of ``signals``; recorded in
         :attr:`history`."""
-        from jaxsim.llm.query import query_probabilities
-
-        prior = np.asarray(self.prior(signals), np.float64)
-        if prior.shape != (self.grouping.num_groups,):
-            raise ArchetypeError(
-                f"prior gave shape {prior.shape}, expected ({self.grouping.num_groups},)"
-            )
-        answers = query_probabilities(
-            self.backend, self.prompts(signals), self.settings, samples=int(self.samples), prior=prior
+        probs, used_prior = self.tally.ask(
+            self.backend, self.prompts(signals), self.settings, self.samples, self.prior(signals)
         )
-        self.parse_failures += int(answers.parse_failures)
-        self.retries += int(answers.retries)
-        self.fallbacks += int(np.sum(answers.used_prior))
-        self.errors.update(answers.errors)
-        probs = np.clip(np.asarray(answers.probabilities, np.float32), 0.0, 1.0)
         self.history.append({
             "week": signals.week,
             "cases_this_week": signals.cases_this_week,
             "cases_four_week_average": signals.cases_four_week_average,
             "probabilities": [round(float(p), 6) for p in probs],
-            "fallbacks": np.asarray(answers.used_prior).astype(int).tolist(),
+            "fallbacks": used_prior.astype(int).tolist(),
         })
         return probs
 
     def report(self) -> dict:
         """The ``"llm"`` section of ``run.json``: counters first, then per-week answers."""
-        return {
-            "llm_calls": int(getattr(self.backend, "llm_calls", 0)),
-            "cache_hits": int(getattr(self.backend, "cache_hits", 0)),
-            "parse_failures": int(self.parse_failures),
-            "retries": int(self.retries),
-            "fallbacks_to_prior": int(self.fallbacks),
-            "backend_errors": sorted(self.errors)[:20],
-            "backend": getattr(self.backend, "name", type(self.backend).__name__),
-            "model": getattr(self.backend, "model", None),
+        return self.tally.counters(self.backend) | {
             "samples_per_archetype": int(self.samples),
             "cadence_weeks": int(self.cadence_weeks),
             "temperature": float(self.settings.temperature),
@@ -551,6 +595,8 @@ __all__ = [
     "default_template",
     "WeeklySignals",
     "ArchetypeLayer",
+    "AnswerTally",
+    "label_values",
     "heuristic_prior",
     "ArchetypeRun",
     "run_with_archetypes",

@@ -198,10 +198,19 @@ class WorkLayer:
     settings: object = None
     samples: int = 1
     history: list[dict] = field(default_factory=list)
-    parse_failures: int = 0
-    retries: int = 0
-    fallbacks: int = 0
-    errors: set = field(default_factory=set)
+    tally: archetypes.AnswerTally = field(default_factory=archetypes.AnswerTally)
+
+    @property
+    def parse_failures(self) -> int:
+        return self.tally.parse_failures
+
+    @property
+    def retries(self) -> int:
+        return self.tally.retries
+
+    @property
+    def fallbacks(self) -> int:
+        return self.tally.fallbacks
 
     def __post_init__(self) -> None:
         from jaxsim.llm.backends import SamplingSettings
@@ -226,35 +235,20 @@ class WorkLayer:
         """One message list per archetype."""
         out = []
         for labels, borough in zip(self.grouping.labels, self.group_borough):
-            values = signals.values(borough)
-            for attribute, label in labels.items():
-                values[attribute] = label
-                values[f"{attribute}_phrase"] = archetypes.LABEL_PHRASES.get(attribute, {}).get(label, label)
-            out.append(self.template.render(values))
+            out.append(self.template.render(signals.values(borough) | archetypes.label_values(labels)))
         return out
 
     def probabilities(self, signals: MonthlySignals, prior: np.ndarray) -> np.ndarray:
         """float32 ``[G]`` willingness for the month of ``signals``; ``prior`` ``[G]`` is the
         fall-back of archetypes without a readable answer. Recorded in :attr:`history`."""
-        from jaxsim.llm.query import query_probabilities
-
         prior = np.asarray(prior, np.float64)
-        if prior.shape != (self.grouping.num_groups,):
-            raise ArchetypeError(f"prior has shape {prior.shape}, expected ({self.grouping.num_groups},)")
-        answers = query_probabilities(
-            self.backend, self.prompts(signals), self.settings, samples=int(self.samples), prior=prior
-        )
-        self.parse_failures += int(answers.parse_failures)
-        self.retries += int(answers.retries)
-        self.fallbacks += int(np.sum(answers.used_prior))
-        self.errors.update(answers.errors)
-        probs = np.clip(np.asarray(answers.probabilities, np.float32), 0.0, 1.0)
+        probs, used_prior = self.tally.ask(self.backend, self.prompts(signals), self.settings, self.samples, prior)
         self.history.append({
             "month": signals.month,
             "month_name": signals.values(None)["month_name"],
             "probabilities": [round(float(p), 6) for p in probs],
             "prior": [round(float(p), 6) for p in prior],
-            "fallbacks": np.asarray(answers.used_prior).astype(int).tolist(),
+            "fallbacks": used_prior.astype(int).tolist(),
         })
         return probs
 
@@ -265,15 +259,8 @@ class WorkLayer:
             np.ones(NUM_BOROUGHS), np.ones(NUM_BOROUGHS), 1.0,
         )
         return {
+            **self.tally.counters(self.backend),
             "question": "willingness to work this month",
-            "llm_calls": int(getattr(self.backend, "llm_calls", 0)),
-            "cache_hits": int(getattr(self.backend, "cache_hits", 0)),
-            "parse_failures": int(self.parse_failures),
-            "retries": int(self.retries),
-            "fallbacks_to_prior": int(self.fallbacks),
-            "backend_errors": sorted(self.errors)[:20],
-            "backend": getattr(self.backend, "name", type(self.backend).__name__),
-            "model": getattr(self.backend, "model", None),
             "samples_per_archetype": int(self.samples),
             "temperature": float(self.settings.temperature),
             "archetype_attributes": list(self.grouping.attributes),
