@@ -369,9 +369,27 @@ class AnswerTally:
         }
 
 
+class TalliedLayer:
+    """The counts of a layer's :class:`AnswerTally` (attribute ``tally``) as attributes."""
+
+    tally: AnswerTally
+
+    @property
+    def parse_failures(self) -> int:
+        return self.tally.parse_failures
+
+    @property
+    def retries(self) -> int:
+        return self.tally.retries
+
+    @property
+    def fallbacks(self) -> int:
+        return self.tally.fallbacks
+
+
 # ----------------------------------------------------------------------------- the layer
 @dataclass
-class ArchetypeLayer:
+class ArchetypeLayer(TalliedLayer):
     """Asks a model for each archetype's isolation probability on a cadence.
 
     Attributes:
@@ -403,18 +421,6 @@ class ArchetypeLayer:
     area_names: Mapping[str, str] = field(default_factory=dict)
     history: list[dict] = field(default_factory=list)
     tally: AnswerTally = field(default_factory=AnswerTally)
-
-    @property
-    def parse_failures(self) -> int:
-        return self.tally.parse_failures
-
-    @property
-    def retries(self) -> int:
-        return self.tally.retries
-
-    @property
-    def fallbacks(self) -> int:
-        return self.tally.fallbacks
 
     def __post_init__(self) -> None:
         from jaxsim.llm.backends import SamplingSettings
@@ -596,6 +602,7 @@ __all__ = [
     "WeeklySignals",
     "ArchetypeLayer",
     "AnswerTally",
+    "TalliedLayer",
     "label_values",
     "heuristic_prior",
     "ArchetypeRun",

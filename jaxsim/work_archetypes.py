@@ -180,7 +180,7 @@ def _change_phrase(now: float, before: float | None) -> str:
 
 
 @dataclass
-class WorkLayer:
+class WorkLayer(archetypes.TalliedLayer):
     """Asks a model for each archetype's monthly willingness to work.
 
     Attributes:
@@ -199,18 +199,6 @@ class WorkLayer:
     samples: int = 1
     history: list[dict] = field(default_factory=list)
     tally: archetypes.AnswerTally = field(default_factory=archetypes.AnswerTally)
-
-    @property
-    def parse_failures(self) -> int:
-        return self.tally.parse_failures
-
-    @property
-    def retries(self) -> int:
-        return self.tally.retries
-
-    @property
-    def fallbacks(self) -> int:
-        return self.tally.fallbacks
 
     def __post_init__(self) -> None:
         from jaxsim.llm.backends import SamplingSettings
