@@ -45,6 +45,7 @@ from flax import struct
 from jaxsim import interventions as iv_lib
 from jaxsim import memory, sampling
 from jaxsim.engine import Model, Substep, World, padded_size
+from jaxsim.ensemble import member_batched_contact_pressure
 from jaxsim.graph import ContactLayer, build_contact_graph, mean_contacts_per_day
 from jaxsim.kernels.contact_infection import (
     CONTACT_METHODS,
@@ -236,8 +237,11 @@ def _day_index(t: jax.Array, length: int) -> jax.Array:
 
 
 def _sum_by_code(values: jax.Array, codes: jax.Array, num_codes: int) -> jax.Array:
-    """``out[k] = sum(values[codes == k])``, float32 ``[num_codes]`` (one fused pass)."""
-    return jnp.sum(values[:, None] * (codes[:, None] == jnp.arange(num_codes)[None, :]), axis=0)
+    """``out[k] = sum(values[codes == k])``, float32 ``[num_codes]``: a product with the
+    codes' one-hot matrix (under ``vmap`` one matrix product for all members, the one-hot
+    matrix built once; exact for counts below 2**24)."""
+    one_hot = (codes[:, None] == jnp.arange(num_codes)[None, :]).astype(values.dtype)
+    return jnp.dot(values, one_hot, precision=jax.lax.Precision.HIGHEST)
 
 
 def aligned_isolation_probability(prob: jax.Array, scale: jax.Array, offset: jax.Array) -> jax.Array:
@@ -480,10 +484,16 @@ def _infection_substep(estimator: sampling.Estimator, contact_method: str = "aut
         in_window = infectiousness_window(
             state.day_infected, t, params.infectiousness_profile.shape[0]
         )
-        pressure = checkpoint_name(
-            contact_pressure(x, world.graph, layer_scale, contact_method, in_window),
-            "contact_pressure",
-        )
+        if differentiable:
+            pressure = contact_pressure(x, world.graph, layer_scale, contact_method, in_window)
+        else:
+            # No gradient wanted: the kernel, with a batching rule that pushes the
+            # infectious agents of all members of a vmapped ensemble in one pass.
+            pressure = member_batched_contact_pressure(
+                jax.lax.stop_gradient(x), world.graph,
+                {name: jax.lax.stop_gradient(s) for name, s in layer_scale.items()}, contact_method,
+            )
+        pressure = checkpoint_name(pressure, "contact_pressure")
         if differentiable:
             # Mean-field path for the gradient through time: scale the pressure by
             # total / stop_gradient(total), exactly 1 going forward, whose gradient says how
@@ -571,8 +581,11 @@ def covid_model(
             infectiousness of earlier exposures (a mean-field factor equal to 1 going
             forward). Forward values are the same for every estimator.
         contact_method: ``"auto"`` (push from the few infectious agents when they fit a
-            capacity tier, else pull over every edge) or ``"dense"`` (always pull; best
-            under ``vmap``). See :func:`jaxsim.kernels.contact_infection.contact_pressure`.
+            capacity tier, else pull over every edge) or ``"dense"`` (always pull). See
+            :func:`jaxsim.kernels.contact_infection.contact_pressure`. Forward runs
+            (``estimator="none"``) under ``vmap`` compute all members' sums together
+            (:func:`jaxsim.ensemble.member_batched_contact_pressure`, same values);
+            differentiable runs under ``vmap`` should use ``"dense"``.
     """
     if policy not in ISOLATION_POLICIES:
         raise ValueError(f"unknown isolation policy {policy!r}; choose one of {ISOLATION_POLICIES}")

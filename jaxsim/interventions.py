@@ -524,7 +524,8 @@ def seeding(
     name: str = "seeding",
 ) -> Seeding:
     """Import ``cases`` exposed agents on ``day`` (or on each day of a window/schedule);
-    ``capacity`` (default ``cases``) is the most per day any member of a grid may ask for."""
+    ``capacity`` (default ``cases``, at least 1) is the most per day any member of a grid
+    may ask for."""
     _scalar(name, "cases", cases, low=0)
     if day is not None:
         if start is not None or end is not None or schedule is not None:
@@ -532,7 +533,7 @@ def seeding(
         _scalar(name, "day", day, low=0, integer=True)
         start, end = int(day), int(day) + 1
     whole = int(math.floor(float(np.max(np.asarray(cases, np.float64)))))
-    capacity = whole if capacity is None else capacity
+    capacity = max(1, whole) if capacity is None else capacity
     _scalar(name, "capacity", capacity, low=1, integer=True)
     if whole > int(capacity):
         _fail(name, "cases", f"({whole}) exceed capacity ({capacity})")
@@ -586,11 +587,13 @@ def validate(interventions: Interventions, world) -> None:
 
 # --------------------------------------------------------------------- reports
 def _number(value):
+    """A JSON-friendly number or list: float32 values to 7 significant digits (1.2, not
+    1.2000000476837158), non-finite ones to ``None``."""
     array = np.asarray(value)
-    if array.ndim == 0:
-        x = array.item()
-        return None if isinstance(x, float) and not math.isfinite(x) else x
-    return array.tolist()
+    if array.dtype.kind == "f":
+        rounded = [None if not math.isfinite(x) else float(f"{x:.7g}") for x in array.reshape(-1).tolist()]
+        return rounded[0] if array.ndim == 0 else np.asarray(rounded, object).reshape(array.shape).tolist()
+    return array.item() if array.ndim == 0 else array.tolist()
 
 
 def describe(item) -> dict:

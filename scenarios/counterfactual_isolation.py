@@ -1,0 +1,584 @@
+#!/usr/bin/env python
+"""Policy counterfactuals for a NYC neighbourhood: what if isolation, closures, vaccination
+or testing had been different, and what do the next weeks look like under each?
+
+    python scenarios/counterfactual_isolation.py [--population DIR | --ntas QN0103 | --agents N]
+        [--members 32] [--out DIR] [--start-week 202047] [--observed-weeks 6]
+        [--weeks-ahead 4] [--calibration PATH/calibration.json] [--seed 0]
+        [--design] [--design-steps 20]
+
+With no arguments: a synthetic Astoria (NTA QN0103, 47,303 people), 6 observed weeks from
+epiweek 202047 and 4 weeks beyond them, 32 members per scenario.
+
+Methods
+-------
+Model. The SEIRM model with isolation behaviour of :mod:`jaxsim.covid` (household and
+community contacts, age-specific susceptibility and fatality, isolation probability set
+weekly from the simulated case trend), with interventions from :mod:`jaxsim.interventions`.
+Day 0 is the first day (Sunday) of the start week; initial exposed and infected shares and
+the isolation heuristic's prior case signal come from the reported cases of the start week
+and the 4 weeks before it, divided by the ascertainment (0.25) and the neighbourhoods'
+census people (:func:`jaxsim.covid_setup.covid_setup_from_cases`); a population directory
+with a ``disease_stages.csv`` uses those stages instead.
+
+Parameters. With ``--calibration`` (the ``calibration.json`` that
+``scenarios/calibrate_covid.py`` writes) its fitted parameters are used: the weekly
+transmission rate by epiweek (weeks after the calibration window repeat its last week; a
+run starting before the window is refused), and any other fitted parameter as fitted.
+Otherwise the defaults of :mod:`jaxsim.covid` (``--transmission-rate`` for every week).
+
+Scenarios. All share one set of interventions, switched off in the baseline (a compliance
+multiplier of 1, a contact multiplier of 1, no doses, no tests: a set at zero effect runs
+exactly like no set, tested), so all run as one compiled ensemble:
+
+- ``baseline``: the model as it is.
+- ``isolation_plus_20pct``: every agent's daily isolation probability x1.2 from the third
+  week (day 14) on.
+- ``community_closure_2_weeks``: the ``community`` layer (or ``school`` where the
+  population has one) closed on days 14-27.
+- ``vaccination``: from day 14, 0.5% of the population a day vaccinated, oldest age
+  bands first (65A, 50t64, 40t49, 30t39, 20t29, U19), efficacy 0.9 as a reduction of
+  susceptibility, protection 14 days after the dose.
+- ``testing``: from day 14, symptomatic agents tested with probability 0.3 a day and any
+  agent with probability 0.01 a day; sensitivity 0.85, result after 2 days, positives
+  isolate 10 days.
+- ``triggered_distancing``: community contacts halved while the simulated onsets of the
+  last 7 days exceed twice those expected in the start week, until they fall below it
+  (a condition with hysteresis, evaluated daily).
+
+Common random numbers. Member ``k`` of every scenario uses the same key, so its random
+numbers (who isolates, who is exposed, who dies, drawn per agent from the key, the
+substep's name and the agent's index) are the same in every scenario: the paired
+difference of member ``k`` is the policy's effect on one realisation of the epidemic.
+
+Analysis modes. Retrospective: the baseline over the observed weeks against the observed
+weekly cases (reported = simulated onsets x ascertainment; the coverage of the 90% band
+and the error of the median). Counterfactual: every alternative over the same weeks,
+paired with the baseline. Prospective: all scenarios over the ``--weeks-ahead`` weeks
+after the observed ones (the last observed week's transmission rate carried forward).
+Intervals: the central 90% of the members' values or paired differences, and a 90%
+confidence interval of the mean difference (normal approximation).
+
+Policy design (``--design``): a weekly isolation-compliance schedule (multipliers in
+[1, 3], starting from 1.2) over the whole horizon optimised by gradient through the
+simulator (Adam, straight-through estimator) to minimise infections + 0.01 x isolation-days with the
+isolation-days held to 110% of the baseline's, compared with the best constant multiplier
+of a grid on the same budget and the same evaluation seeds
+(:mod:`jaxsim.policy_design`).
+
+Outputs (in ``--out``, default ``out/counterfactual_isolation``; all written or none):
+``scenarios.csv`` (per scenario, period, day and metric: mean and 5/25/50/75/95%
+quantiles over members; weekly reported cases with the observed ones),
+``summary.json`` (settings, parameters and their source, interventions with units,
+retrospective fit, per-scenario quantiles of totals and paired differences for the
+counterfactual and prospective periods, timings) and ``counterfactual.png`` (weekly
+reported cases per scenario with bands and the observed cases; paired infections averted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from jaxsim import calibration, cli, covid, ensemble, interventions, nyc_cases, outputs
+from jaxsim.covid_setup import covid_setup_from_cases
+from jaxsim.nyc_data import load_households
+
+DEFAULT_START_WEEK = 202047
+SCENARIOS = (
+    "baseline", "isolation_plus_20pct", "community_closure_2_weeks", "vaccination", "testing",
+    "triggered_distancing",
+)
+#: Day the alternatives start (the third week) and the closure's length.
+POLICY_START_DAY = 14
+CLOSURE_DAYS = 14
+VACCINATION_PRIORITY = ("65A", "50t64", "40t49", "30t39", "20t29", "U19")
+#: Metrics kept per member (the rest of the model's metrics are not needed here).
+METRICS = ("new_infections", "new_cases", "new_deaths", "isolating", "vaccinations", "tests",
+           "positive_tests", "intervention_active")
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_population_arguments(parser)
+    parser.add_argument("--members", type=int, default=32, help="members per scenario (default 32)")
+    parser.add_argument("--out", default="out/counterfactual_isolation", help="output directory")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the population and the members' keys")
+    parser.add_argument(
+        "--start-week", type=int,
+        help=f"epiweek of day 0 (default: the calibration's first week, else {DEFAULT_START_WEEK})",
+    )
+    parser.add_argument("--observed-weeks", type=int, default=6, help="weeks of the retrospective period (default 6)")
+    parser.add_argument("--weeks-ahead", type=int, default=4, help="prospective weeks after them (default 4)")
+    parser.add_argument("--calibration", metavar="FILE", help="calibration.json with fitted parameters to use")
+    parser.add_argument(
+        "--transmission-rate", type=float, default=covid.DEFAULT_TRANSMISSION_RATE,
+        help=f"R(t) for every week without --calibration (default {covid.DEFAULT_TRANSMISSION_RATE})",
+    )
+    parser.add_argument(
+        "--ascertainment", type=float, default=nyc_cases.DEFAULT_ASCERTAINMENT,
+        help="share of infections reported as cases (default 0.25)",
+    )
+    parser.add_argument("--batch-size", type=int, help="members per compiled call (default: what fits in memory)")
+    parser.add_argument("--design", action="store_true", help="also design a compliance schedule by gradient")
+    parser.add_argument("--design-steps", type=int, default=20, help="Adam steps of the design (default 20)")
+    parser.add_argument("--design-seeds", type=int, default=4, help="runs per design step (default 4)")
+    return parser.parse_args(argv)
+
+
+def check_settings(args) -> None:
+    """One-line ``ValueError`` naming the flag and value for settings out of range."""
+    for flag, value, low in (("--members", args.members, 1), ("--observed-weeks", args.observed_weeks, 1),
+                             ("--weeks-ahead", args.weeks_ahead, 0), ("--design-steps", args.design_steps, 1),
+                             ("--design-seeds", args.design_seeds, 1)):
+        if value < low:
+            raise ValueError(f"{flag} must be >= {low}, got {value}")
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not 0 < args.ascertainment <= 1:
+        raise ValueError(f"--ascertainment must lie in (0, 1], got {args.ascertainment}")
+    if not (math.isfinite(args.transmission_rate) and args.transmission_rate >= 0):
+        raise ValueError(f"--transmission-rate must be a finite number >= 0, got {args.transmission_rate}")
+
+
+# ------------------------------------------------------------------------ calibration
+def read_calibration(path: str) -> dict:
+    """The calibration file's content, checked: ``fitted_parameters`` (fittable names) and
+    ``epiweeks``. Raises ``FileNotFoundError`` / ``ValueError`` naming the file and field."""
+    file = Path(path)
+    if not file.is_file():
+        raise FileNotFoundError(f"--calibration {path}: no such file")
+    try:
+        info = json.loads(file.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a JSON file ({err})") from None
+    if not isinstance(info, dict) or not isinstance(info.get("fitted_parameters"), dict):
+        raise ValueError(f"{path}: no 'fitted_parameters' object (write it with scenarios/calibrate_covid.py)")
+    fitted = info["fitted_parameters"]
+    if not fitted:
+        raise ValueError(f"{path}: 'fitted_parameters' is empty")
+    unknown = sorted(set(fitted) - set(calibration.FITTABLE))
+    if unknown:
+        raise ValueError(f"{path}: fitted_parameters {unknown} are not fittable parameters of the COVID model")
+    weeks = info.get("epiweeks")
+    if not isinstance(weeks, list) or not weeks or not all(isinstance(w, int) for w in weeks):
+        raise ValueError(f"{path}: 'epiweeks' must be a non-empty list of epiweeks, got {weeks!r}")
+    rates = fitted.get("transmission_rate")
+    if rates is not None and (not isinstance(rates, list) or len(rates) != len(weeks)):
+        raise ValueError(
+            f"{path}: fitted_parameters.transmission_rate needs one value per epiweek ({len(weeks)}), got {rates!r}"
+        )
+    return info
+
+
+def calibrated_values(info: dict, path: str, population, run_epiweeks: list[int | None]) -> dict:
+    """``{parameter: value for this run}`` from a checked calibration file.
+
+    The weekly transmission rate maps by epiweek (weeks after the file's last repeat its
+    last value); tables keyed by label become per-code tables of this population.
+    """
+    fitted = info["fitted_parameters"]
+    weeks = info["epiweeks"]
+    values = {}
+    for name, value in fitted.items():
+        try:
+            if name == "transmission_rate":
+                rates = np.asarray(value, np.float64)
+                if not np.all(np.isfinite(rates)) or np.any(rates < 0):
+                    raise ValueError(f"must be finite and >= 0, got {value}")
+                if run_epiweeks[0] is not None and run_epiweeks[0] < weeks[0]:
+                    raise ValueError(
+                        f"covers epiweeks {weeks[0]}..{weeks[-1]}; the run starts earlier, at {run_epiweeks[0]}"
+                    )
+                per_week = []
+                for epiweek in run_epiweeks:
+                    if epiweek is not None and epiweek in weeks:
+                        per_week.append(rates[weeks.index(epiweek)])
+                    else:
+                        per_week.append(rates[-1])
+                values[name] = np.asarray(per_week, np.float32)
+            elif isinstance(value, dict):
+                # Per-age tables, and per-isolation-group ones: the groups are the age bands here.
+                values[name] = population.table_by_label("age", {str(k): float(v) for k, v in value.items()})
+            else:
+                number = float(value)
+                if not math.isfinite(number):
+                    raise ValueError(f"must be finite, got {value}")
+                values[name] = np.float32(number)
+        except (ValueError, TypeError, KeyError) as err:
+            message = err.args[0] if err.args else err
+            raise ValueError(f"{path}: fitted_parameters.{name}: {message}") from None
+    return values
+
+
+# --------------------------------------------------------------------------- scenarios
+def scenario_interventions(population, world, *, level: dict, closure_layer: str, trigger_on: float,
+                           weeks: int) -> interventions.Interventions:
+    """The shared set of interventions at the levels ``level`` (the baseline's are all at
+    zero effect)."""
+    n = population.size
+    return interventions.combine(
+        interventions.isolation_compliance(
+            np.full(weeks, level["compliance"], np.float32), start=POLICY_START_DAY, name="isolation_compliance"),
+        interventions.scale_contacts(
+            closure_layer, level["closure"], start=POLICY_START_DAY, end=POLICY_START_DAY + CLOSURE_DAYS,
+            name="closure"),
+        interventions.scale_contacts(
+            "community", level["distancing"], name="triggered_distancing",
+            schedule=interventions.when_cases(on_above=trigger_on, off_below=trigger_on / 2)),
+        interventions.vaccination(
+            population, world, level["doses"], priority=[b for b in VACCINATION_PRIORITY
+                                                         if b in population.category_labels("age")],
+            efficacy=0.9, protection_delay_days=14, start=POLICY_START_DAY, seed=1),
+        interventions.testing(
+            random_share=level["random_tests"], symptomatic_share=level["symptomatic_tests"],
+            sensitivity=0.85, delay_days=2, isolation_days=10, start=POLICY_START_DAY),
+    )
+
+
+def scenario_levels(population) -> dict[str, dict]:
+    off = {"compliance": 1.0, "closure": 1.0, "distancing": 1.0, "doses": 0.0, "random_tests": 0.0,
+           "symptomatic_tests": 0.0}
+    return {
+        "baseline": off,
+        "isolation_plus_20pct": off | {"compliance": 1.2},
+        "community_closure_2_weeks": off | {"closure": 0.0},
+        "vaccination": off | {"doses": float(math.floor(0.005 * population.size))},
+        "testing": off | {"random_tests": 0.01, "symptomatic_tests": 0.3},
+        "triggered_distancing": off | {"distancing": 0.5},
+    }
+
+
+def neighbourhoods_of(population) -> list[str]:
+    if "area" not in population.attributes or "area" not in population.labels:
+        return []
+    return list(population.labels["area"])
+
+
+# ------------------------------------------------------------------------------ outputs
+def weekly(values: np.ndarray, weeks: int) -> np.ndarray:
+    """``[M, days] -> [M, weeks]`` sums over whole weeks."""
+    return values[:, : weeks * 7].reshape(values.shape[0], weeks, 7).sum(axis=2)
+
+
+def band(values: np.ndarray) -> dict[str, list[float]]:
+    out = {"mean": values.mean(axis=0).tolist()}
+    for q, row in zip(QUANTILES, np.quantile(values, QUANTILES, axis=0)):
+        out[ensemble.quantile_name(q)] = row.tolist()
+    return out
+
+
+def scenario_table(results: dict, *, observed_days: int, start_date, ascertainment: float,
+                   observed_weekly: np.ndarray, weeks: int) -> pd.DataFrame:
+    """Daily quantile bands per scenario and metric, plus weekly reported cases."""
+    frames = []
+    for name, result in results.items():
+        daily = result.quantiles([m for m in METRICS if m in result.metrics and m != "intervention_active"],
+                                 q=QUANTILES)
+        daily.insert(0, "scenario", name)
+        frames.append(daily)
+        reported = weekly(result.metrics["new_cases"].astype(np.float64), weeks) * ascertainment
+        frame = pd.DataFrame({"scenario": name, "day": np.arange(weeks) * 7, "metric": "reported_cases_per_week",
+                              "mean": reported.mean(axis=0)})
+        for q, row in zip(QUANTILES, np.quantile(reported, QUANTILES, axis=0)):
+            frame[ensemble.quantile_name(q)] = row
+        frame["observed"] = np.pad(observed_weekly, (0, max(0, weeks - len(observed_weekly))),
+                                   constant_values=np.nan)[:weeks]
+        frames.append(frame)
+    table = pd.concat(frames, ignore_index=True)
+    if "observed" not in table:
+        table["observed"] = np.nan
+    table.insert(1, "period", np.where(table["day"] < observed_days, "retrospective", "prospective"))
+    dates = (pd.Timestamp(start_date) + pd.to_timedelta(table["day"], unit="D")).dt.strftime("%Y-%m-%d") \
+        if start_date is not None else ""
+    table.insert(3, "date", dates)
+    return table
+
+
+def plot(path: Path, results: dict, *, weeks: int, observed_weeks: int, ascertainment: float,
+         observed_used: np.ndarray, observed_later: np.ndarray, differences: dict, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, ax_diff) = plt.subplots(2, 1, figsize=(10, 8), gridspec_kw={"height_ratios": [3, 2]})
+    x = np.arange(weeks) + 0.5
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (name, result) in enumerate(results.items()):
+        reported = weekly(result.metrics["new_cases"].astype(np.float64), weeks) * ascertainment
+        lo, mid, hi = np.quantile(reported, [0.05, 0.5, 0.95], axis=0)
+        colour = colours[i % len(colours)]
+        ax.fill_between(x, lo, hi, color=colour, alpha=0.15, linewidth=0)
+        ax.plot(x, mid, color=colour, marker="o", markersize=3, label=f"{name} (median, 5-95%)",
+                linewidth=2.2 if name == "baseline" else 1.4)
+    if observed_used.size:
+        ax.plot(np.arange(len(observed_used)) + 0.5, observed_used, color="black", marker="s", linewidth=2,
+                label="observed cases (used)")
+    if observed_later.size:
+        later_x = observed_weeks + np.arange(len(observed_later)) + 0.5
+        ax.plot(later_x, observed_later, color="grey", marker="s", linestyle=":", linewidth=1.5,
+                label="observed cases (later, not used)")
+    ax.axvline(observed_weeks, color="grey", linestyle="--", linewidth=1)
+    ax.text(observed_weeks, 1.0, "  prospective ->", transform=ax.get_xaxis_transform(), va="top", fontsize=8,
+            color="grey")
+    ax.axvline(POLICY_START_DAY / 7, color="tab:red", linestyle=":", linewidth=1,
+               label=f"alternatives start (day {POLICY_START_DAY})")
+    ax.set_xlabel("week of the run")
+    ax.set_ylabel("reported cases per week")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(title)
+
+    names = list(differences)
+    means = [differences[n]["infections_averted"]["mean"] for n in names]
+    lows = [differences[n]["infections_averted"]["low"] for n in names]
+    highs = [differences[n]["infections_averted"]["high"] for n in names]
+    y = np.arange(len(names))
+    ax_diff.barh(y, means, color="tab:blue", alpha=0.6, label="mean")
+    ax_diff.errorbar(means, y, xerr=[np.subtract(means, lows), np.subtract(highs, means)], fmt="none",
+                     ecolor="black", capsize=3, label="central 90% of members")
+    ax_diff.axvline(0, color="black", linewidth=0.8)
+    ax_diff.set_yticks(y)
+    ax_diff.set_yticklabels(names, fontsize=8)
+    ax_diff.set_xlabel("infections averted vs baseline, whole horizon (paired by member)")
+    ax_diff.legend(fontsize=7)
+    fig.tight_layout()
+    outputs.save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    check_settings(args)
+    wall = time.perf_counter()
+    out = Path(args.out)
+    calibration_info = read_calibration(args.calibration) if args.calibration else None
+    start_week = args.start_week or (calibration_info["epiweeks"][0] if calibration_info else DEFAULT_START_WEEK)
+
+    population = cli.population_from_args(args, seed=args.seed)
+    n = population.size
+    weeks = args.observed_weeks + args.weeks_ahead
+    days = 7 * weeks
+    print(f"population: {n:,} agents, {population.num_contacts:,} contacts "
+          f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
+
+    # Observed cases where the data covers the population's neighbourhoods.
+    observed = nyc_cases.observed_cases(neighbourhoods_of(population))
+    start_index, start_date, case_scale, census = 0, None, 1.0, 0.0
+    run_epiweeks: list[int | None] = [None] * weeks
+    observed_used = observed_later = np.zeros(0)
+    if observed is not None:
+        try:
+            start_index = observed.week_index(start_week)
+        except nyc_cases.CaseDataError as err:
+            raise ValueError(f"--start-week {start_week}: {err}") from None
+        start_date = observed.week_end[start_index] - pd.Timedelta(days=6)
+        area = population.attributes["area"]
+        agents_observed = float(np.isin(area, [population.code("area", a) for a in observed.ntas]).sum())
+        census = float(load_households().loc[list(observed.ntas), "people"].sum())
+        case_scale = agents_observed / census
+        available = len(observed.epiweeks) - start_index
+        if available < args.observed_weeks:
+            raise ValueError(
+                f"--observed-weeks {args.observed_weeks} from epiweek {start_week}: the data has only "
+                f"{available} weeks from there (to {int(observed.epiweeks[-1])})"
+            )
+        run_epiweeks = [int(observed.epiweeks[start_index + w]) if start_index + w < len(observed.epiweeks) else None
+                        for w in range(weeks)]
+        window = observed.cases[start_index: start_index + weeks] * case_scale
+        observed_used = window[: args.observed_weeks]
+        observed_later = window[args.observed_weeks:]
+        if not np.all(np.isfinite(observed_used)):
+            missing = [run_epiweeks[w] for w in range(args.observed_weeks) if not np.isfinite(observed_used[w])]
+            raise ValueError(f"no case count for epiweek(s) {missing} in the observed weeks")
+    elif args.start_week:
+        raise ValueError(
+            f"--start-week {args.start_week}: no case data covers this population's areas "
+            f"(data covers {nyc_cases.available_ntas()})"
+        )
+
+    # Parameters: calibrated where a calibration file is given, else defaults.
+    calibrated = (calibrated_values(calibration_info, args.calibration, population, run_epiweeks)
+                  if calibration_info else {})
+    rate = calibrated.pop("transmission_rate", args.transmission_rate)
+    setup = covid_setup_from_cases(population, observed, start_index, census, weeks,
+                                   ascertainment=args.ascertainment, transmission_rate=rate)
+    world = setup.world
+    base_params = setup.params.replace(**{k: jnp.asarray(v) for k, v in calibrated.items()})
+    covid.validate_params(base_params, population.num_categories("age"))
+    if setup.stages is not None and any(k.startswith("initial_") for k in calibrated):
+        print("note: the population's disease_stages.csv sets day 0; calibrated initial shares are not used",
+              file=sys.stderr)
+
+    # Scenarios: one intervention structure, levels per scenario.
+    layers = sorted(world.graph)
+    closure_layer = "school" if "school" in layers else "community"
+    if "community" not in layers:
+        raise ValueError(f"the population has no 'community' contact layer (layers: {layers})")
+    start_onsets_week = float(base_params.initial_infected_share) * n / covid.DEFAULT_INFECTED_DAYS * 7
+    if setup.stages is not None:
+        start_onsets_week = float(np.sum(setup.stages == covid.INFECTED)) / covid.DEFAULT_INFECTED_DAYS * 7
+    trigger_on = max(2.0 * start_onsets_week, 1.0)
+    levels = scenario_levels(population)
+    scenario_params = {
+        name: base_params.replace(interventions=scenario_interventions(
+            population, world, level=level, closure_layer=closure_layer, trigger_on=trigger_on, weeks=weeks))
+        for name, level in levels.items()
+    }
+
+    keys = ensemble.member_keys(args.seed, args.members)
+    batch, all_keys, members = ensemble.cross(list(scenario_params.values()), keys, list(scenario_params))
+    init_args = {"prior_daily_cases": jnp.asarray(setup.prior_daily_cases, jnp.float32)}
+    if setup.stages is not None:
+        init_args["stages"] = jnp.asarray(setup.stages, jnp.int8)
+    model = covid.covid_model()
+    total_members = len(scenario_params) * args.members
+    print(f"running {len(scenario_params)} scenarios x {args.members} members = {total_members} runs of {days} days "
+          f"(epiweeks {run_epiweeks[0] or '?'}.., {args.observed_weeks} observed + {args.weeks_ahead} ahead)")
+    result = ensemble.run_ensemble(
+        model, batch, world, all_keys, days, init_args=init_args, batch_size=args.batch_size,
+        metric_names=METRICS, members=members,
+        vector_labels={"intervention_active": list(scenario_params["baseline"].interventions.names)},
+    )
+    print(f"ensemble: compile {result.compile_seconds:.1f} s, run {result.run_seconds:.1f} s "
+          f"({total_members / max(result.run_seconds, 1e-9):.1f} members/s, batches of {result.batch_size})")
+    by_scenario = result.split("set")
+    baseline = by_scenario["baseline"]
+    alternatives = {k: v for k, v in by_scenario.items() if k != "baseline"}
+
+    # Analyses.
+    observed_days = 7 * args.observed_weeks
+    retro = slice(0, observed_days)
+    prospective = slice(observed_days, days)
+    counterfactual = ensemble.compare(baseline, alternatives, days=retro)
+    ahead = ensemble.compare(baseline, alternatives, days=prospective) if args.weeks_ahead else None
+    whole = ensemble.compare(baseline, alternatives)
+    reported = weekly(baseline.metrics["new_cases"].astype(np.float64), weeks) * args.ascertainment
+    retrospective = {
+        "days": [0, observed_days - 1],
+        "epiweeks": run_epiweeks[: args.observed_weeks],
+        "baseline_reported_cases_per_week": band(reported[:, : args.observed_weeks]),
+    }
+    if observed_used.size:
+        lo, mid, hi = np.quantile(reported[:, : args.observed_weeks], [0.05, 0.5, 0.95], axis=0)
+        retrospective |= {
+            "observed_cases_per_week": observed_used.tolist(),
+            "case_scale": case_scale,
+            "coverage_90": float(np.mean((observed_used >= lo) & (observed_used <= hi))),
+            "median_mae": float(np.mean(np.abs(mid - observed_used))),
+            "median_nd": float(np.sum(np.abs(mid - observed_used)) / max(np.sum(observed_used), 1e-9)),
+        }
+
+    design = None
+    if args.design:
+        design = run_design(args, base_params, scenario_params["baseline"], world, init_args, days, baseline)
+
+    # Outputs: staged, so that a failure leaves no half-written set of files.
+    table = scenario_table(by_scenario, observed_days=observed_days, start_date=start_date,
+                           ascertainment=args.ascertainment, observed_weekly=observed_used, weeks=weeks)
+    summary = {
+        "scenario": "counterfactual_isolation",
+        "arguments": vars(args),
+        "seed": args.seed,
+        "members_per_scenario": args.members,
+        "days": days,
+        "start_epiweek": run_epiweeks[0],
+        "start_date": start_date,
+        "observed_weeks": args.observed_weeks,
+        "weeks_ahead": args.weeks_ahead,
+        "ascertainment": args.ascertainment,
+        "parameter_source": (f"calibration: {args.calibration} (fitted {sorted(calibration_info['fitted_parameters'])})"
+                             if calibration_info else "defaults of jaxsim.covid"),
+        "parameters": covid.params_report(base_params, population),
+        "initial_conditions": {"source": setup.initial_source},
+        "scenarios": {name: p.interventions.describe() for name, p in scenario_params.items()},
+        "common_random_numbers": "member k of every scenario uses key k; differences are paired member by member",
+        "retrospective": retrospective,
+        "counterfactual": counterfactual | {"days": [0, observed_days - 1]},
+        "prospective": None if ahead is None else ahead | {"days": [observed_days, days - 1]},
+        "whole_horizon": whole | {"days": [0, days - 1]},
+        "policy_design": design,
+        "population": population.summary(),
+        "versions": outputs.package_versions(),
+        "timing": {
+            "compile_seconds": result.compile_seconds,
+            "run_seconds": result.run_seconds,
+            "members_per_second": total_members / max(result.run_seconds, 1e-9),
+            "batch_size": result.batch_size,
+            "total_seconds": time.perf_counter() - wall,
+        },
+    }
+    title = (f"{', '.join(observed.ntas) if observed is not None else 'population'}, {n:,} agents, "
+             f"{args.members} members per scenario")
+    with outputs.StagedOutputs(out) as stage:
+        outputs.atomic_write_text(stage.path / "scenarios.csv", table.to_csv(index=False))
+        outputs.write_json(summary, stage.path / "summary.json")
+        plot(stage.path / "counterfactual.png", by_scenario, weeks=weeks, observed_weeks=args.observed_weeks,
+             ascertainment=args.ascertainment, observed_used=observed_used, observed_later=observed_later,
+             differences=whole["differences"], title=title)
+
+    print(f"\n{'scenario':<28}{'infections averted (90%)':>32}{'deaths averted':>22}{'extra isolation-days':>24}")
+    for name, diff in whole["differences"].items():
+        inf, dead, iso = diff["infections_averted"], diff["deaths_averted"], diff["extra_isolation_days"]
+        print(f"{name:<28}{inf['mean']:>12.0f} [{inf['low']:>7.0f}, {inf['high']:>7.0f}]"
+              f"{dead['mean']:>14.1f} [{dead['low']:>3.0f},{dead['high']:>3.0f}]{iso['mean']:>24.0f}")
+    print(f"wrote {out / 'scenarios.csv'}, {out / 'summary.json'}, {out / 'counterfactual.png'} "
+          f"({time.perf_counter() - wall:.0f} s)")
+    return 0
+
+
+def run_design(args, base_params, baseline_params, world, init_args, days, baseline) -> dict:
+    """Gradient design of a weekly compliance schedule vs the best constant of a grid."""
+    from jaxsim import policy_design
+
+    weeks = -(-days // 7)
+    params = base_params.replace(interventions=interventions.combine(
+        interventions.isolation_compliance(np.full(weeks, 1.2, np.float32), name="isolation_compliance")))
+    budget = 1.1 * float(baseline.totals("isolating").mean())
+    problem = policy_design.PolicyProblem(
+        covid.covid_model(estimator="straight_through", contact_method="dense"), params, world, days,
+        budget=budget, cost_per_isolation_day=0.01, penalty=1.0, max_scale=3.0, init_args=init_args,
+    )
+    print(f"policy design: {args.design_steps} Adam steps x {args.design_seeds} runs, budget {budget:,.0f} isolation-days")
+    designed = policy_design.optimise(problem, steps=args.design_steps, seeds_per_step=args.design_seeds,
+                                      seed=args.seed + 7)
+    eval_keys = ensemble.member_keys(args.seed + 99, args.members)
+    forward = covid.covid_model()
+    levels = np.linspace(1.0, 3.0, 9)
+    grid, best = policy_design.grid_search(problem, levels, eval_keys, model=forward)
+    scored = policy_design.evaluate(problem, designed.scale[None, :], eval_keys, model=forward)
+    return {
+        "decision": "weekly multiplier of every agent's daily isolation probability, in [1, 3]",
+        "objective": "infections + 0.01 x isolation-days + 1 x isolation-days over the budget",
+        "budget_isolation_days": budget,
+        "gradient": {
+            "schedule": designed.scale.tolist(), "loss_curve": designed.loss_curve, "seconds": designed.seconds,
+            "simulator_runs": designed.simulator_runs, "stopped": designed.stopped,
+            "objective": float(scored.objective[0]), "infections": float(scored.infections[0].mean()),
+            "isolation_days": float(scored.isolation_days[0].mean()), "within_budget": bool(scored.feasible[0]),
+        },
+        "grid": {
+            "levels": levels.tolist(), "objective": grid.objective.tolist(),
+            "infections": grid.infections.mean(axis=1).tolist(),
+            "isolation_days": grid.isolation_days.mean(axis=1).tolist(),
+            "best_level": None if best is None else float(levels[best]),
+            "best_objective": None if best is None else float(grid.objective[best]),
+            "simulator_runs": int(grid.infections.size),
+        },
+        "evaluation_members": int(eval_keys.shape[0]),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_cli(main))
