@@ -338,15 +338,22 @@ class AnswerTally:
     fallbacks: int = 0
     errors: set = field(default_factory=set)
 
-    def ask(self, backend, prompts, settings, samples: int, prior: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def ask(self, backend, prompts, settings, samples: int, prior) -> tuple[np.ndarray, np.ndarray]:
         """``(probabilities float32 [G] in [0, 1], used_prior bool [G])`` for ``prompts``
-        (see :func:`jaxsim.llm.query.query_probabilities`)."""
+        (see :func:`jaxsim.llm.query.query_probabilities`); ``prior`` is ``[G]`` or a
+        function returning it, called only when some archetype needs it."""
         from jaxsim.llm.query import query_probabilities
 
-        prior = np.asarray(prior, np.float64)
-        if prior.shape != (len(prompts),):
-            raise ArchetypeError(f"prior has shape {prior.shape}, expected ({len(prompts)},)")
-        answers = query_probabilities(backend, prompts, settings, samples=int(samples), prior=prior)
+        def checked_prior():
+            values = np.asarray(prior() if callable(prior) else prior, np.float64)
+            if values.shape != (len(prompts),):
+                raise ArchetypeError(f"prior has shape {values.shape}, expected ({len(prompts)},)")
+            return values
+
+        answers = query_probabilities(
+            backend, prompts, settings, samples=int(samples),
+            prior=checked_prior if callable(prior) else checked_prior(),
+        )
         self.parse_failures += int(answers.parse_failures)
         self.retries += int(answers.retries)
         self.fallbacks += int(np.sum(answers.used_prior))
@@ -450,7 +457,7 @@ class ArchetypeLayer(TalliedLayer):
         """float32 ``[G]`` isolation probabilities for the week of ``signals``; recorded in
         :attr:`history`."""
         probs, used_prior = self.tally.ask(
-            self.backend, self.prompts(signals), self.settings, self.samples, self.prior(signals)
+            self.backend, self.prompts(signals), self.settings, self.samples, lambda: self.prior(signals)
         )
         self.history.append({
             "week": signals.week,

@@ -129,18 +129,34 @@ class ResponseCache:
         mode). ``key``: the request's :func:`cache_key`, when the caller has it already."""
         if self.mode == "off":
             return None
-        key = key or cache_key(backend_name, model, request)
+        return self.get_many(backend_name, model, [request], [key or cache_key(backend_name, model, request)])[0]
+
+    def get_many(
+        self, backend_name: str, model: str, requests: Sequence[ChatRequest], keys: Sequence[str]
+    ) -> list[str | None]:
+        """The stored replies of ``requests`` (their :func:`cache_key` s given), ``None`` for
+        misses, in one query per 500 keys; in replay mode the first miss raises
+        :class:`CacheMissError`."""
+        if self.mode == "off":
+            return [None] * len(keys)
+        found: dict[str, str] = {}
         with self._lock:
-            row = self._require_open().execute(f"SELECT text FROM {_TABLE} WHERE key = ?", (key,)).fetchone()
-        if row is not None:
-            return row[0]
+            connection = self._require_open()
+            for first in range(0, len(keys), 500):
+                part = list(keys[first : first + 500])
+                marks = ",".join("?" * len(part))
+                found.update(connection.execute(
+                    f"SELECT key, text FROM {_TABLE} WHERE key IN ({marks})", part
+                ).fetchall())
         if self.mode == "replay":
-            raise CacheMissError(
-                f"response cache {self.path} is replay-only and has no reply for backend {backend_name!r}, "
-                f"model {model!r}, sample {request.sample_index}, last user message "
-                f"{request.last_user_message()[:200]!r}: re-record it in mode 'readwrite'"
-            )
-        return None
+            for request, key in zip(requests, keys):
+                if key not in found:
+                    raise CacheMissError(
+                        f"response cache {self.path} is replay-only and has no reply for backend "
+                        f"{backend_name!r}, model {model!r}, sample {request.sample_index}, last user "
+                        f"message {request.last_user_message()[:200]!r}: re-record it in mode 'readwrite'"
+                    )
+        return [found.get(key) for key in keys]
 
     def put(self, backend_name: str, model: str, request: ChatRequest, text: str) -> None:
         """Store ``text`` as the reply to ``request`` (no-op when off; an error in replay mode)."""
@@ -235,7 +251,11 @@ class CachedBackend:
                 repeats.append((i, first_index_of_key[key]))
                 continue
             first_index_of_key[key] = i
-            text = self.cache.get(self.name, self.model, request, key)  # raises in replay mode
+        unique = list(first_index_of_key.values())
+        stored = self.cache.get_many(  # raises in replay mode
+            self.name, self.model, [requests[i] for i in unique], list(first_index_of_key)
+        )
+        for i, text in zip(unique, stored):
             if text is not None:
                 replies[i] = ChatReply(text=text)
                 hits += 1

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -78,14 +78,15 @@ def query_probabilities(
     settings: SamplingSettings,
     samples: int = 1,
     *,
-    prior: Sequence[float],
+    prior: Sequence[float] | Callable[[], Sequence[float]],
     json_schema: dict | None = PROBABILITY_SCHEMA,
 ) -> ProbabilityAnswers:
     """Ask ``backend`` each prompt ``samples`` times; one probability per prompt (see the module docstring).
 
     ``prompts``: G message lists (``({"role": ..., "content": ...}, ...)``, one per group);
     ``settings``: sampling (the effective seed of sample ``s`` is ``settings.seed + s``);
-    ``prior``: G probabilities used for prompts without any readable sample;
+    ``prior``: G probabilities used for prompts without any readable sample, or a function
+    returning them, called only when some prompt needs it;
     ``json_schema``: structured output requested from the backend (``None`` for none).
     """
     if not isinstance(settings, SamplingSettings):
@@ -94,7 +95,7 @@ def query_probabilities(
         raise ValueError(f"query_probabilities samples must be an int >= 1, got {samples!r}")
     prompts = [tuple(p) for p in prompts]
     n_prompts = len(prompts)
-    prior_values = _check_prior(prior, n_prompts)
+    prior_values = None if callable(prior) else _check_prior(prior, n_prompts)
 
     requests = [
         ChatRequest(messages=prompt, settings=settings, sample_index=s, json_schema=json_schema)
@@ -126,6 +127,8 @@ def query_probabilities(
     failed = np.isnan(sample_values)
     fallbacks = failed.sum(axis=1).astype(np.int64)
     used_prior = fallbacks == samples
+    if prior_values is None:
+        prior_values = _check_prior(prior() if used_prior.any() else np.zeros(n_prompts), n_prompts)
     probabilities = prior_values.copy()
     readable = ~used_prior
     if readable.any():
