@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxsim import engine
-from jaxsim.kernels.isolation import heuristic_isolation_probability, weekly_case_signal
+from jaxsim.kernels.isolation import heuristic_isolation_probability
 from jaxsim.population import Population
 
 #: Name of the attribute :func:`with_archetype_attribute` adds to a population.
@@ -253,8 +253,7 @@ def default_template(attributes: Sequence[str]) -> PromptTemplate:
 
 
 # ----------------------------------------------------------------------------- signals
-#: One compiled call per refresh (eager jnp would dispatch each operation separately).
-_case_signal = jax.jit(weekly_case_signal)
+#: One compiled call for the prior (eager jnp would dispatch each operation separately).
 _heuristic = jax.jit(heuristic_isolation_probability)
 
 
@@ -288,8 +287,14 @@ class WeeklySignals:
     @staticmethod
     def from_case_ring(daily_cases: np.ndarray, day: int, ascertainment: float) -> "WeeklySignals":
         """From the model's ring of daily onsets (``CovidState.daily_cases``) on ``day``: the
-        same signal the heuristic policy reads inside the simulation."""
-        this_week, average = _case_signal(daily_cases, jnp.int32(day))
+        signal the heuristic policy reads inside the simulation
+        (:func:`jaxsim.kernels.isolation.weekly_case_signal`)."""
+        # On the host (one small transfer): the formula of weekly_case_signal.
+        ring = np.asarray(daily_cases, np.float32)
+        if ring.ndim != 1 or ring.shape[0] < 28:
+            raise ArchetypeError(f"the case ring needs at least 28 days, got shape {ring.shape}")
+        recent = ring[(day - 1 - np.arange(28)) % ring.shape[0]]
+        this_week, average = recent[:7].sum(dtype=np.float32), recent.sum(dtype=np.float32) / np.float32(4)
         return WeeklySignals(day // 7, float(this_week), float(average), float(ascertainment))
 
     def change_phrase(self) -> str:

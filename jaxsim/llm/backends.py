@@ -134,7 +134,10 @@ class ChatRequest:
             raise ValueError(f"ChatRequest.sample_index must be an int >= 0, got {self.sample_index!r}")
         if self.json_schema is not None and not isinstance(self.json_schema, dict):
             raise ValueError(f"ChatRequest.json_schema must be a dict or None, got {type(self.json_schema).__name__}")
-        for name in ("messages", "json_schema"):
+        # Role and content were checked above; only other keys and a schema can hold
+        # values that are not plain JSON.
+        extra = any(len(m) > 2 for m in self.messages)
+        for name in ("messages",) * extra + ("json_schema",):
             try:
                 json.dumps(getattr(self, name), allow_nan=False)
             except (TypeError, ValueError) as err:
