@@ -311,8 +311,9 @@ def run_with_work_layer(
 
     ``model`` must read willingness from ``world.inputs["willingness"]``
     (``economy.coupled_model(willingness_policy="inputs")``) with one column per archetype
-    (``build_economy_world(..., work_groups=grouping.codes, ...)``). Each month runs as
-    one-day compiled chunks (one program for months of every length).
+    (``build_economy_world(..., work_groups=grouping.codes, ...)``). The run is one
+    :func:`jaxsim.engine.run` in one-day chunks (one program for months of every length)
+    whose ``before_chunk`` hook asks the layer on each month's first day.
     """
     months = int(months)
     groups = layer.grouping.num_groups
@@ -323,10 +324,20 @@ def run_with_work_layer(
             f"got {None if table_in is None else tuple(table_in.shape)}"
         )
     table = np.zeros((max(months, table_in.shape[0]), groups), np.float32)
+    # The run compiles with the table's final shape; the hook only changes its values.
+    world = world.replace(inputs={**world.inputs, "willingness": jnp.asarray(table)})
     stimulus = params.economy.stimulus
-    results, refresh_seconds, t0, previous = [], 0.0, 0, None
     residents = np.asarray(world.inputs["borough_residents"])
-    for month in range(months):
+    month_of_first_day = {days_in_months(start, m): m for m in range(months)}
+    days = days_in_months(start, months)
+    refresh_seconds, previous = 0.0, None
+
+    def refresh(t: int, state, world: engine.World) -> engine.World:
+        """At the first day of each month: ask the layer and write its answers."""
+        nonlocal refresh_seconds, previous
+        month = month_of_first_day.get(t)
+        if month is None:
+            return world
         begin = time.perf_counter()
         econ = state.economy
         rate, force = _state_signals(
@@ -350,19 +361,12 @@ def run_with_work_layer(
         table[month:] = probs
         world = world.replace(inputs={**world.inputs, "willingness": jnp.asarray(table)})
         refresh_seconds += time.perf_counter() - begin
-        length = days_in_months(_add_months(start, month), 1)
-        part = engine.run(
-            model, state, params, world, key, length, start_day=t0, progress=progress,
-            chunk_days=1, validate=month == 0,
-        )
-        results.append(part)
-        state = part.state
-        t0 += length
-    metrics = {k: np.concatenate([r.metrics[k] for r in results]) for k in results[0].metrics}
-    combined = engine.RunResult(
-        state=state, metrics=metrics,
-        compile_seconds=sum(r.compile_seconds for r in results),
-        run_seconds=sum(r.run_seconds for r in results), days=t0, chunk_days=1,
+        return world
+
+    # One-day chunks: one program serves months of every length, and the hook sees each
+    # month's first day.
+    combined = engine.run(
+        model, state, params, world, key, days, progress=progress, chunk_days=1, before_chunk=refresh,
     )
     return WorkLayerRun(combined, table[:months], refresh_seconds)
 
