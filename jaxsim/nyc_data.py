@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,26 @@ def _line(row_position: int) -> int:
     return row_position + 2
 
 
+def read_text_csv(
+    path: Path, required: Sequence[str], what: str, error: type[Exception]
+) -> pd.DataFrame:
+    """A data file's rows as text (no type guessing, empty cells as ``""``), checked to
+    exist, parse, have the ``required`` columns and at least one row; otherwise ``error``
+    naming the file (``what`` says which kind of file it is)."""
+    if not path.is_file():
+        raise error(f"{path}: {what} file not found")
+    try:
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises several types for unreadable CSVs
+        raise error(f"{path}: cannot be read as CSV ({exc})") from None
+    missing = [c for c in required if c not in raw.columns]
+    if missing:
+        raise error(f"{path}: missing column(s) {missing}; the file has {list(raw.columns)}")
+    if raw.empty:
+        raise error(f"{path}: no data rows")
+    return raw
+
+
 def load_households(path: str | Path | None = None) -> pd.DataFrame:
     """Read and validate ``households_by_nta.csv``: one row per NTA, indexed by ``nta``.
 
@@ -60,21 +81,7 @@ def load_households(path: str | Path | None = None) -> pd.DataFrame:
             fractional or negative. The message names the file, column and row.
     """
     path = Path(path) if path is not None else DATA_DIR / HOUSEHOLDS_FILE
-    if not path.is_file():
-        raise NYCDataError(f"{path}: households file not found")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # pandas raises several types for unreadable CSVs
-        raise NYCDataError(f"{path}: cannot be read as CSV ({exc})") from exc
-
-    required = ("nta",) + HOUSEHOLD_COUNT_COLUMNS
-    missing = [c for c in required if c not in raw.columns]
-    if missing:
-        raise NYCDataError(
-            f"{path}: missing column(s) {missing}; the file has {list(raw.columns)}"
-        )
-    if raw.empty:
-        raise NYCDataError(f"{path}: no data rows")
+    raw = read_text_csv(path, ("nta",) + HOUSEHOLD_COUNT_COLUMNS, "households", NYCDataError)
 
     codes = raw["nta"].str.strip()
     for pos, code in enumerate(codes):

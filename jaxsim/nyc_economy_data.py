@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from jaxsim.boroughs import BOROUGHS
+from jaxsim.nyc_data import read_text_csv
 
 DATA_DIR: Path = Path(__file__).resolve().parent / "data" / "nyc"
 UNEMPLOYMENT_FILE = "monthly_unemployment_by_borough.csv"
@@ -49,18 +50,7 @@ def _line(position: int) -> int:
 
 
 def _read(path: Path, columns: tuple[str, ...], what: str) -> pd.DataFrame:
-    if not path.is_file():
-        raise EconomyDataError(f"{path}: {what} file not found")
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except Exception as exc:  # pandas raises several types for unreadable CSVs
-        raise EconomyDataError(f"{path}: cannot be read as CSV ({exc})") from None
-    missing = [c for c in columns if c not in raw.columns]
-    if missing:
-        raise EconomyDataError(f"{path}: missing column(s) {missing}; the file has {list(raw.columns)}")
-    if raw.empty:
-        raise EconomyDataError(f"{path}: no data rows")
-    return raw
+    return read_text_csv(path, columns, what, EconomyDataError)
 
 
 def _boroughs(path: Path, raw: pd.DataFrame) -> np.ndarray:
