@@ -41,6 +41,7 @@ import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 import numpy as np
 from flax import struct
+from jax.custom_batching import custom_vmap
 
 from jaxsim import interventions as iv_lib
 from jaxsim import memory, sampling
@@ -237,11 +238,37 @@ def _day_index(t: jax.Array, length: int) -> jax.Array:
 
 
 def _sum_by_code(values: jax.Array, codes: jax.Array, num_codes: int) -> jax.Array:
-    """``out[k] = sum(values[codes == k])``, float32 ``[num_codes]``: a product with the
-    codes' one-hot matrix (under ``vmap`` one matrix product for all members, the one-hot
-    matrix built once; exact for counts below 2**24)."""
-    one_hot = (codes[:, None] == jnp.arange(num_codes)[None, :]).astype(values.dtype)
-    return jnp.dot(values, one_hot, precision=jax.lax.Precision.HIGHEST)
+    """``out[k] = sum(values[codes == k])``, float32 ``[num_codes]`` (one fused pass).
+
+    Under ``vmap`` over members sharing ``codes`` it is one matrix product with the codes'
+    one-hot matrix, built once for all members. Both forms add 0/1 draws, exactly (counts
+    below 2**24), so a member's counts equal its single run's. Forward only: gradients go
+    through :func:`_sum_by_code_differentiable`.
+    """
+
+    @custom_vmap
+    def fused(v, c):
+        return _sum_by_code_differentiable(v, c, num_codes)
+
+    @fused.def_vmap
+    def batched(axis_size, in_batched, v, c):
+        values_batched, codes_batched = in_batched
+        if codes_batched:  # members with codes of their own
+            return jax.vmap(
+                lambda a, b: _sum_by_code_differentiable(a, b, num_codes),
+                in_axes=(0 if values_batched else None, 0), axis_size=axis_size,
+            )(v, c), True
+        if not values_batched:
+            v = jnp.broadcast_to(v, (axis_size,) + v.shape)
+        one_hot = (c[:, None] == jnp.arange(num_codes)[None, :]).astype(v.dtype)
+        return jnp.dot(v, one_hot, precision=jax.lax.Precision.HIGHEST), True
+
+    return fused(values, codes)
+
+
+def _sum_by_code_differentiable(values: jax.Array, codes: jax.Array, num_codes: int) -> jax.Array:
+    """:func:`_sum_by_code` as one fused broadcast-and-reduce, with gradients."""
+    return jnp.sum(values[:, None] * (codes[:, None] == jnp.arange(num_codes)[None, :]), axis=0)
 
 
 def aligned_isolation_probability(prob: jax.Array, scale: jax.Array, offset: jax.Array) -> jax.Array:
@@ -515,7 +542,8 @@ def _infection_substep(estimator: sampling.Estimator, contact_method: str = "aut
         )
         exposed = sampling.bernoulli(key, p, estimator)
         hit = exposed > 0.5
-        by_age = _sum_by_code(exposed, age, params.susceptibility.shape[0])
+        count = _sum_by_code_differentiable if differentiable else _sum_by_code
+        by_age = count(exposed, age, params.susceptibility.shape[0])
         new_infections = by_age.sum()
         state = state.replace(
             stage=jnp.where(hit, jnp.int8(EXPOSED), state.stage),
