@@ -217,6 +217,41 @@ class PromptTemplate:
             {"role": "user", "content": self.user.format_map(values)},
         )
 
+    def bind(self, values: Mapping[str, object]) -> "PromptTemplate":
+        """This template with the placeholders named in ``values`` filled in and the others
+        kept: ``t.bind(a).render(b) == t.render(a | b)`` for ``a`` and ``b`` naming
+        different placeholders (an archetype's labels are bound once, the weekly signals
+        rendered each refresh)."""
+        return PromptTemplate(system=_bind_text(self.system, values), user=_bind_text(self.user, values))
+
+
+def _escape_braces(text: str) -> str:
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+_CONVERSIONS = {"r": repr, "s": str, "a": ascii}
+
+
+def _bind_text(text: str, values: Mapping[str, object]) -> str:
+    """``text`` (a ``str.format`` template) with the fields named in ``values`` formatted
+    (conversion and format spec applied) and the others left as fields."""
+    out = []
+    for literal, name, spec, conversion in string.Formatter().parse(text):
+        out.append(_escape_braces(literal))
+        if name is None:
+            continue
+        field_text = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+        if name not in values:
+            out.append(field_text)
+            continue
+        if "{" in spec:
+            raise ArchetypeError(f"prompt template: nested format spec in {field_text} is not supported")
+        value = values[name]
+        if conversion:
+            value = _CONVERSIONS[conversion](value)
+        out.append(_escape_braces(format(value, spec)))
+    return "".join(out)
+
 
 _ISOLATION_SYSTEM = (
     "You are simulating how people in New York City behave during the COVID-19 "
@@ -446,17 +481,19 @@ class ArchetypeLayer(TalliedLayer):
         if not 0 < self.ascertainment <= 1:
             raise ArchetypeError(f"ascertainment must lie in (0, 1], got {self.ascertainment}")
         self.template.check(self.grouping.attributes)
+        # Each archetype's template with the values that do not change between refreshes
+        # (its labels, where it lives) filled in once.
+        self._bound_templates = []
+        for labels in self.grouping.labels:
+            values = {"neighbourhood": self.neighbourhood} | label_values(labels)
+            if "area" in labels:
+                values["neighbourhood"] = self.area_names.get(labels["area"], labels["area"])
+            self._bound_templates.append(self.template.bind(values))
 
     def prompts(self, signals: WeeklySignals) -> list[tuple[dict, ...]]:
         """One message list per archetype for ``signals``."""
-        shared = signals.values() | {"neighbourhood": self.neighbourhood}
-        out = []
-        for labels in self.grouping.labels:
-            values = shared | label_values(labels)
-            if "area" in labels:
-                values["neighbourhood"] = self.area_names.get(labels["area"], labels["area"])
-            out.append(self.template.render(values))
-        return out
+        shared = signals.values()
+        return [template.render(shared) for template in self._bound_templates]
 
     def probabilities(self, signals: WeeklySignals) -> np.ndarray:
         """float32 ``[G]`` isolation probabilities for the week of ``signals``; recorded in
@@ -468,7 +505,7 @@ class ArchetypeLayer(TalliedLayer):
             "week": signals.week,
             "cases_this_week": signals.cases_this_week,
             "cases_four_week_average": signals.cases_four_week_average,
-            "probabilities": [round(float(p), 6) for p in probs],
+            "probabilities": [round(p, 6) for p in probs.tolist()],
             "fallbacks": used_prior.astype(int).tolist(),
         })
         return probs
@@ -588,7 +625,8 @@ def run_with_archetypes(
         week = t0 // 7
         table[min(week, table.shape[0] - 1):] = probs  # later weeks: the latest answer until refreshed
         answered[week:] = probs
-        world = world.replace(inputs={**world.inputs, "isolation_prob": jnp.asarray(table)})
+        # A host array: the compiled call copies it in (cheaper than jnp.asarray first).
+        world = world.replace(inputs={**world.inputs, "isolation_prob": table.copy()})
         refresh_seconds += time.perf_counter() - start
         return world
 

@@ -94,6 +94,31 @@ class SamplingSettings:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
 
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON text: sorted keys, no whitespace, UTF-8 characters kept,
+    NaN and infinities refused (ValueError), non-JSON values refused (TypeError)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+#: ``id(schema) -> (a copy of the schema, its canonical JSON)``: a request batch shares one
+#: schema dict, checked and encoded once (the copy detects a dict changed in place).
+_SCHEMA_TEXTS: dict[int, tuple[Any, str]] = {}
+
+
+def _schema_json(schema: dict | None) -> str:
+    """:func:`canonical_json` of a request's schema (``"null"`` for none), memoised."""
+    if schema is None:
+        return "null"
+    known = _SCHEMA_TEXTS.get(id(schema))
+    if known is not None and known[0] == schema:
+        return known[1]
+    text = canonical_json(schema)
+    if len(_SCHEMA_TEXTS) >= 256:
+        _SCHEMA_TEXTS.clear()
+    _SCHEMA_TEXTS[id(schema)] = (json.loads(text), text)
+    return text
+
+
 @dataclass(frozen=True)
 class ChatRequest:
     """One chat completion to ask for.
@@ -109,6 +134,8 @@ class ChatRequest:
     settings: SamplingSettings = field(default_factory=SamplingSettings)
     sample_index: int = 0
     json_schema: dict | None = None
+    #: :func:`canonical_json` of ``json_schema``, set on construction (part of the cache key).
+    _json_schema_text: str = field(default="", init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         messages = self.messages
@@ -136,12 +163,16 @@ class ChatRequest:
             raise ValueError(f"ChatRequest.json_schema must be a dict or None, got {type(self.json_schema).__name__}")
         # Role and content were checked above; only other keys and a schema can hold
         # values that are not plain JSON.
-        extra = any(len(m) > 2 for m in self.messages)
-        for name in ("messages",) * extra + ("json_schema",):
+        if any(len(m) > 2 for m in self.messages):
             try:
-                json.dumps(getattr(self, name), allow_nan=False)
+                canonical_json(self.messages)
             except (TypeError, ValueError) as err:
-                raise ValueError(f"ChatRequest.{name} must be plain JSON data: {err}") from None
+                raise ValueError(f"ChatRequest.messages must be plain JSON data: {err}") from None
+        try:
+            schema_json = _schema_json(self.json_schema)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"ChatRequest.json_schema must be plain JSON data: {err}") from None
+        object.__setattr__(self, "_json_schema_text", schema_json)
 
     @property
     def effective_seed(self) -> int:

@@ -15,20 +15,27 @@ Modes of :class:`ResponseCache`:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import json.encoder
 import os
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
-from jaxsim.llm.backends import Backend, ChatReply, ChatRequest
+from jaxsim.llm.backends import _ROLES, Backend, ChatReply, ChatRequest, SamplingSettings, _schema_json, canonical_json
 
-__all__ = ["CacheFileError", "CacheMissError", "CachedBackend", "ResponseCache", "cache_key", "canonical_request_json"]
+__all__ = [
+    "CacheFileError", "CacheMissError", "CachedBackend", "ResponseCache", "cache_key", "canonical_request_json",
+    "prompt_keys",
+]
 
 MODES = ("readwrite", "replay", "off")
+#: A str as a JSON string literal, as ``json.dumps(..., ensure_ascii=False)`` writes it.
+_json_string = json.encoder.encode_basestring
 _TABLE = "replies"
 _COLUMNS = ("key", "backend", "model", "request", "text", "created")
 _SCHEMA = f"""
@@ -52,21 +59,79 @@ class CacheFileError(ValueError):
 
 
 def canonical_request_json(backend_name: str, model: str, request: ChatRequest) -> str:
-    """The canonical JSON text of everything that determines a reply (the cache key's input)."""
-    record = {
-        "backend": backend_name,
-        "model": model,
-        "messages": [dict(m) for m in request.messages],
-        "settings": request.settings.as_dict(),
-        "sample_index": request.sample_index,
-        "json_schema": request.json_schema,
-    }
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    """The canonical JSON text of everything that determines a reply (the cache key's input):
+    the object ``{"backend", "json_schema", "messages", "model", "sample_index", "settings"}``
+    with sorted keys and no whitespace (:func:`jaxsim.llm.backends.canonical_json`).
+
+    Assembled from pieces (the parts shared by a batch of requests are encoded once); the
+    text is the same as encoding the whole object in one go (tested).
+    """
+    return _canonical_parts(
+        backend_name, model, request.messages, request.settings, request.sample_index, request._json_schema_text
+    )
+
+
+def _canonical_parts(
+    backend_name: str, model: str, messages: tuple[dict, ...], settings: SamplingSettings, sample_index: int,
+    schema_text: str,
+) -> str:
+    return (
+        _request_prefix(backend_name, schema_text)
+        + _messages_json(messages)
+        + _request_suffix(model, sample_index, settings)
+    )
+
+
+def _messages_json(messages: tuple[dict, ...]) -> str:
+    """:func:`canonical_json` of a request's messages; messages of only ``role`` and
+    ``content`` (both str, checked by :class:`ChatRequest`) are written directly."""
+    if any(len(m) != 2 for m in messages):
+        return canonical_json(messages)
+    return "[" + ",".join(
+        f'{{"content":{_json_string(m["content"])},"role":{_json_string(m["role"])}}}' for m in messages
+    ) + "]"
+
+
+@functools.lru_cache(maxsize=256)
+def _request_prefix(backend_name: str, schema_text: str) -> str:
+    return f'{{"backend":{canonical_json(backend_name)},"json_schema":{schema_text},"messages":'
+
+
+@functools.lru_cache(maxsize=1024)
+def _request_suffix(model: str, sample_index: int, settings: SamplingSettings) -> str:
+    return (
+        f',"model":{canonical_json(model)},"sample_index":{canonical_json(sample_index)},'
+        f'"settings":{canonical_json(settings.as_dict())}}}'
+    )
 
 
 def cache_key(backend_name: str, model: str, request: ChatRequest) -> str:
     """SHA-256 (hex) of :func:`canonical_request_json`."""
     return hashlib.sha256(canonical_request_json(backend_name, model, request).encode("utf-8")).hexdigest()
+
+
+def prompt_keys(
+    backend_name: str, model: str, prompts: Sequence[tuple[dict, ...]], settings: SamplingSettings, samples: int,
+    json_schema: dict | None,
+) -> list[str] | None:
+    """The :func:`cache_key` of every request ``ChatRequest(prompt, settings, s, json_schema)``
+    for each prompt and ``s`` in ``0..samples-1`` (prompt-major), without building the
+    requests; ``None`` if some prompt is not a plain list of ``{"role", "content"}``
+    messages (the caller then builds the requests, whose checks say what is wrong)."""
+    schema_text = _schema_json(json_schema)
+    keys = []
+    for prompt in prompts:
+        for message in prompt:
+            if (
+                type(message) is not dict or len(message) != 2 or message.get("role") not in _ROLES
+                or type(message.get("content")) is not str
+            ):
+                return None
+        messages = _messages_json(prompt)
+        for s in range(samples):
+            text = _request_prefix(backend_name, schema_text) + messages + _request_suffix(model, s, settings)
+            keys.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
+    return keys
 
 
 class ResponseCache:
@@ -78,6 +143,9 @@ class ResponseCache:
     stored. Use as a context manager or call :meth:`close`.
     """
 
+    #: Files with at most this many replies are read into memory at the first look-up.
+    preload_max_rows: int = 200_000
+
     def __init__(self, path: str | os.PathLike | None, mode: str = "readwrite") -> None:
         if mode not in MODES:
             raise ValueError(f"ResponseCache mode must be one of {MODES}, got {mode!r}")
@@ -85,6 +153,9 @@ class ResponseCache:
         self.path = None if path is None else Path(path).expanduser()
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        # Replies read or written so far (stored replies never change: first reply wins).
+        self._memory: dict[str, str] = {}
+        self._preloaded = False
         if mode == "off":
             return
         if self.path is None:
@@ -139,15 +210,7 @@ class ResponseCache:
         :class:`CacheMissError`."""
         if self.mode == "off":
             return [None] * len(keys)
-        found: dict[str, str] = {}
-        with self._lock:
-            connection = self._require_open()
-            for first in range(0, len(keys), 500):
-                part = list(keys[first : first + 500])
-                marks = ",".join("?" * len(part))
-                found.update(connection.execute(
-                    f"SELECT key, text FROM {_TABLE} WHERE key IN ({marks})", part
-                ).fetchall())
+        found = self.lookup(keys)
         if self.mode == "replay":
             for request, key in zip(requests, keys):
                 if key not in found:
@@ -157,6 +220,35 @@ class ResponseCache:
                         f"message {request.last_user_message()[:200]!r}: re-record it in mode 'readwrite'"
                     )
         return [found.get(key) for key in keys]
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, str]:
+        """``{key: reply}`` for the ``keys`` stored (misses absent; never raises on a miss,
+        in any mode).
+
+        The first look-up reads the whole file into memory when it holds at most
+        :attr:`preload_max_rows` replies (one query; a run then asks sqlite nothing while
+        every answer is known); later look-ups ask sqlite only for keys not in memory (one
+        query per 500), so replies stored meanwhile by other processes are found.
+        """
+        if self.mode == "off":
+            return {}
+        with self._lock:
+            connection = self._require_open()
+            memory = self._memory
+            if not self._preloaded:
+                self._preloaded = True
+                rows = connection.execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0]
+                if rows <= self.preload_max_rows:
+                    memory.update(connection.execute(f"SELECT key, text FROM {_TABLE}").fetchall())
+            found = {key: memory[key] for key in keys if key in memory}
+            missing = [key for key in dict.fromkeys(keys) if key not in found]
+            for first in range(0, len(missing), 500):
+                part = missing[first : first + 500]
+                marks = ",".join("?" * len(part))
+                stored = connection.execute(f"SELECT key, text FROM {_TABLE} WHERE key IN ({marks})", part).fetchall()
+                memory.update(stored)
+                found.update(stored)
+        return found
 
     def put(self, backend_name: str, model: str, request: ChatRequest, text: str) -> None:
         """Store ``text`` as the reply to ``request`` (no-op when off; an error in replay mode)."""
@@ -169,10 +261,14 @@ class ResponseCache:
         request_json = canonical_request_json(backend_name, model, request)
         key = hashlib.sha256(request_json.encode("utf-8")).hexdigest()
         with self._lock:
-            self._require_open().execute(
+            connection = self._require_open()
+            connection.execute(
                 f"INSERT OR IGNORE INTO {_TABLE} (key, backend, model, request, text, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (key, backend_name, model, request_json, text, time.time()),
             )
+            if self._preloaded:  # keep memory equal to the file: the stored reply (the first one) wins
+                stored = connection.execute(f"SELECT text FROM {_TABLE} WHERE key = ?", (key,)).fetchone()
+                self._memory[key] = stored[0]
 
     def __len__(self) -> int:
         if self.mode == "off":
@@ -235,6 +331,21 @@ class CachedBackend:
 
     def __repr__(self) -> str:
         return f"CachedBackend({self.backend!r}, {self.cache!r})"
+
+    def cached_values(self, keys: Sequence[str], read: Callable[[str], Any]) -> list | None:
+        """``[read(reply) ...]`` for request ``keys`` (:func:`cache_key`) when every reply is
+        stored and ``read`` gives no ``None`` for any, counted as cache hits; else ``None``,
+        counting nothing (the caller then asks through :meth:`chat`, which sends the misses
+        or, in replay mode, raises). A fast path for runs answered from a warm cache."""
+        found = self.cache.lookup(keys)
+        if len(found) < len(set(keys)):
+            return None
+        values = [read(found[key]) for key in keys]
+        if any(v is None for v in values):
+            return None
+        with self._lock:
+            self.cache_hits += len(keys)
+        return values
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatReply]:
         requests = list(requests)

@@ -30,6 +30,7 @@ without a number, and NaN or infinite values give ``None``.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -156,6 +157,12 @@ def parse_probability(text: str | None) -> float | None:
         return None
     if not isinstance(text, str):
         raise TypeError(f"parse_probability expects a str, got {type(text).__name__}")
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> float | None:
+    """:func:`parse_probability` of a str, memoised (a run meets the same replies each week)."""
     stripped = text.strip()
     if not stripped:
         return None

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from jaxsim.llm.backends import Backend, ChatReply, ChatRequest, SamplingSettings
+from jaxsim.llm.cache import prompt_keys
 from jaxsim.llm.parsing import parse_probability
 
 __all__ = ["PROBABILITY_SCHEMA", "RETRY_MESSAGE", "ProbabilityAnswers", "query_probabilities"]
@@ -96,6 +97,9 @@ def query_probabilities(
     prompts = [tuple(p) for p in prompts]
     n_prompts = len(prompts)
     prior_values = None if callable(prior) else _check_prior(prior, n_prompts)
+    warm = _answers_from_cache(backend, prompts, settings, samples, json_schema)
+    if warm is not None:
+        return warm
 
     requests = [
         ChatRequest(messages=prompt, settings=settings, sample_index=s, json_schema=json_schema)
@@ -127,12 +131,15 @@ def query_probabilities(
     failed = np.isnan(sample_values)
     fallbacks = failed.sum(axis=1).astype(np.int64)
     used_prior = fallbacks == samples
-    if prior_values is None:
-        prior_values = _check_prior(prior() if used_prior.any() else np.zeros(n_prompts), n_prompts)
-    probabilities = prior_values.copy()
-    readable = ~used_prior
-    if readable.any():
-        probabilities[readable] = np.nanmean(sample_values[readable], axis=1)
+    if not fallbacks.any():  # every sample readable (the usual case): no prior, no NaN
+        probabilities = sample_values.mean(axis=1)
+    else:
+        if prior_values is None:
+            prior_values = _check_prior(prior() if used_prior.any() else np.zeros(n_prompts), n_prompts)
+        probabilities = prior_values.copy()
+        readable = ~used_prior
+        if readable.any():
+            probabilities[readable] = np.nanmean(sample_values[readable], axis=1)
     reply_texts = tuple(
         tuple(replies[g * samples + s].text for s in range(samples)) for g in range(n_prompts)
     )
@@ -146,6 +153,39 @@ def query_probabilities(
         parse_failures=int(failed.sum()),
         retries=len(retry_requests),
         errors=errors,
+    )
+
+
+def _answers_from_cache(backend, prompts, settings, samples, json_schema) -> ProbabilityAnswers | None:
+    """The answers when ``backend`` is a :class:`~jaxsim.llm.cache.CachedBackend` holding a
+    readable reply for every request (the warm-cache case: no request objects, one
+    look-up); ``None`` otherwise, and the caller takes the general path (same results)."""
+    cached_values = getattr(backend, "cached_values", None)
+    if cached_values is None:
+        return None
+    keys = prompt_keys(backend.name, backend.model, prompts, settings, samples, json_schema)
+    if keys is None:
+        return None
+    texts: list[str] = []
+
+    def read(text: str) -> float | None:
+        texts.append(text)
+        return parse_probability(text)
+
+    values = cached_values(keys, read)
+    if values is None:
+        return None
+    n_prompts = len(prompts)
+    sample_values = np.array(values, dtype=np.float64).reshape(n_prompts, samples)
+    return ProbabilityAnswers(
+        probabilities=sample_values.mean(axis=1),
+        samples=sample_values,
+        fallbacks=np.zeros(n_prompts, np.int64),
+        used_prior=np.zeros(n_prompts, bool),
+        replies=tuple(tuple(texts[g * samples : (g + 1) * samples]) for g in range(n_prompts)),
+        parse_failures=0,
+        retries=0,
+        errors=(),
     )
 
 
