@@ -4,6 +4,7 @@ members one by one.
 
     python benchmarks/bench_ensemble.py [--agents astoria,1000000] [--members 32,256]
                                         [--days 28] [--repeats 2] [--sequential 8]
+                                        [--cpu-devices N] [--batch B]
 
 For each population (``astoria`` = the synthetic Astoria, QN0103, 47,303 agents; a number
 = a synthetic NYC population of that many agents) and each ensemble size, prints:
@@ -12,7 +13,11 @@ For each population (``astoria`` = the synthetic Astoria, QN0103, 47,303 agents;
   under ``jax.jit``, compiled once, the best of ``--repeats`` passes over ``--sequential``
   members), the way a loop over seeds runs them;
 - ensemble members/s: ``jaxsim.ensemble.run_ensemble`` over all members (batches chosen
-  from the device's free memory), compilation excluded (best of ``--repeats``);
+  from the device's free memory, or ``--batch`` per device), spread over every local
+  device, compilation excluded (best of ``--repeats``). ``--cpu-devices N`` splits the
+  CPU into N devices (``XLA_FLAGS=--xla_force_host_platform_device_count=N``, set before
+  JAX starts), so that the members run on N cores at once; the sequential runs are the
+  same single-device program either way;
 - the ratio, the batch size, the ensemble's compile seconds and the members' bytes.
 
 The model is the COVID model without interventions (``covid_model()``, the default
@@ -24,6 +29,7 @@ slows both alike.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 
@@ -34,18 +40,31 @@ def parse_args(argv=None):
     parser.add_argument("--days", type=int, default=28, help="days per run (default 28)")
     parser.add_argument("--repeats", type=int, default=2, help="timed passes, best kept (default 2)")
     parser.add_argument("--sequential", type=int, default=8, help="members timed one by one (default 8)")
-    return parser.parse_args(argv)
+    parser.add_argument("--cpu-devices", type=int, help="split the CPU into N devices for the ensemble")
+    parser.add_argument("--batch", type=int, help="members per device per call (default: run_ensemble's rule)")
+    args = parser.parse_args(argv)
+    if args.cpu_devices is not None and args.cpu_devices < 1:
+        parser.error(f"--cpu-devices must be >= 1, got {args.cpu_devices}")
+    return args
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.cpu_devices is not None:
+        import os
+
+        if "jax" in sys.modules:
+            raise SystemExit("--cpu-devices must be given before JAX starts (run this file as a script)")
+        flags = os.environ.get("XLA_FLAGS", "")
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={args.cpu_devices}".strip()
     import jax
     import numpy as np
 
     from jaxsim import covid, ensemble, memory, synthetic
 
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), days per run: {args.days}")
-    header = (f"{'agents':>10} {'members':>8} {'batch':>6} {'sequential/s':>13} {'ensemble/s':>11} "
+    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}) x {jax.local_device_count()}, "
+          f"days per run: {args.days}")
+    header = (f"{'agents':>10} {'members':>8} {'devices':>7} {'batch':>6} {'sequential/s':>13} {'ensemble/s':>11} "
               f"{'ratio':>6} {'compile s':>10} {'MiB/member':>11}")
     print(header)
     for spec in [s.strip() for s in args.agents.split(",") if s.strip()]:
@@ -75,7 +94,7 @@ def main(argv=None) -> int:
             compile_seconds = None
             for _ in range(max(1, args.repeats)):
                 seq_best = max(seq_best, sequential())
-                result = ensemble.run_ensemble(model, params, world, keys, args.days)
+                result = ensemble.run_ensemble(model, params, world, keys, args.days, batch_size=args.batch)
                 if compile_seconds is None:
                     compile_seconds = result.compile_seconds
                 ens_best = max(ens_best, members / result.run_seconds)
@@ -83,7 +102,7 @@ def main(argv=None) -> int:
             metrics = jax.eval_shape(lambda k: ensemble.member_metrics(model, params, world, k, args.days),
                                      jax.random.key(0))
             per_member = ensemble.member_bytes(world, state, metrics) / 2**20
-            print(f"{population.size:>10,} {members:>8} {result.batch_size:>6} {seq_best:>13.2f} {ens_best:>11.2f} "
+            print(f"{population.size:>10,} {members:>8} {result.devices:>7} {result.batch_size:>6} {seq_best:>13.2f} {ens_best:>11.2f} "
                   f"{ens_best / seq_best:>5.2f}x {compile_seconds:>10.1f} {per_member:>11.1f}", flush=True)
         del world
     print(f"(memory available at the end: {memory.device_capacity_bytes() / 2**30:.1f} GiB)")

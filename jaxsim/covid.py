@@ -960,6 +960,7 @@ def initial_state(
     extra = {}
     interventions = params.interventions
     if interventions is not None:
+        iv_lib.require_set(interventions)
         extra["intervention_condition"] = jnp.zeros(len(interventions.items), jnp.float32)
         # Separate buffers (engine.run donates the state's buffers, each once).
         if interventions.one(iv_lib.Vaccination) is not None:

@@ -255,8 +255,9 @@ class EnsembleResult:
         days, start_day: the simulated days are ``start_day .. start_day + days - 1``.
         compile_seconds, run_seconds: compilation (0 when an earlier ensemble compiled the
             same program), and execution of all batches.
-        batch_size: members per compiled call.
+        batch_size: members per compiled call on each device.
         vector_labels: ``{metric: labels}`` for the columns of vector metrics.
+        devices: devices the members were spread over (``batch_size`` members on each).
     """
 
     metrics: dict[str, np.ndarray]
@@ -268,6 +269,7 @@ class EnsembleResult:
     run_seconds: float = 0.0
     batch_size: int = 0
     vector_labels: dict[str, Sequence[str]] = field(default_factory=dict)
+    devices: int = 1
 
     @property
     def size(self) -> int:
@@ -283,7 +285,7 @@ class EnsembleResult:
         return EnsembleResult(
             {k: v[index] for k, v in self.metrics.items()}, self.key_data[index], members,
             self.days, self.start_day, self.compile_seconds, self.run_seconds, self.batch_size,
-            dict(self.vector_labels),
+            dict(self.vector_labels), self.devices,
         )
 
     def split(self, column: str) -> dict[str, "EnsembleResult"]:
@@ -402,6 +404,7 @@ def run_ensemble(
     members: pd.DataFrame | None = None,
     vector_labels: Mapping[str, Sequence[str]] | None = None,
     validate: bool = True,
+    devices: int | None = None,
 ) -> EnsembleResult:
     """Run ``len(keys)`` members as ``vmap``-ed batches of one compiled program.
 
@@ -420,6 +423,12 @@ def run_ensemble(
         metric_names: the metrics to keep (default all).
         members: labels per member (a table with ``M`` rows), kept in the result.
         validate: run ``model.validate`` on member 0 (parameters, inputs) before compiling.
+        devices: spread the members over this many local devices (GPUs, or the CPU split
+            with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``): each call runs
+            ``batch_size`` members on every device at once (``shard_map`` of the batched
+            program; the world is copied to each device once). Default: every local
+            device (at most one per member), or one when the world is itself split over
+            devices (:mod:`jaxsim.sharding`). Members equal their single runs either way.
     """
     keys = _check_keys(keys)
     m = int(keys.shape[0])
@@ -460,28 +469,53 @@ def run_ensemble(
         is_leaf=lambda x: x is None))
     shared_bytes = tree_bytes(world) + tree_bytes(batch_params.tree) - batched_bytes
     per_member = member_bytes(world, state_shape, metrics_shape, batched_bytes // max(m, 1))
+    device_list = _ensemble_devices(devices, world, m)
+    d = len(device_list)
+    per_device_members = -(-m // d)
     if batch_size is None:
         capacity = memory.device_capacity_bytes() if capacity_bytes is None else capacity_bytes
-        batch_size = choose_batch_size(m, shared_bytes, per_member, capacity)
-        if capacity_bytes is None and jax.default_backend() == "cpu":
+        on_cpu = jax.default_backend() == "cpu"
+        if capacity is not None and on_cpu and capacity_bytes is None:
+            capacity //= d  # CPU devices share the host's memory
+        batch_size = choose_batch_size(per_device_members, shared_bytes, per_member, capacity)
+        if capacity_bytes is None and on_cpu:
             batch_size = min(batch_size, CPU_MAX_BATCH, max(1, CPU_MAX_BATCH_SLOTS // world.num_slots))
     batch_size = int(batch_size)
     if batch_size < 1:
         raise EnsembleError(f"batch_size must be >= 1, got {batch_size}")
-    batch_size = min(batch_size, m)
-    batches = -(-m // batch_size)
-    order = np.minimum(np.arange(batches * batch_size), m - 1)  # pad with the last member
+    batch_size = min(batch_size, per_device_members)
+    group = batch_size * d  # members per call
+    batches = -(-m // group)
+    order = np.minimum(np.arange(batches * group), m - 1)  # pad with the last member
 
     def batch(index):
         return batch_params.take(order[index]).tree, keys[jnp.asarray(order[index])]
 
+    per_device = vmapped if batch_size > 1 else unbatched
+    if d > 1:
+        mesh = jax.sharding.Mesh(np.array(device_list), ("members",))
+        member_spec = jax.sharding.PartitionSpec("members")
+        shared_spec = jax.sharding.PartitionSpec()
+        param_specs = jax.tree.map(
+            lambda axis: shared_spec if axis is None else member_spec, batch_params.axes,
+            is_leaf=lambda x: x is None,
+        )
+        per_call = jax.shard_map(
+            per_device, mesh=mesh, in_specs=(param_specs, member_spec, shared_spec, shared_spec),
+            out_specs=member_spec, check_vma=False,
+        )
+        replicated = jax.sharding.NamedSharding(mesh, shared_spec)
+        world, init_args = jax.device_put((world, init_args), replicated)  # one copy per device, once
+    else:
+        per_call = per_device
+
     compile_start = time.perf_counter()
-    p0, k0 = batch(slice(0, batch_size))
-    cache_key = (model, init, days, start_day, None if metric_names is None else tuple(metric_names),
+    p0, k0 = batch(slice(0, group))
+    cache_key = (model, init, days, start_day, None if metric_names is None else tuple(metric_names), d,
                  _signature((batch_params.axes, p0, k0, world, init_args)))
     program = _COMPILED.get(cache_key)
     if program is None:
-        program = jax.jit(vmapped if batch_size > 1 else unbatched).lower(p0, k0, world, init_args).compile()
+        program = jax.jit(per_call).lower(p0, k0, world, init_args).compile()
         _COMPILED[cache_key] = program
         while len(_COMPILED) > _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
@@ -490,7 +524,7 @@ def run_ensemble(
     outputs: list[dict[str, np.ndarray]] = []
     run_start = time.perf_counter()
     for b in range(batches):
-        p, k = (p0, k0) if b == 0 else batch(slice(b * batch_size, (b + 1) * batch_size))
+        p, k = (p0, k0) if b == 0 else batch(slice(b * group, (b + 1) * group))
         result = program(p, k, world, init_args)
         outputs.append({name: np.asarray(v) for name, v in jax.device_get(result).items()})
     run_seconds = time.perf_counter() - run_start
@@ -503,8 +537,33 @@ def run_ensemble(
     return EnsembleResult(
         metrics=metrics, key_data=np.asarray(jax.random.key_data(keys)), members=table, days=days,
         start_day=start_day, compile_seconds=compile_seconds, run_seconds=run_seconds,
-        batch_size=batch_size, vector_labels=dict(vector_labels or {}),
+        batch_size=batch_size, vector_labels=dict(vector_labels or {}), devices=d,
     )
+
+
+def _ensemble_devices(devices: int | None, world: World, members: int) -> list:
+    """The local devices to spread ``members`` over (see :func:`run_ensemble`)."""
+    local = jax.local_devices()
+    split_world = max(
+        (len(leaf.sharding.device_set) for leaf in jax.tree.leaves(world) if hasattr(leaf, "sharding")),
+        default=1,
+    )
+    if devices is None:
+        return local[:1] if split_world > 1 else local[: max(1, min(len(local), members))]
+    if isinstance(devices, bool) or not isinstance(devices, (int, np.integer)):
+        raise EnsembleError(f"devices must be a whole number, got {devices!r}")
+    if not 1 <= devices <= len(local):
+        hint = (
+            f" (on CPU, start Python with XLA_FLAGS=--xla_force_host_platform_device_count={devices})"
+            if local[0].platform == "cpu" and devices > len(local) else ""
+        )
+        raise EnsembleError(f"devices must be between 1 and the {len(local)} local devices, got {devices}{hint}")
+    if devices > 1 and split_world > 1:
+        raise EnsembleError(
+            f"the world is split over {split_world} devices (jaxsim.sharding); its members cannot "
+            "also be spread over devices: use devices=1"
+        )
+    return local[: int(devices)]
 
 
 # --------------------------------------------------------------------------- comparison

@@ -543,14 +543,23 @@ def seeding(
     )
 
 
+def require_set(interventions) -> Interventions:
+    """``interventions`` if it is an :class:`Interventions` set, else an
+    :class:`InterventionError` saying how to make one (a single intervention too must be
+    wrapped: ``combine(scale_contacts(...))``)."""
+    if not isinstance(interventions, Interventions):
+        raise InterventionError(
+            "params.interventions must be an Interventions set (interventions.combine(...), also for "
+            f"a single intervention), got {type(interventions).__name__}"
+        )
+    return interventions
+
+
 def validate(interventions: Interventions, world) -> None:
     """Host-side checks of a set against the run's world: known layers, per-age and
     per-agent arrays of the right length, every value in range. Raises
     :class:`InterventionError` naming the intervention and field."""
-    if not isinstance(interventions, Interventions):
-        raise InterventionError(
-            f"params.interventions must be an Interventions set (interventions.combine(...)), got {type(interventions).__name__}"
-        )
+    require_set(interventions)
     combine(*interventions.items)  # kinds, unique names, one testing / vaccination
     for item in interventions.items:
         name = item.name
@@ -703,6 +712,7 @@ __all__ = [
     "smallest_scores",
     "testing",
     "vaccination",
+    "require_set",
     "validate",
     "week_value",
     "when_cases",

@@ -309,3 +309,13 @@ def test_describe_reports_units_and_json_friendly_values(setting):
     cond = iv.describe(iv.scale_contacts("community", 0.5, schedule=iv.when_cases(40.0, 10.0)))
     assert cond["when"]["condition"] == {"on_above_onsets_per_7_days": 40.0, "off_below_onsets_per_7_days": 10.0}
     assert cond["when"]["end_day"] is None
+
+
+def test_a_single_intervention_must_be_wrapped_in_a_set(setting):
+    population, world, params = setting
+    bare = params.replace(interventions=iv.scale_contacts("community", 0.5))
+    with pytest.raises(iv.InterventionError, match=r"combine\(...\), also for a single intervention\), got ContactScale"):
+        covid.initial_state(bare, jax.random.key(0), world)
+    plain_state = covid.initial_state(params, jax.random.key(0), world)
+    with pytest.raises(iv.InterventionError, match="must be an Interventions set"):
+        engine.run(covid.covid_model(), plain_state, bare, world, jax.random.key(0), 3, progress=False)
