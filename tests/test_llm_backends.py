@@ -326,6 +326,49 @@ def test_server_rejecting_structured_output_falls_back_and_remembers(caplog):
     assert sum("refused structured output" in r.message for r in caplog.records) == 1
 
 
+#: What OpenAI answers a reasoning model (o1, o3, gpt-5) asked with ``max_tokens``.
+REASONING_MODEL_REFUSAL = {"error": {
+    "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+               "Use 'max_completion_tokens' instead.",
+    "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}
+
+
+def reasoning_model(i, payload, headers):
+    if "max_tokens" in payload:
+        return Reply(status=400, body=REASONING_MODEL_REFUSAL)
+    return Reply(body=completion(f"limit {payload['max_completion_tokens']}"))
+
+
+def test_a_server_refusing_max_tokens_gets_max_completion_tokens_and_keeps_it(caplog):
+    settings = SamplingSettings(max_tokens=700)
+    request = ChatRequest(messages=user().messages, settings=settings)
+    with ScriptedServer(reasoning_model) as server, caplog.at_level(logging.WARNING, logger="jaxsim.llm.backends"):
+        backend = OpenAIChatBackend(server.base_url, "o-reasoner", max_concurrency=1, **FAST)
+        assert backend.token_limit_field == "max_tokens"
+        first = backend.chat([request])
+        assert backend.token_limit_field == "max_completion_tokens" and backend.calls == 2
+        later = backend.chat([request, request])
+    assert [r.text for r in first + later] == ["limit 700"] * 3
+    sent = [sorted(k for k in p if k.startswith("max_")) for _, p in server.received]
+    assert sent == [["max_tokens"], ["max_completion_tokens"], ["max_completion_tokens"], ["max_completion_tokens"]]
+    assert backend.calls == 4  # the refusal was not retried as a failure
+    assert sum("refused max_tokens" in r.message for r in caplog.records) == 1
+    assert "token_limit_field='max_completion_tokens'" in repr(backend)
+
+
+def test_a_fixed_token_limit_field_is_sent_as_given():
+    request = ChatRequest(messages=user().messages, settings=SamplingSettings(max_tokens=9))
+    with ScriptedServer(reasoning_model) as server:
+        direct = OpenAIChatBackend(server.base_url, "o", token_limit_field="max_completion_tokens", **FAST)
+        assert direct.chat([request])[0].text == "limit 9" and direct.calls == 1
+        fixed = OpenAIChatBackend(server.base_url, "o", token_limit_field="max_tokens", max_retries=2, **FAST)
+        reply = fixed.chat([request])[0]
+    assert reply.text is None and "max_completion_tokens" in reply.error and "HTTP 400" in reply.error
+    assert fixed.calls == 1  # a 400 is not retried
+    with pytest.raises(ValueError, match="token_limit_field must be one of"):
+        OpenAIChatBackend("http://127.0.0.1:1/v1", "m", token_limit_field="max_new_tokens")
+
+
 def test_server_taking_json_object_only_keeps_using_it():
     def respond(i, payload, headers):
         kind = payload.get("response_format", {}).get("type")

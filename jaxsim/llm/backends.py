@@ -257,6 +257,9 @@ class _HTTPFailure(Exception):
 
 
 STRUCTURED_OUTPUT_FORMATS = ("json_schema", "json_object")
+#: Names servers give the reply-length limit: ``max_tokens`` (most servers), or
+#: ``max_completion_tokens`` (OpenAI's reasoning models refuse ``max_tokens``).
+TOKEN_LIMIT_FIELDS = ("max_tokens", "max_completion_tokens")
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _MAX_RETRY_AFTER_S = 30.0
 
@@ -292,6 +295,16 @@ class OpenAIChatBackend:
     (``"json_schema"``, ``"json_object"``, ``None`` for plain or not yet known) and
     ``structured_output_supported`` is ``None`` until known, ``True`` once a structured
     request succeeded, ``False`` once only plain requests succeed.
+
+    Reply length: ``settings.max_tokens`` is sent as ``max_tokens``; with
+    ``token_limit_field="auto"`` (default) a server that refuses it with an HTTP 400 naming
+    ``max_completion_tokens`` (OpenAI's reasoning models) gets the same request with the
+    limit under that name, and every later one (``token_limit_field`` says which is in
+    use). Reasoning models spend part of that limit thinking: give them a larger
+    ``max_tokens``. Pass ``"max_tokens"`` or ``"max_completion_tokens"`` to fix the name.
+    Servers that refuse other settings (a reasoning model accepts only temperature 1)
+    answer with an error reply naming the setting; it is not changed behind your back,
+    since replies are cached under the settings asked for.
     """
 
     name = "openai"
@@ -306,7 +319,13 @@ class OpenAIChatBackend:
         max_retries: int = 3,
         backoff_s: float = 0.5,
         structured_output: bool = True,
+        token_limit_field: str = "auto",
     ) -> None:
+        if token_limit_field not in TOKEN_LIMIT_FIELDS + ("auto",):
+            raise ValueError(
+                f"OpenAIChatBackend token_limit_field must be one of {TOKEN_LIMIT_FIELDS + ('auto',)}, "
+                f"got {token_limit_field!r}"
+            )
         if not isinstance(base_url, str):
             raise ValueError(f"OpenAIChatBackend base_url must be a str, got {type(base_url).__name__}")
         parsed = urllib.parse.urlsplit(base_url.strip())
@@ -337,6 +356,8 @@ class OpenAIChatBackend:
         self.structured_output_supported: bool | None = None
         self.structured_output_format: str | None = None
         self._format_index = 0
+        self.token_limit_auto = token_limit_field == "auto"
+        self.token_limit_field = "max_tokens" if self.token_limit_auto else token_limit_field
         self._api_key = os.environ.get(api_key_env) or None
         self._calls = _Counter()
         self._state_lock = threading.Lock()
@@ -363,7 +384,8 @@ class OpenAIChatBackend:
             f"OpenAIChatBackend(base_url={self.base_url!r}, model={self.model!r}, api_key_env={self.api_key_env!r}, "
             f"api_key={'set' if self._api_key else 'unset'}, timeout_s={self.timeout_s}, "
             f"max_concurrency={self.max_concurrency}, max_retries={self.max_retries}, backoff_s={self.backoff_s}, "
-            f"structured_output={self.structured_output}, structured_output_format={self.structured_output_format!r})"
+            f"structured_output={self.structured_output}, structured_output_format={self.structured_output_format!r}, "
+            f"token_limit_field={self.token_limit_field!r})"
         )
 
     # -- public ------------------------------------------------------------------------
@@ -392,7 +414,7 @@ class OpenAIChatBackend:
             "messages": [dict(m) for m in request.messages],
             "temperature": settings.temperature,
             "top_p": settings.top_p,
-            "max_tokens": settings.max_tokens,
+            self.token_limit_field: settings.max_tokens,
             "seed": request.effective_seed,
         }
         schema = request.json_schema
@@ -477,6 +499,8 @@ class OpenAIChatBackend:
             try:
                 return self._post_once(payload)
             except _HTTPFailure as failure:
+                if self._switch_token_limit_field(payload, failure):
+                    return self._post_with_retries(payload)  # the same request, the limit renamed
                 if "response_format" in payload and _mentions_response_format(failure.body):
                     failure.retryable = False  # a refusal of structured output: retrying cannot help
                 if not failure.retryable or attempt == attempts - 1:
@@ -489,6 +513,22 @@ class OpenAIChatBackend:
                 logger.info("retrying %s in %.2f s after: %s", self.url, delay, self._mask(failure.message))
                 time.sleep(delay)
         raise AssertionError("unreachable")
+
+    def _switch_token_limit_field(self, payload: dict, failure: _HTTPFailure) -> bool:
+        """Rename the reply-length limit in ``payload`` (in place) and say so, when the server
+        refused ``max_tokens`` asking for ``max_completion_tokens`` (OpenAI's reasoning
+        models); the new name is used from then on and logged once. Only with
+        ``token_limit_field="auto"``."""
+        if not (self.token_limit_auto and failure.status == 400 and "max_tokens" in payload
+                and "max_completion_tokens" in failure.body):
+            return False
+        payload["max_completion_tokens"] = payload.pop("max_tokens")
+        with self._state_lock:
+            if self.token_limit_field != "max_completion_tokens":
+                self.token_limit_field = "max_completion_tokens"
+                logger.warning("%s (model %s) refused max_tokens (HTTP 400: %s); sending max_completion_tokens from now on",
+                               self.url, self.model, self._mask(_snippet(failure.body)))
+        return True
 
     def _post_once(self, payload: dict) -> str:
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
