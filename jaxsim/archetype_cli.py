@@ -47,6 +47,10 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--llm-samples", type=int, default=1, help="replies averaged per archetype and week (default 1)")
     group.add_argument("--llm-temperature", type=float, default=0.0, help="sampling temperature (default 0: deterministic)")
+    group.add_argument(
+        "--llm-max-tokens", type=int, default=48,
+        help="longest reply in tokens (default 48; reasoning models think within it: give them more)",
+    )
     group.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per HTTP request (default 60)")
     group.add_argument("--llm-concurrency", type=int, default=4, help="requests in flight at once (default 4)")
     group.add_argument(
@@ -84,6 +88,8 @@ def check_llm_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--llm-samples must be >= 1, got {args.llm_samples}")
     if not 0 <= args.llm_temperature <= 2:
         raise ValueError(f"--llm-temperature must lie in [0, 2], got {args.llm_temperature}")
+    if args.llm_max_tokens < 1:
+        raise ValueError(f"--llm-max-tokens must be >= 1, got {args.llm_max_tokens}")
     if args.llm_timeout <= 0:
         raise ValueError(f"--llm-timeout must be > 0 seconds, got {args.llm_timeout}")
     if args.llm_concurrency < 1:
@@ -142,7 +148,7 @@ def archetype_layer_from_args(
         template=archetypes.default_template(attributes),
         neighbourhood=neighbourhood,
         prior=archetypes.heuristic_prior(grouping, baseline_by_age, response),
-        settings=SamplingSettings(temperature=args.llm_temperature, seed=args.seed),
+        settings=SamplingSettings(temperature=args.llm_temperature, max_tokens=args.llm_max_tokens, seed=args.seed),
         samples=args.llm_samples,
         ascertainment=ascertainment,
         area_names=area_names,

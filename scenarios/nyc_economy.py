@@ -333,7 +333,8 @@ def main(argv=None) -> int:
         grouping = archetypes.group_agents(population, attrs)
         layer = WorkLayer(
             grouping=grouping, backend=archetype_cli.backend_from_args(args),
-            settings=SamplingSettings(temperature=args.llm_temperature, seed=args.seed), samples=args.llm_samples,
+            settings=SamplingSettings(temperature=args.llm_temperature, max_tokens=args.llm_max_tokens, seed=args.seed),
+            samples=args.llm_samples,
         )
         work_groups, num_groups = grouping.codes, grouping.num_groups
         willingness_table = np.zeros((num_months, num_groups), np.float32)

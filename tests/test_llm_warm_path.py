@@ -142,7 +142,7 @@ def test_lookup_reads_the_file_once_and_finds_later_writes(tmp_path):
 def test_lookup_without_preloading_a_large_file(tmp_path, monkeypatch):
     path = tmp_path / "replies.sqlite"
     store(path, {"a": "0.1", "b": "0.2"})
-    monkeypatch.setattr(ResponseCache, "preload_max_rows", 1)
+    monkeypatch.setattr(ResponseCache, "preload_max_bytes", 1000)  # the file is larger
     with ResponseCache(path, mode="replay") as reader:
         assert reader.lookup([key("b")]) == {key("b"): "0.2"}
         assert key("a") not in reader._memory  # only what was asked for

@@ -123,6 +123,7 @@ def test_in_process_backend_end_to_end(scenario, tmp_path):
     (["--behavior", "llm-local", "--llm-model-path", "/nonexistent.gguf"], "no such file"),
     (["--behavior", "llm-local", "--llm-samples", "0"], "--llm-samples must be >= 1"),
     (["--behavior", "llm-local", "--llm-temperature", "-1"], "--llm-temperature"),
+    (["--behavior", "llm-local", "--llm-max-tokens", "0"], "--llm-max-tokens must be >= 1, got 0"),
     (["--behavior", "llm-local", "--llm-replay", "--llm-cache", "off"], "needs a cache"),
     (["--behavior", "llm-local", "--archetypes", "age,income"], "income"),
 ])

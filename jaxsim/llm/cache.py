@@ -143,8 +143,9 @@ class ResponseCache:
     stored. Use as a context manager or call :meth:`close`.
     """
 
-    #: Files with at most this many replies are read into memory at the first look-up.
-    preload_max_rows: int = 200_000
+    #: Files (with their write-ahead log) of at most this many bytes are read into memory
+    #: at the first look-up; larger ones are read reply by reply as asked.
+    preload_max_bytes: int = 64 * 2**20
 
     def __init__(self, path: str | os.PathLike | None, mode: str = "readwrite") -> None:
         if mode not in MODES:
@@ -225,10 +226,11 @@ class ResponseCache:
         """``{key: reply}`` for the ``keys`` stored (misses absent; never raises on a miss,
         in any mode).
 
-        The first look-up reads the whole file into memory when it holds at most
-        :attr:`preload_max_rows` replies (one query; a run then asks sqlite nothing while
-        every answer is known); later look-ups ask sqlite only for keys not in memory (one
-        query per 500), so replies stored meanwhile by other processes are found.
+        The first look-up reads every stored reply into memory when the file (with its
+        write-ahead log) is at most :attr:`preload_max_bytes` (one query; a run then asks
+        sqlite nothing while every answer is known); later look-ups ask sqlite only for
+        keys not in memory (one query per 500), so replies stored meanwhile by other
+        processes are found.
         """
         if self.mode == "off":
             return {}
@@ -237,8 +239,7 @@ class ResponseCache:
             memory = self._memory
             if not self._preloaded:
                 self._preloaded = True
-                rows = connection.execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0]
-                if rows <= self.preload_max_rows:
+                if self._file_bytes() <= self.preload_max_bytes:
                     memory.update(connection.execute(f"SELECT key, text FROM {_TABLE}").fetchall())
             found = {key: memory[key] for key in keys if key in memory}
             missing = [key for key in dict.fromkeys(keys) if key not in found]
@@ -249,6 +250,15 @@ class ResponseCache:
                 memory.update(stored)
                 found.update(stored)
         return found
+
+    def _file_bytes(self) -> int:
+        total = 0
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            try:
+                total += path.stat().st_size
+            except OSError:
+                pass
+        return total
 
     def put(self, backend_name: str, model: str, request: ChatRequest, text: str) -> None:
         """Store ``text`` as the reply to ``request`` (no-op when off; an error in replay mode)."""
