@@ -101,7 +101,8 @@ def canonical_json(value: Any) -> str:
 
 
 #: ``id(schema) -> (a copy of the schema, its canonical JSON)``: a request batch shares one
-#: schema dict, checked and encoded once (the copy detects a dict changed in place).
+#: schema dict, checked and encoded once (the copy detects a dict changed in place, except
+#: a change to an equal value of another type, such as 1 to 1.0).
 _SCHEMA_TEXTS: dict[int, tuple[Any, str]] = {}
 
 

@@ -11,6 +11,10 @@ Modes of :class:`ResponseCache`:
 - ``"replay"``: look up only; a miss raises :class:`CacheMissError` (a run that must be
   reproduced exactly from recorded replies never contacts a model). The file must exist;
 - ``"off"``: no file; every lookup misses and nothing is stored.
+
+The first look-up reads a file of up to 64 MiB into memory (a warm run then asks sqlite
+nothing); keys not in memory are looked up in the file, so replies other processes store
+are found. Stored replies never change, so memory and file agree.
 """
 
 from __future__ import annotations
@@ -66,20 +70,18 @@ def canonical_request_json(backend_name: str, model: str, request: ChatRequest) 
     Assembled from pieces (the parts shared by a batch of requests are encoded once); the
     text is the same as encoding the whole object in one go (tested).
     """
-    return _canonical_parts(
-        backend_name, model, request.messages, request.settings, request.sample_index, request._json_schema_text
+    return _canonical_text(
+        backend_name, model, _messages_json(request.messages), request.settings, request.sample_index,
+        request._json_schema_text,
     )
 
 
-def _canonical_parts(
-    backend_name: str, model: str, messages: tuple[dict, ...], settings: SamplingSettings, sample_index: int,
+def _canonical_text(
+    backend_name: str, model: str, messages_json: str, settings: SamplingSettings, sample_index: int,
     schema_text: str,
 ) -> str:
-    return (
-        _request_prefix(backend_name, schema_text)
-        + _messages_json(messages)
-        + _request_suffix(model, sample_index, settings)
-    )
+    """The canonical record from its encoded parts (keys in sorted order)."""
+    return _request_prefix(backend_name, schema_text) + messages_json + _request_suffix(model, sample_index, settings)
 
 
 def _messages_json(messages: tuple[dict, ...]) -> str:
@@ -129,7 +131,7 @@ def prompt_keys(
                 return None
         messages = _messages_json(prompt)
         for s in range(samples):
-            text = _request_prefix(backend_name, schema_text) + messages + _request_suffix(model, s, settings)
+            text = _canonical_text(backend_name, model, messages, settings, s, schema_text)
             keys.append(hashlib.sha256(text.encode("utf-8")).hexdigest())
     return keys
 
