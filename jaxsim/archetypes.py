@@ -577,6 +577,19 @@ class ArchetypeRun:
     refresh_seconds: float
 
 
+def require_group_table(world: engine.World, name: str, rows: str, groups: int, hint: str = ""):
+    """``world.inputs[name]``, which must be a ``[rows, groups]`` table (one column per
+    archetype; ``rows`` names its periods, e.g. ``"weeks"``); else :class:`ArchetypeError`
+    with its shape and ``hint``."""
+    table = world.inputs.get(name)
+    if table is None or table.ndim != 2 or table.shape[1] != groups:
+        raise ArchetypeError(
+            f"the world needs inputs[{name!r}] of shape [{rows}, {groups}] (one column per archetype); "
+            f"got {None if table is None else tuple(table.shape)}{hint}"
+        )
+    return table
+
+
 def run_with_archetypes(
     model: engine.Model,
     state,
@@ -604,13 +617,10 @@ def run_with_archetypes(
         raise ValueError(f"days must be >= 1, got {days}")
     weeks = -(-days // 7)
     groups = layer.grouping.num_groups
-    table_in = world.inputs.get("isolation_prob")
-    if table_in is None or table_in.ndim != 2 or table_in.shape[1] != groups:
-        raise ArchetypeError(
-            f"the world needs inputs['isolation_prob'] of shape [weeks, {groups}] (one column "
-            f"per archetype); got {None if table_in is None else tuple(table_in.shape)}. "
-            "Build it with covid.build_world(..., isolation_groups='archetype', isolation_prob=...)"
-        )
+    table_in = require_group_table(
+        world, "isolation_prob", "weeks", groups,
+        ". Build it with covid.build_world(..., isolation_groups='archetype', isolation_prob=...)",
+    )
     # The input table keeps the world's shape (the compiled program's); weeks past its last
     # row read the last row, which then holds the latest answer.
     table = np.zeros(table_in.shape, np.float32)
@@ -656,5 +666,6 @@ __all__ = [
     "label_values",
     "heuristic_prior",
     "ArchetypeRun",
+    "require_group_table",
     "run_with_archetypes",
 ]

@@ -37,6 +37,7 @@ from jax.custom_batching import custom_vmap
 
 from jaxsim import engine, memory
 from jaxsim.engine import Model, World
+from jaxsim.sharding import more_devices_hint
 from jaxsim.kernels import contact_infection as contacts
 
 #: Quantiles reported by default (a 90% and a 50% band around the median).
@@ -553,10 +554,7 @@ def _ensemble_devices(devices: int | None, world: World, members: int) -> list:
     if isinstance(devices, bool) or not isinstance(devices, (int, np.integer)):
         raise EnsembleError(f"devices must be a whole number, got {devices!r}")
     if not 1 <= devices <= len(local):
-        hint = (
-            f" (on CPU, start Python with XLA_FLAGS=--xla_force_host_platform_device_count={devices})"
-            if local[0].platform == "cpu" and devices > len(local) else ""
-        )
+        hint = more_devices_hint(devices, local[0].platform) if devices > len(local) else ""
         raise EnsembleError(f"devices must be between 1 and the {len(local)} local devices, got {devices}{hint}")
     if devices > 1 and split_world > 1:
         raise EnsembleError(

@@ -66,6 +66,15 @@ def default_device_count(num_agents: int) -> int:
     return max(1, min(available_device_count(), int(num_agents) // MIN_AGENTS_PER_DEVICE))
 
 
+def more_devices_hint(requested: int, platform: str) -> str:
+    """`` (on CPU, start Python with XLA_FLAGS=...)`` for an error asking for more devices
+    than there are; ``""`` off CPU."""
+    if platform != "cpu":
+        return ""
+    return (" (on CPU, start Python with XLA_FLAGS=--xla_force_host_platform_device_count="
+            f"{requested} to split the CPU into {requested} devices)")
+
+
 def check_device_count(requested: int) -> int:
     """``requested`` if ``1 <= requested <=`` the available devices; ``ValueError`` naming
     both numbers (and how to get more CPU devices) otherwise."""
@@ -76,11 +85,7 @@ def check_device_count(requested: int) -> int:
         raise ValueError(f"--devices must be >= 1, got {requested}")
     if requested > available:
         platform = jax.devices()[0].platform
-        hint = (
-            " (on CPU, start Python with XLA_FLAGS=--xla_force_host_platform_device_count="
-            f"{requested} to split the CPU into {requested} devices)"
-            if platform == "cpu" else ""
-        )
+        hint = more_devices_hint(requested, platform)
         raise ValueError(
             f"--devices {requested}: only {available} {platform} device(s) available{hint}"
         )

@@ -317,12 +317,7 @@ def run_with_work_layer(
     """
     months = int(months)
     groups = layer.grouping.num_groups
-    table_in = world.inputs.get("willingness")
-    if table_in is None or table_in.ndim != 2 or table_in.shape[1] != groups:
-        raise ArchetypeError(
-            f"the world needs inputs['willingness'] of shape [months, {groups}] (one column per archetype); "
-            f"got {None if table_in is None else tuple(table_in.shape)}"
-        )
+    table_in = archetypes.require_group_table(world, "willingness", "months", groups)
     table = np.zeros((max(months, table_in.shape[0]), groups), np.float32)
     # The run compiles with the table's final shape; the hook only changes its values.
     world = world.replace(inputs={**world.inputs, "willingness": jnp.asarray(table)})

@@ -532,3 +532,8 @@ def test_work_layer_run_feeds_answers_into_the_simulation(setup):
     assert 0 < metrics["working"][august].max() <= twenties_force
     assert metrics["working"][31:].max() > 2 * twenties_force
     assert run.result.days == 61
+    # A table with one column per age band, not per archetype, is refused before running.
+    wrong = world.replace(inputs={**world.inputs, "willingness": jnp.zeros((months, grouping.num_groups + 1))})
+    with pytest.raises(archetypes.ArchetypeError,
+                       match=rf"inputs\['willingness'\] of shape \[months, {grouping.num_groups}\].*got \(2, "):
+        run_with_work_layer(model, state, params, wrong, jax.random.key(1), START, months, layer)

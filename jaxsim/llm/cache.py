@@ -344,20 +344,21 @@ class CachedBackend:
     def __repr__(self) -> str:
         return f"CachedBackend({self.backend!r}, {self.cache!r})"
 
-    def cached_values(self, keys: Sequence[str], read: Callable[[str], Any]) -> list | None:
-        """``[read(reply) ...]`` for request ``keys`` (:func:`cache_key`) when every reply is
-        stored and ``read`` gives no ``None`` for any, counted as cache hits; else ``None``,
-        counting nothing (the caller then asks through :meth:`chat`, which sends the misses
-        or, in replay mode, raises). A fast path for runs answered from a warm cache."""
+    def cached_values(self, keys: Sequence[str], read: Callable[[str], Any]) -> list[tuple[str, Any]] | None:
+        """``[(reply, read(reply)) ...]`` for request ``keys`` (:func:`cache_key`) when every
+        reply is stored and ``read`` gives no ``None`` for any, counted as cache hits; else
+        ``None``, counting nothing (the caller then asks through :meth:`chat`, which sends
+        the misses or, in replay mode, raises). A fast path for runs answered from a warm
+        cache."""
         found = self.cache.lookup(keys)
         if len(found) < len(set(keys)):
             return None
-        values = [read(found[key]) for key in keys]
-        if any(v is None for v in values):
+        pairs = [(found[key], read(found[key])) for key in keys]
+        if any(value is None for _, value in pairs):
             return None
         with self._lock:
             self.cache_hits += len(keys)
-        return values
+        return pairs
 
     def chat(self, requests: Sequence[ChatRequest]) -> list[ChatReply]:
         requests = list(requests)

@@ -166,17 +166,12 @@ def _answers_from_cache(backend, prompts, settings, samples, json_schema) -> Pro
     keys = prompt_keys(backend.name, backend.model, prompts, settings, samples, json_schema)
     if keys is None:
         return None
-    texts: list[str] = []
-
-    def read(text: str) -> float | None:
-        texts.append(text)
-        return parse_probability(text)
-
-    values = cached_values(keys, read)
-    if values is None:
+    pairs = cached_values(keys, parse_probability)
+    if pairs is None:
         return None
+    texts = [text for text, _ in pairs]
     n_prompts = len(prompts)
-    sample_values = np.array(values, dtype=np.float64).reshape(n_prompts, samples)
+    sample_values = np.array([value for _, value in pairs], dtype=np.float64).reshape(n_prompts, samples)
     return ProbabilityAnswers(
         probabilities=sample_values.mean(axis=1),
         samples=sample_values,
