@@ -5,7 +5,7 @@ labour-market calibration, and a paired stimulus comparison.
     python benchmarks/bench_economy.py [--agents 20000,100000] [--months 12] [--repeats 3]
                                        [--members 8]
 
-Populations: :func:`jaxsim.boroughs.five_borough_population` (the five boroughs in
+Populations: :func:`jaxsim.nyc.boroughs.five_borough_population` (the five boroughs in
 proportion to their census population), 0.1% exposed and 0.1% infected agents on day 0,
 one imported infection a day. For each size, ``--months`` calendar months from August 2020
 run as one compiled ``lax.scan`` (one chunk), with the COVID model alone and with the

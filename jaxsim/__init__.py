@@ -1,13 +1,76 @@
-"""jaxsim: a GPU-accelerated, differentiable simulator of large populations on JAX.
+"""jaxsim: a fast, differentiable simulator of large populations on JAX.
 
-Main pieces:
+A model is an ordered list of substeps ``fn(key, state, params, t, world) -> (state,
+metrics)`` with its own ``init(key, params, world)``; a run is one ``lax.scan``; ensembles
+are a ``vmap``, calibration a ``grad``, scale a split of the agents over devices. The
+curated surface:
 
-- :mod:`jaxsim.population`, :mod:`jaxsim.population_io`, :mod:`jaxsim.synthetic`: agents,
-  their labelled attributes and contact networks (files or synthetic NYC neighbourhoods);
-- :mod:`jaxsim.engine`: models as ordered substeps, ``simulate`` (one ``lax.scan``) and
-  ``run`` (chunks, progress, timing);
-- :mod:`jaxsim.kernels`: the transition kernels;
-- :mod:`jaxsim.covid`: the COVID-19 SEIRM + isolation model.
+- building models: :class:`Model`, :class:`Substep`, :class:`Metric`, :func:`params` and
+  :func:`param` (declared parameters), :func:`state` (a state pytree), :func:`compose`;
+- running them: :class:`Sim` (run, ensemble, calibrate, compare, frame, plot, save),
+  :func:`simulate`, :func:`run`, :func:`initial_state`;
+- populations and worlds: :class:`Population`, :class:`EdgeList`, :class:`World`,
+  :func:`make_world`, and :mod:`jaxsim.generators`;
+- random draws with a selectable gradient estimator: :func:`bernoulli`,
+  :func:`categorical`, :func:`uniform`; sums over neighbours: :func:`neighbour_sum`;
+- errors: :class:`JaxsimError`, :class:`InputError`.
+
+Layers (imports point down only; ``tests/test_architecture.py`` checks it):
+``scenarios`` -> :mod:`jaxsim.nyc` (New York City data and setup) -> :mod:`jaxsim.models`
+(covid, labour, sir, opinion, schelling) -> the core (this package's modules) ->
+:mod:`jaxsim.kernels`.
+
+Names are imported on first use, so ``import jaxsim`` is cheap.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
+
+import importlib
+
+__version__ = "0.2.0"
+
+_EXPORTS = {
+    "Model": "jaxsim.engine",
+    "Substep": "jaxsim.engine",
+    "Metric": "jaxsim.engine",
+    "World": "jaxsim.engine",
+    "simulate": "jaxsim.engine",
+    "run": "jaxsim.engine",
+    "initial_state": "jaxsim.engine",
+    "params": "jaxsim.parameters",
+    "param": "jaxsim.parameters",
+    "compose": "jaxsim.coupling",
+    "Sim": "jaxsim.sim",
+    "Population": "jaxsim.population",
+    "EdgeList": "jaxsim.population",
+    "make_world": "jaxsim.world",
+    "bernoulli": "jaxsim.sampling",
+    "categorical": "jaxsim.sampling",
+    "uniform": "jaxsim.sampling",
+    "neighbour_sum": "jaxsim.kernels.neighbour_sums",
+    "JaxsimError": "jaxsim.errors",
+    "InputError": "jaxsim.errors",
+}
+
+__all__ = sorted(_EXPORTS) + ["state"]
+
+
+def state(cls):
+    """Class decorator for a model's state: a pytree dataclass (``flax.struct.dataclass``)
+    of flat ``[N]`` agent arrays and small per-run arrays, with ``.replace(...)``."""
+    from flax import struct
+
+    return struct.dataclass(cls)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jaxsim' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

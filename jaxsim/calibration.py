@@ -1,24 +1,25 @@
-"""Calibrating COVID parameters by gradient against observed weekly case counts.
+"""Calibrating any model's declared parameters against an observed series.
 
 The pieces, each usable alone:
 
-- :class:`Bounds` and :data:`FITTABLE`: which :class:`~jaxsim.covid.CovidParams` leaves can
-  be fitted and their ranges. A fitted value is ``low + (high - low) * sigmoid(z)`` for an
-  unconstrained ``z``, so every step of the optimiser stays in range.
-- :func:`weekly_reported_cases`: one differentiable run -> reported cases per week
-  (simulated onsets x ascertainment).
+- :class:`Bounds` and :func:`fit_bounds`: a fitted value is ``low + (high - low) *
+  sigmoid(z)`` for an unconstrained ``z`` (so every optimiser step stays in range), with
+  ``low, high`` the parameter's declared search range (:func:`jaxsim.parameters.param`,
+  ``fit_bounds``): what a user calibrates is exactly a declared field the step reads.
+- :class:`Observation`: how a run predicts the observed series (a daily metric summed over
+  periods of ``period_days`` days, times a scale such as the ascertainment).
 - :data:`LOSSES`: count losses (scaled Poisson deviance, scaled MAE).
 - :class:`CalibrationProblem` + :func:`fit`: Adam (optax) on the fitted leaves, several
   seeds averaged per step, stopping cleanly with the last good parameters when a loss or
-  gradient is not finite.
-- :class:`WeeklyParameterNetwork`: a flax MLP mapping the preceding weeks' features
-  (mobility changes, cases) to the weekly transmission rate, trained end to end through
+  gradient is not finite. The gradient estimator is one setting of the problem.
+- :class:`WeeklyParameterNetwork`: a flax MLP mapping the preceding periods' features
+  (e.g. mobility changes, cases) to a per-period parameter, trained end to end through
   the simulator (``fit(..., network=...)``).
 - :func:`heldout_metrics`, :func:`persistence_forecast`, :func:`gradient_free_fit`:
-  evaluation on held-out weeks and the baselines to compare with.
+  evaluation on held-out periods and the baselines to compare with.
 
-Time: week ``w`` of a run is days ``7w .. 7w+6``; the fitted transmission rate has one
-value per simulated week.
+Time: period ``w`` of a run is days ``period_days * w ..``; a parameter declared
+``per="week"`` has one value per simulated week.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import flax.linen as nn
 import jax
@@ -35,12 +36,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsim import covid, engine
-from jaxsim.covid import CovidParams
+from jaxsim import engine, parameters, sampling
 from jaxsim.engine import Model, World
+from jaxsim.errors import InputError
 
 
-class CalibrationError(ValueError):
+class CalibrationError(InputError):
     """A calibration was asked for something it cannot do (unknown parameter, bad data...)."""
 
 
@@ -60,39 +61,44 @@ class Bounds:
         return jnp.asarray(np.log(frac) - np.log1p(-frac), jnp.float32)
 
 
-#: Parameters that can be fitted, with their ranges.
-FITTABLE: dict[str, Bounds] = {
-    "transmission_rate": Bounds(0.0, 20.0),
-    "susceptibility": Bounds(0.0, 3.0),
-    "mortality": Bounds(0.0, 0.5),
-    "isolation_baseline": Bounds(0.0, 1.0),
-    "isolation_response": Bounds(-5.0, 5.0),
-    "isolation_alignment_scale": Bounds(0.0, 3.0),
-    "isolation_alignment_offset": Bounds(-0.5, 0.5),
-    "initial_exposed_share": Bounds(0.0, 0.05),
-    "initial_infected_share": Bounds(0.0, 0.05),
-}
+def fittable(params_type) -> dict[str, Bounds]:
+    """``{name: Bounds}`` of the declared parameters a calibration may move."""
+    return {
+        name: Bounds(*map(float, spec.search_bounds))
+        for name, spec in parameters.specs(params_type).items() if spec.fittable
+    }
 
 
-def check_fit_names(names: Sequence[str]) -> tuple[str, ...]:
+def fit_bounds(params_type, name: str) -> Bounds:
+    """The search range of one declared parameter (see :func:`check_fit_names`)."""
+    return fittable(params_type)[check_fit_names(params_type, [name])[0]]
+
+
+def check_fit_names(params_type, names: Sequence[str]) -> tuple[str, ...]:
+    """``names`` if each is a fittable declared parameter of ``params_type``; else a
+    :class:`CalibrationError` saying which are not and listing the fittable ones."""
     names = tuple(names)
+    cls = params_type if isinstance(params_type, type) else type(params_type)
     if not names:
         raise CalibrationError("nothing to fit: name at least one parameter")
-    unknown = [n for n in names if n not in FITTABLE]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise CalibrationError(f"parameters named more than once: {repeated}")
+    known = parameters.specs(cls)
+    can = fittable(cls)
+    unknown = [n for n in names if n not in can]
     if unknown:
-        known = sorted(CovidParams.__dataclass_fields__)
-        fittable = sorted(FITTABLE)
         raise CalibrationError(
             f"cannot fit {unknown}: "
-            + ("not a parameter of the COVID model" if any(u not in known for u in unknown) else "not fittable")
-            + f"; fittable parameters are {fittable}"
+            + (f"not a parameter of {cls.__name__}" if any(u not in known for u in unknown) else "not fittable")
+            + f"; fittable parameters are {sorted(can)}"
         )
     return names
 
 
 # ----------------------------------------------------------------------------- losses
 def scaled_poisson_deviance(predicted: jax.Array, observed: jax.Array) -> jax.Array:
-    """Poisson deviance per week divided by the mean observed count (scale-free, >= 0)."""
+    """Poisson deviance per period divided by the mean observed count (scale-free, >= 0)."""
     pred = jnp.maximum(predicted, 1e-3)
     obs = jnp.maximum(observed, 0.0)
     term = jnp.where(obs > 0, obs * (jnp.log(jnp.maximum(obs, 1e-9)) - jnp.log(pred)), 0.0)
@@ -111,38 +117,57 @@ LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 }
 
 
-# ------------------------------------------------------------------------- simulation
-def weekly_reported_cases(
-    model: Model,
-    params: CovidParams,
-    world: World,
-    key: jax.Array,
-    weeks: int,
-    ascertainment: float,
-    *,
-    prior_daily_cases: float | np.ndarray = 0.0,
-    stages: np.ndarray | None = None,
-    estimator="straight_through",
-) -> jax.Array:
-    """Reported cases per week ``[weeks]`` of one run: weekly onsets x ascertainment.
+# ------------------------------------------------------------------------ observations
+@dataclass(frozen=True)
+class Observation:
+    """How a run predicts an observed series: the daily ``metric`` summed over periods of
+    ``period_days`` days, times ``scale`` (e.g. reported cases = onsets x ascertainment).
 
-    Differentiable with respect to ``params`` when ``model`` uses a gradient estimator;
-    the state is rematerialised per week (``checkpoint_days=7``) so memory stays bounded.
-    """
+    ``predict`` may replace the rule: ``fn(metrics, periods) -> [periods]`` from the run's
+    metrics ``{name: [days, ...]}`` (differentiable)."""
+
+    metric: str = ""
+    period_days: int = 7
+    scale: float = 1.0
+    predict_fn: Callable | None = None
+
+    def __post_init__(self):
+        if int(self.period_days) < 1:
+            raise CalibrationError(f"Observation.period_days must be >= 1, got {self.period_days}")
+        if self.predict_fn is None and not self.metric:
+            raise CalibrationError("an Observation needs a metric (or a predict_fn)")
+        if not (math.isfinite(float(self.scale)) and float(self.scale) > 0):
+            raise CalibrationError(f"Observation.scale must be a finite number > 0, got {self.scale}")
+
+    def predict(self, metrics: Mapping[str, jax.Array], periods: int) -> jax.Array:
+        if self.predict_fn is not None:
+            return self.predict_fn(metrics, periods)
+        if self.metric not in metrics:
+            raise CalibrationError(f"the model reports no metric {self.metric!r}; it reports {sorted(metrics)}")
+        values = metrics[self.metric][: periods * self.period_days]
+        return values.reshape(periods, self.period_days).sum(axis=1) * self.scale
+
+
+def simulate_observed(model: Model, key: jax.Array, params, world: World, periods: int,
+                      observation: Observation, *, estimator="straight_through") -> jax.Array:
+    """The predicted series ``[periods]`` of one run (initial state from ``split(key)[0]``,
+    run from ``split(key)[1]``); differentiable with respect to ``params`` through the
+    run's estimator. The state is rematerialised per week (``checkpoint_days=7``) so
+    memory stays bounded."""
     init_key, run_key = jax.random.split(key)
-    state = covid.initial_state(
-        params, init_key, world, stages=stages, prior_daily_cases=prior_daily_cases, estimator=estimator
-    )
-    _, metrics = engine.simulate(model, state, params, world, run_key, 7 * weeks, checkpoint_days=7)
-    return metrics["new_cases"].reshape(weeks, 7).sum(axis=1) * ascertainment
+    with sampling.estimator_scope(estimator):
+        state = engine.initial_state(model, init_key, params, world)
+        _, metrics = engine.simulate(model, run_key, state, params, world, periods * observation.period_days,
+                                     checkpoint_days=7)
+    return observation.predict(metrics, periods)
 
 
 # -------------------------------------------------------------------------- the network
 class WeeklyParameterNetwork(nn.Module):
-    """MLP from one week's features ``[F]`` to an unconstrained value (``sigmoid`` -> range).
+    """MLP from one period's features ``[F]`` to an unconstrained value (``sigmoid`` -> range).
 
-    Features of week ``w`` are built from the weeks before it (see
-    :func:`weekly_features`), so the network can forecast weeks it was not trained on.
+    Features of period ``w`` are built from the periods before it (see
+    :func:`weekly_features`), so the network can forecast periods it was not trained on.
     """
 
     hidden: int = 16
@@ -155,14 +180,15 @@ class WeeklyParameterNetwork(nn.Module):
 
 
 def weekly_features(mobility: np.ndarray, cases: np.ndarray, known_weeks: int) -> np.ndarray:
-    """Features ``[W, 7]`` for weeks ``1..W`` of a window from the week before each.
+    """Features ``[W, F + 1]`` for weeks ``1..W`` of a window from the week before each.
 
-    Week ``w``'s features: the six mobility changes of week ``w-1`` (percent / 100) and
-    ``log1p`` of the cases of the latest week that is both before ``w`` and among the first
-    ``known_weeks`` (cases after the training window are not known when forecasting).
+    Week ``w``'s features: the covariates of week ``w-1`` (e.g. mobility changes in percent,
+    divided by 100) and ``log1p`` of the cases of the latest week that is both before ``w``
+    and among the first ``known_weeks`` (cases after the training window are not known
+    when forecasting).
 
     Args:
-        mobility: ``[W + 1, 6]`` mobility of the week before the window and its weeks.
+        mobility: ``[W + 1, F]`` covariates of the week before the window and its weeks.
         cases: ``[W + 1]`` observed cases, same weeks.
         known_weeks: how many of the window's weeks have known cases (the training weeks).
     """
@@ -182,53 +208,54 @@ class CalibrationProblem:
     """Everything a calibration needs besides the optimiser settings.
 
     Attributes:
-        model: a COVID model with a gradient estimator (e.g. ``"straight_through"``).
+        model: any model whose ``params_type`` declares its parameters.
         world, params: as for a run; ``params`` supplies the values not fitted and the
-            starting point of those fitted. ``params.transmission_rate`` must have one
-            entry per simulated week (train + test).
-        observed: ``[train + test]`` observed weekly cases.
-        train_weeks: the first ``train_weeks`` weeks are fitted, the rest held out.
-        ascertainment: reported share of simulated onsets.
-        prior_daily_cases, stages: initial conditions, as :func:`covid.initial_state`.
-        estimator: the estimator of the initial draws (use the model's).
-        features: optional ``[train + test, F]`` weekly features for the network.
+            starting point of those fitted. Parameters declared ``per="week"`` must have
+            one entry per observed period (train + test) when periods are weeks.
+        observed: ``[train + test]`` observed series (finite, >= 0).
+        train_periods: the first ``train_periods`` periods are fitted, the rest held out.
+        observation: how a run predicts the series (:class:`Observation`).
+        estimator: the gradient estimator of the runs (default ``"straight_through"``).
+        features: optional ``[train + test, F]`` per-period features for the network.
     """
 
     model: Model
     world: World
-    params: CovidParams
+    params: Any
     observed: np.ndarray
-    train_weeks: int
-    ascertainment: float
-    prior_daily_cases: float | np.ndarray = 0.0
-    stages: np.ndarray | None = None
+    train_periods: int
+    observation: Observation
     estimator: str = "straight_through"
     features: np.ndarray | None = None
 
     def __post_init__(self) -> None:
+        engine.check_model(self.model)
         self.observed = np.asarray(self.observed, np.float32)
         total = self.observed.shape[0]
-        if self.train_weeks < 1 or self.train_weeks > total:
-            raise CalibrationError(f"train_weeks must be in 1..{total}, got {self.train_weeks}")
+        if self.train_periods < 1 or self.train_periods > total:
+            raise CalibrationError(f"train_periods must be in 1..{total}, got {self.train_periods}")
         if not np.all(np.isfinite(self.observed)) or np.any(self.observed < 0):
-            raise CalibrationError(f"observed weekly cases must be finite and >= 0, got {self.observed.tolist()}")
-        if self.params.transmission_rate.shape[0] != total:
-            raise CalibrationError(
-                f"params.transmission_rate has {self.params.transmission_rate.shape[0]} weeks; "
-                f"the calibration window has {total} (train + test)"
-            )
-        if not 0 < self.ascertainment <= 1:
-            raise CalibrationError(f"ascertainment must lie in (0, 1], got {self.ascertainment}")
+            raise CalibrationError(f"observed series must be finite and >= 0, got {self.observed.tolist()}")
+        if not isinstance(self.observation, Observation):
+            raise CalibrationError(f"observation must be an Observation, got {type(self.observation).__name__}")
+        sampling.check_estimator(self.estimator)
+        if self.observation.period_days == 7:
+            for name, spec in parameters.specs(self.params).items():
+                if spec.per == "week":
+                    weeks = np.shape(getattr(self.params, name))[0]
+                    if weeks != total:
+                        raise CalibrationError(
+                            f"params.{name} has {weeks} weeks; the calibration window has {total} (train + test)"
+                        )
 
     @property
-    def total_weeks(self) -> int:
+    def total_periods(self) -> int:
         return int(self.observed.shape[0])
 
-    def simulate(self, params: CovidParams, key: jax.Array, weeks: int | None = None) -> jax.Array:
-        return weekly_reported_cases(
-            self.model, params, self.world, key, weeks or self.train_weeks, self.ascertainment,
-            prior_daily_cases=self.prior_daily_cases, stages=self.stages, estimator=self.estimator,
-        )
+    def simulate(self, params, key: jax.Array, periods: int | None = None) -> jax.Array:
+        """The predicted series of one run over ``periods`` (default the training ones)."""
+        return simulate_observed(self.model, key, params, self.world, periods or self.train_periods,
+                                 self.observation, estimator=self.estimator)
 
 
 @dataclass
@@ -242,26 +269,32 @@ class FitResult:
         stopped: ``"completed"`` or why the fit stopped early.
         simulator_runs: runs of the simulator used (steps x seeds), for budget comparisons.
         network_params: the network's weights when a network was fitted.
+        names: the fitted parameters.
     """
 
-    params: CovidParams
+    params: Any
     loss_curve: list[float]
     seconds: float
     stopped: str
     simulator_runs: int
     network_params: dict | None = None
     compile_seconds: float = 0.0
+    names: tuple[str, ...] = ()
+
+    def fitted_values(self) -> dict:
+        return {n: np.asarray(getattr(self.params, n)).tolist() for n in self.names}
 
 
-def _assemble(problem: CalibrationProblem, names, z: dict, network, net_params) -> CovidParams:
-    """Fitted leaves from their unconstrained values (and the network for R(t))."""
+def _assemble(problem: CalibrationProblem, names, z: dict, network, net_params, network_param: str):
+    """Fitted leaves from their unconstrained values (and the network for its parameter)."""
+    bounds = fittable(problem.params)
     values = {}
     for name in names:
-        if name == "transmission_rate" and network is not None:
+        if name == network_param and network is not None:
             raw = network.apply(net_params, jnp.asarray(problem.features))
-            values[name] = FITTABLE[name].to_value(raw)
+            values[name] = bounds[name].to_value(raw)
         else:
-            values[name] = FITTABLE[name].to_value(z[name])
+            values[name] = bounds[name].to_value(z[name])
     return problem.params.replace(**values)
 
 
@@ -275,39 +308,43 @@ def fit(
     loss: str = "poisson",
     seed: int = 0,
     network: WeeklyParameterNetwork | None = None,
+    network_param: str = "transmission_rate",
     on_step: Callable[[int, float], None] | None = None,
 ) -> FitResult:
-    """Fit ``names`` to the training weeks with Adam, averaging ``seeds_per_step`` runs.
+    """Fit ``names`` to the training periods with Adam, averaging ``seeds_per_step`` runs.
 
-    With ``network`` given, the weekly transmission rate is the network's output for each
-    week's features (``problem.features``) and the network's weights are what Adam moves;
-    other names are fitted directly. A non-finite loss or gradient stops the fit and the
-    result holds the last parameters whose loss and gradient were finite.
+    With ``network`` given, ``network_param`` (a per-period parameter) is the network's
+    output for each period's features (``problem.features``) and the network's weights are
+    what Adam moves; other names are fitted directly. A non-finite loss or gradient stops
+    the fit and the result holds the last parameters whose loss and gradient were finite.
     """
-    names = check_fit_names(names)
+    names = check_fit_names(problem.params, names)
     if loss not in LOSSES:
         raise CalibrationError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
     if steps < 1 or seeds_per_step < 1:
         raise CalibrationError(f"steps and seeds_per_step must be >= 1, got {steps}, {seeds_per_step}")
     if network is not None and problem.features is None:
-        raise CalibrationError("a network needs problem.features ([weeks, F])")
+        raise CalibrationError("a network needs problem.features ([periods, F])")
+    if network is not None and network_param not in names:
+        raise CalibrationError(f"the network sets {network_param!r}: name it among the fitted parameters")
     loss_fn = LOSSES[loss]
-    observed = jnp.asarray(problem.observed[: problem.train_weeks])
+    observed = jnp.asarray(problem.observed[: problem.train_periods])
+    bounds = fittable(problem.params)
 
-    z = {n: FITTABLE[n].to_unconstrained(getattr(problem.params, n)) for n in names}
+    z = {n: bounds[n].to_unconstrained(getattr(problem.params, n)) for n in names}
     net_params = None
     if network is not None:
         net_params = network.init(jax.random.key(seed + 1), jnp.asarray(problem.features))
-        # Start the network's output at the current transmission rate.
-        start = FITTABLE["transmission_rate"].to_unconstrained(np.mean(problem.params.transmission_rate))
+        # Start the network's output at the parameter's current mean.
+        start = bounds[network_param].to_unconstrained(np.mean(getattr(problem.params, network_param)))
         last = net_params["params"]["Dense_2"]
         last = {**last, "bias": last["bias"] + start}
         net_params = {"params": {**net_params["params"], "Dense_2": last}}
-        z.pop("transmission_rate", None)
+        z.pop(network_param, None)
     trainable = {"z": z, "net": net_params}
 
     def objective(trainable, keys):
-        params = _assemble(problem, names, trainable["z"], network, trainable["net"])
+        params = _assemble(problem, names, trainable["z"], network, trainable["net"], network_param)
         predicted = jax.lax.map(lambda k: problem.simulate(params, k), keys)
         return jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
 
@@ -329,6 +366,7 @@ def fit(
     compile_seconds = 0.0
     base = jax.random.key(seed)
     runs = 0
+
     def all_finite(tree) -> bool:
         return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(tree))
 
@@ -361,7 +399,7 @@ def fit(
     if last_good is None:
         raise CalibrationError("the starting parameters are not finite")
     trainable = last_good
-    params = _assemble(problem, names, trainable["z"], network, trainable["net"])
+    params = _assemble(problem, names, trainable["z"], network, trainable["net"], network_param)
     return FitResult(
         params=params,
         loss_curve=curve,
@@ -370,6 +408,7 @@ def fit(
         simulator_runs=runs,
         network_params=trainable["net"],
         compile_seconds=compile_seconds,
+        names=names,
     )
 
 
@@ -388,24 +427,28 @@ def heldout_metrics(predicted: np.ndarray, observed: np.ndarray) -> dict[str, fl
     }
 
 
-def ensemble_forecast(
-    problem: CalibrationProblem, params: CovidParams, members: int = 16, seed: int = 1000
-) -> np.ndarray:
-    """Reported cases per week ``[members, train + test]`` from independent seeds."""
+def ensemble_forecast(problem: CalibrationProblem, params, members: int = 16, seed: int = 1000) -> np.ndarray:
+    """The predicted series ``[members, train + test]`` from independent seeds."""
     keys = jax.random.split(jax.random.key(seed), members)
-    run = jax.jit(lambda k: problem.simulate(params, k, problem.total_weeks))
+    run = jax.jit(lambda k: problem.simulate(params, k, problem.total_periods))
     return np.stack([np.asarray(run(k)) for k in keys])
 
 
-def persistence_forecast(observed_train: np.ndarray, test_weeks: int) -> np.ndarray:
-    """Last-value persistence: every held-out week repeats the last training week."""
-    return np.full(test_weeks, float(np.asarray(observed_train)[-1]))
+def persistence_forecast(observed_train: np.ndarray, test_periods: int) -> np.ndarray:
+    """Last-value persistence: every held-out period repeats the last training period."""
+    return np.full(test_periods, float(np.asarray(observed_train)[-1]))
 
 
-def extend_last_week(params: CovidParams, train_weeks: int) -> CovidParams:
-    """Held-out weeks keep the last fitted training week's transmission rate."""
-    rate = params.transmission_rate
-    return params.replace(transmission_rate=rate.at[train_weeks:].set(rate[train_weeks - 1]))
+def extend_last_period(params, name: str, train_periods: int):
+    """Held-out periods keep the last fitted training period's value of the per-period
+    parameter ``name``."""
+    value = getattr(params, name)
+    return params.replace(**{name: value.at[train_periods:].set(value[train_periods - 1])})
+
+
+def extend_last_week(params, train_weeks: int):
+    """:func:`extend_last_period` of the weekly ``transmission_rate``."""
+    return extend_last_period(params, "transmission_rate", train_weeks)
 
 
 def gradient_free_fit(
@@ -419,30 +462,33 @@ def gradient_free_fit(
 ) -> FitResult:
     """Nelder-Mead (scipy) over the same unconstrained parameters, same loss, with a budget
     of ``simulator_runs`` simulator runs (each evaluation averages ``seeds_per_evaluation``
-    runs, with the same seeds every evaluation so the objective is deterministic). Only
-    the training weeks' transmission rates are searched; later weeks repeat the last."""
+    runs, with the same seeds every evaluation so the objective is deterministic). For
+    per-period parameters only the training periods' values are searched; later periods
+    repeat the last."""
     from scipy.optimize import minimize
 
-    names = check_fit_names(names)
+    names = check_fit_names(problem.params, names)
     loss_fn = LOSSES[loss]
-    observed = jnp.asarray(problem.observed[: problem.train_weeks])
-    train = problem.train_weeks
-    z0 = {n: FITTABLE[n].to_unconstrained(getattr(problem.params, n)) for n in names}
-    if "transmission_rate" in z0:
-        # Only the training weeks' rates affect the loss; search those, and let the
-        # held-out weeks keep the last training week's rate.
-        z0["transmission_rate"] = z0["transmission_rate"][:train]
+    observed = jnp.asarray(problem.observed[: problem.train_periods])
+    train = problem.train_periods
+    bounds = fittable(problem.params)
+    specs = parameters.specs(problem.params)
+    z0 = {n: bounds[n].to_unconstrained(getattr(problem.params, n)) for n in names}
+    per_period = [n for n in names if specs[n].per is not None]
+    for name in per_period:
+        # Only the training periods' values affect the loss; search those, and let the
+        # held-out periods keep the last training period's value.
+        z0[name] = z0[name][:train]
     flat0, unravel = jax.flatten_util.ravel_pytree(z0)
     keys = jax.random.split(jax.random.key(seed), seeds_per_evaluation)
 
     def assemble(flat):
         z = dict(unravel(flat))
-        if "transmission_rate" in z:
-            rates = z["transmission_rate"]
-            z["transmission_rate"] = jnp.concatenate(
-                [rates, jnp.repeat(rates[-1:], problem.total_weeks - train)]
-            )
-        return _assemble(problem, names, z, None, None)
+        for name in per_period:
+            values = z[name]
+            total = np.shape(getattr(problem.params, name))[0]
+            z[name] = jnp.concatenate([values, jnp.repeat(values[-1:], total - train)])
+        return _assemble(problem, names, z, None, None, "")
 
     @jax.jit
     def objective(flat):
@@ -470,23 +516,30 @@ def gradient_free_fit(
         seconds=time.perf_counter() - start,
         stopped="completed" if result.nfev <= evaluations else "budget",
         simulator_runs=len(curve) * seeds_per_evaluation,
+        names=names,
     )
 
 
 __all__ = [
     "Bounds",
-    "FITTABLE",
     "CalibrationError",
     "CalibrationProblem",
     "FitResult",
     "LOSSES",
+    "Observation",
     "WeeklyParameterNetwork",
+    "check_fit_names",
     "ensemble_forecast",
+    "extend_last_period",
     "extend_last_week",
     "fit",
+    "fit_bounds",
+    "fittable",
     "gradient_free_fit",
     "heldout_metrics",
     "persistence_forecast",
+    "scaled_mae",
+    "scaled_poisson_deviance",
+    "simulate_observed",
     "weekly_features",
-    "weekly_reported_cases",
 ]

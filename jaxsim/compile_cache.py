@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from jaxsim.errors import InputError
 
 ENVIRONMENT_VARIABLE = "JAXSIM_COMPILE_CACHE"
 DEFAULT_DIR = Path.home() / ".cache" / "jaxsim" / "xla"
@@ -41,9 +42,9 @@ def enable_compile_cache(requested: str | os.PathLike | None = None) -> Path | N
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"compile cache folder {directory} cannot be created: {err.strerror}") from None
+        raise InputError(f"compile cache folder {directory} cannot be created: {err.strerror}") from None
     if not os.access(directory, os.W_OK):
-        raise ValueError(f"compile cache folder {directory} is not writable")
+        raise InputError(f"compile cache folder {directory} is not writable")
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

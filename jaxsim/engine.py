@@ -1,84 +1,145 @@
 """The engine: a model is an ordered list of substeps; a run is a ``lax.scan`` over days.
 
-Vocabulary:
+Vocabulary (one argument order everywhere: key first, then state, params, time, world):
 
 - **state**: pytree of flat ``[N]`` agent arrays (plus small per-run arrays) that change
-  every day.
-- **params**: pytree of what calibration moves (transmission per week, susceptibility per
-  age code, ...). Kept apart from the state, so ``grad`` and ``vmap`` over parameter sets
-  need no rewrite.
-- **world**: the run's constant arrays — per-agent attribute codes, the contact graph and
-  time-indexed exogenous inputs. Passed to the jitted program as an argument, never closed
-  over.
-- **substep**: ``fn(state, params, key, t, world) -> (state, metrics)``, pure.
+  every day. A model makes its own with ``init(key, params, world)``.
+- **params**: pytree of what calibration moves (declared with :mod:`jaxsim.params`). Kept
+  apart from the state, so ``grad`` and ``vmap`` over parameter sets need no rewrite.
+- **world**: the run's constant arrays (:class:`World`): per-agent attribute codes with
+  their labels, the contact graph and time-indexed exogenous inputs. Passed to the jitted
+  program as an argument, never closed over.
+- **substep**: ``fn(key, state, params, t, world) -> (state, metrics)``, pure.
 - **step**: the substeps in order, each with its own key
   ``fold_in(fold_in(key, t), substep_id(name))``. Substep ids come from names, so adding
   a substep (an intervention, say) does not change the random numbers of the others:
   baseline and counterfactual runs share their randomness (common random numbers), and
   member ``k`` of an ensemble equals a single run with key ``k``.
+- **estimator**: how discrete draws are differentiated (:mod:`jaxsim.sampling`); one
+  setting of a run (``simulate(..., estimator=...)``), never written into a model.
 
 Only the declared per-day aggregates in ``metrics`` leave the device.
+
+Two models built from the same functions and settings are equal (:func:`fingerprint`), so
+building a model twice reuses its compiled programs.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import sys
 import time
+import types
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxsim.graph import ContactLayer
+from jaxsim import sampling
+from jaxsim.errors import InputError, InputTypeError, LabelError
 
 Metrics = dict[str, jax.Array]
-SubstepFn = Callable[[Any, Any, jax.Array, jax.Array, "World"], tuple[Any, Metrics]]
-ObserveFn = Callable[[Any, "World"], Metrics]
+SubstepFn = Callable[[jax.Array, Any, Any, jax.Array, "World"], tuple[Any, Metrics]]
+InitFn = Callable[[jax.Array, Any, "World"], Any]
+ObserveFn = Callable[[Any, Any, "World"], Metrics]
+ValidateFn = Callable[[Any, Any, "World"], None]
+LinkFn = Callable[[Any, Any, jax.Array, "World"], jax.Array]
 
 
+# ------------------------------------------------------------------------------ world
 @struct.dataclass
 class World:
     """The constant arrays of a run (jit arguments, never closed over).
 
     Attributes:
-        agents: ``{name: [N] array}`` per-agent codes the kernels index with (e.g. the
-            age code of each agent, its isolation group).
+        agents: ``{name: [S] array}`` per-agent codes the kernels index with (e.g. the
+            age code of each agent), for ``S = num_slots`` agent slots.
         graph: ``{layer name: ContactLayer}``.
-        inputs: ``{name: [T, ...] array}`` exogenous, time-indexed inputs (per-day layer
-            multipliers, per-week isolation probabilities supplied from outside, ...).
+        inputs: ``{name: array}`` exogenous inputs, often time-indexed (``[T, ...]``).
         num_agents: the population's real agents ``N`` (static). Agent arrays may be
             longer (:func:`padded_size`): slots ``N ..`` are inert padding.
         categories: static ``((name, number of categories), ...)`` of the coded agent
             arrays, so that parameter tables can be checked against them.
+        labels: static ``((name, (label, ...)), ...)``: the label of each code of a coded
+            agent array, so that parameters keyed by label resolve without the population.
         slot_multiple: static; agent arrays are padded to a multiple of this many slots
             (0 means :data:`AGENT_ALIGNMENT`; :func:`jaxsim.sharding.shard_world` raises it
             so that the slots split evenly over the devices).
     """
 
-    agents: dict[str, jax.Array]
-    graph: dict[str, ContactLayer]
-    inputs: dict[str, jax.Array] = struct.field(default_factory=dict)
+    agents: dict[str, jax.Array] = struct.field(default_factory=dict)
+    graph: dict[str, Any] = struct.field(default_factory=dict)
+    inputs: dict[str, Any] = struct.field(default_factory=dict)
     num_agents: int = struct.field(pytree_node=False, default=0)
     categories: tuple = struct.field(pytree_node=False, default=())
+    labels: tuple = struct.field(pytree_node=False, default=())
     slot_multiple: int = struct.field(pytree_node=False, default=0)
+
+    def __post_init__(self):
+        if not isinstance(self.num_agents, (int, np.integer)) or isinstance(self.num_agents, bool) \
+                or self.num_agents < 1:
+            raise InputError(
+                f"World.num_agents must be a whole number >= 1 (the population's agents), got {self.num_agents!r}"
+            )
 
     def num_categories(self, name: str) -> int:
         """Number of categories of the coded agent array ``name``."""
         found = dict(self.categories)
         if name not in found:
-            raise KeyError(f"world has no category count for {name!r}; it has {sorted(found)}")
+            raise LabelError(f"the world has no coded agent array {name!r}; it has {sorted(found)}")
         return found[name]
+
+    def category_labels(self, name: str) -> tuple[str, ...]:
+        """Labels of the codes of ``name`` (``"0" .. "K-1"`` where none were given)."""
+        found = dict(self.labels)
+        if name in found:
+            return tuple(found[name])
+        return tuple(str(k) for k in range(self.num_categories(name)))
+
+    def table_by_label(self, name: str, values, *, what: str = "", default: float | None = None,
+                       dtype=np.float32) -> np.ndarray:
+        """``{label: value}`` (or one value for every category) as a table ``[K]`` in this
+        world's code order; every label covered unless ``default`` is given, no unknown
+        labels. ``what`` names the caller's field in errors."""
+        labels = self.category_labels(name)
+        prefix = f"{what}: " if what else ""
+        if not isinstance(values, Mapping):
+            array = np.asarray(values, dtype)
+            if array.ndim == 0:
+                return np.full(len(labels), array, dtype)
+            if array.shape != (len(labels),):
+                raise InputError(
+                    f"{prefix}needs one value per {name!r} category ({len(labels)}: {list(labels)}), "
+                    f"got shape {array.shape}"
+                )
+            return array
+        unknown = sorted(set(map(str, values)) - set(labels))
+        if unknown:
+            raise LabelError(f"{prefix}{name!r}: unknown labels {unknown}; its labels are {list(labels)}")
+        missing = [label for label in labels if label not in values]
+        if missing and default is None:
+            raise LabelError(f"{prefix}no value given for {name!r} labels {missing}")
+        return np.array([values.get(label, default) for label in labels], dtype=dtype)
 
     @property
     def num_slots(self) -> int:
         """Length of the agent arrays (``num_agents`` plus padding)."""
         return padded_size(self.num_agents, self.slot_multiple or AGENT_ALIGNMENT)
+
+    def real_agents(self) -> jax.Array:
+        """bool ``[S]``: True for the real agents, False for padding slots."""
+        return jnp.arange(self.num_slots) < self.num_agents
+
+    def with_inputs(self, **inputs) -> "World":
+        """A copy with ``inputs`` added or replaced."""
+        return self.replace(inputs={**self.inputs, **inputs})
 
 
 #: Agent arrays are padded to a multiple of this many slots. XLA:CPU splits element-wise
@@ -92,68 +153,266 @@ def padded_size(num_agents: int, multiple: int = AGENT_ALIGNMENT) -> int:
     return -(-int(num_agents) // int(multiple)) * int(multiple)
 
 
+def pad_agents(values, num_slots: int, fill=0, dtype=None) -> np.ndarray:
+    """Host: ``values [N, ...]`` padded with ``fill`` to ``num_slots`` rows."""
+    values = np.asarray(values, dtype)
+    out = np.full((num_slots,) + values.shape[1:], fill, values.dtype)
+    out[: values.shape[0]] = values
+    return out
+
+
 def substep_id(name: str) -> int:
     """A stable 31-bit id for a substep name (used to derive its random key)."""
     return zlib.crc32(name.encode("utf-8")) & 0x7FFFFFFF
 
 
+# ------------------------------------------------------------------------ fingerprints
+def fingerprint(obj, _seen: frozenset = frozenset()):
+    """A hashable value equal for equal model parts: functions compare by code, defaults
+    and the values they close over; partials by function and arguments; containers by
+    content; other hashable objects by equality; anything else by identity.
+
+    Two models built by the same code with the same settings (e.g. ``covid_model()``
+    twice, even though each call makes new inner functions) get equal fingerprints and so
+    share compiled programs. Module globals a function reads are not part of it.
+    """
+    if obj is None or isinstance(obj, (bool, int, float, str, bytes, complex)):
+        return (type(obj).__name__, obj)
+    if isinstance(obj, type):
+        return ("type", obj.__module__, obj.__qualname__, id(obj))
+    if isinstance(obj, (tuple, list)):
+        return (type(obj).__name__, tuple(fingerprint(x, _seen) for x in obj))
+    if isinstance(obj, Mapping) and not hasattr(obj, "tree_flatten"):
+        items = sorted(((repr(k), fingerprint(v, _seen)) for k, v in obj.items()), key=lambda kv: kv[0])
+        return ("map", tuple(items))
+    if isinstance(obj, functools.partial):
+        return ("partial", fingerprint(obj.func, _seen), fingerprint(obj.args, _seen),
+                fingerprint(obj.keywords, _seen))
+    if isinstance(obj, types.MethodType):
+        return ("method", fingerprint(obj.__func__, _seen), fingerprint(obj.__self__, _seen))
+    if isinstance(obj, types.FunctionType):
+        if id(obj) in _seen:
+            return ("recursive", obj.__qualname__)
+        seen = _seen | {id(obj)}
+        cells = []
+        for cell in obj.__closure__ or ():
+            try:
+                cells.append(fingerprint(cell.cell_contents, seen))
+            except ValueError:  # an empty cell
+                cells.append(("empty",))
+        return ("fn", obj.__module__, obj.__qualname__, obj.__code__,
+                fingerprint(obj.__defaults__, seen), fingerprint(obj.__kwdefaults__, seen), tuple(cells))
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        return ("array", id(obj))
+    if isinstance(obj, Model):
+        return ("model", obj.key)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        params = getattr(type(obj), "__dataclass_params__", None)
+        if params is not None and params.frozen:
+            return ("dataclass", type(obj).__qualname__, id(type(obj)), tuple(
+                (f.name, fingerprint(getattr(obj, f.name), _seen)) for f in dataclasses.fields(obj)))
+    try:
+        hash(obj)
+    except TypeError:
+        return ("id", id(obj))
+    return ("value", type(obj).__qualname__, obj)
+
+
+# ---------------------------------------------------------------------------- models
 @dataclass(frozen=True)
 class Substep:
-    """A named transition: ``fn(state, params, key, t, world) -> (state, metrics)``."""
+    """A named transition: ``fn(key, state, params, t, world) -> (state, metrics)``.
+
+    Attributes:
+        name: unique within a model; its random key is derived from it.
+        fn: the transition.
+        day_key: the substep receives the day's key ``fold_in(key, t)`` instead of its own
+            and derives its streams itself (used by intervention phases, whose items draw
+            from streams named after them).
+    """
 
     name: str
     fn: SubstepFn
+    day_key: bool = False
+
+
+def as_substep(item) -> Substep:
+    """A :class:`Substep` from itself or from a function (named after the function)."""
+    if isinstance(item, Substep):
+        return item
+    if callable(item):
+        return Substep(getattr(item, "__name__", type(item).__name__), item)
+    raise InputTypeError(f"expected a Model or a Substep (or a function), got {item!r}")
 
 
 @dataclass(frozen=True)
-class Model:
-    """An ordered composition of substeps plus end-of-day observations.
+class Metric:
+    """A declared per-day metric.
 
     Attributes:
-        substeps: applied in order each day.
-        observe: ``fn(state, world) -> metrics`` computed on the state at the end of the
-            day (e.g. counts per stage).
-        name: for reports.
-        validate: optional ``fn(state, params, world)`` run on the host by :func:`run`
-            before compiling; raises ``ValueError`` naming what does not fit (a parameter
-            table of the wrong length, a missing input, ...).
+        name: the key in the step's metrics.
+        kind: ``"count"`` (agents in a state at the end of the day: integer), ``"flow"``
+            (events during the day: integer, summed over days), ``"amount"`` (a total such
+            as USD, summed over days), ``"level"`` (a value such as a rate or a price) or
+            ``"probability"``.
+        unit: what one unit is (``"agents"``, ``"USD"``, ``"per day"``, ...).
+        by: for a vector metric ``[K]``, the world category labelling its columns.
+        doc: one line for tables and plots.
     """
 
-    substeps: tuple[Substep, ...]
+    name: str
+    kind: str = "level"
+    unit: str = ""
+    by: str | None = None
+    doc: str = ""
+
+    KINDS = ("count", "flow", "amount", "level", "probability")
+
+    def __post_init__(self):
+        if self.kind not in self.KINDS:
+            raise InputError(f"metric {self.name!r}: kind {self.kind!r} is not one of {self.KINDS}")
+
+    @property
+    def integer(self) -> bool:
+        """Counts and flows are whole agents."""
+        return self.kind in ("count", "flow")
+
+    @property
+    def summable(self) -> bool:
+        """Flows and amounts add up over days."""
+        return self.kind in ("flow", "amount")
+
+
+@dataclass(frozen=True, eq=False)
+class Model:
+    """An ordered composition of substeps, with the model's own initial state,
+    observations, validation and declarations.
+
+    Attributes:
+        name: for reports.
+        substeps: :class:`Substep` s (or plain functions, named after themselves) applied
+            in order each day: ``fn(key, state, params, t, world) -> (state, metrics)``.
+        init: ``fn(key, params, world) -> state``: the day-0 state (gymnax's ``reset``).
+        observe: ``fn(state, params, world) -> metrics`` computed on the state at the end
+            of each day (e.g. counts per stage).
+        validate: ``fn(state, params, world)``, run on the host before compiling; raises
+            :class:`jaxsim.errors.InputError` naming what does not fit.
+        params_type: the parameters' class, declared with :func:`jaxsim.params.params`
+            (defaults, bounds, units, tables by label): what calibration can move.
+        metrics: :class:`Metric` declarations (units, integer or not, labels of vector
+            columns); undeclared metrics are reported as plain floats.
+        outcomes: ``{name: (metric, sign)}`` compared between scenarios by
+            :func:`jaxsim.ensemble.compare` (sign +1: ``baseline - alternative``, averted).
+        provides: bridge exports ``{name: fn(state, params, t, world) -> array}`` that other
+            models composed with this one can read (:func:`jaxsim.coupling.compose`).
+        requires: bridge imports ``{name: default fn(state, params, t, world) -> array}``:
+            during the substeps ``world.inputs[name]`` holds the value a composed model
+            provides, or the default when the model runs alone.
+        signals: ``{name: fn(state, params, t, world) -> scalar}`` that intervention
+            conditions can watch (:func:`jaxsim.interventions.when`).
+        policies: :class:`jaxsim.behaviour.PolicyInput` s: per-group inputs a behaviour
+            layer (an LLM asked once per group) can set.
+        working_bytes_per_agent: bytes of temporaries per agent slot in a day (for
+            :mod:`jaxsim.memory` estimates; 48 measured for the COVID step).
+        build_world: ``fn(population) -> World``, the model's own world builder (used by
+            :class:`jaxsim.Sim`; default :func:`jaxsim.world.make_world`).
+    """
+
+    name: str
+    substeps: tuple = ()
+    init: InitFn | None = None
     observe: ObserveFn | None = None
-    name: str = "model"
-    validate: Callable[[Any, Any, "World"], None] | None = None
+    validate: ValidateFn | None = None
+    params_type: type | None = None
+    metrics: tuple = ()
+    outcomes: Mapping[str, tuple[str, int]] = field(default_factory=dict)
+    provides: Mapping[str, LinkFn] = field(default_factory=dict)
+    requires: Mapping[str, LinkFn] = field(default_factory=dict)
+    signals: Mapping[str, LinkFn] = field(default_factory=dict)
+    policies: tuple = ()
+    working_bytes_per_agent: int = 48
+    build_world: Callable | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "substeps", tuple(as_substep(s) for s in self.substeps))
+        object.__setattr__(self, "metrics", tuple(self.metrics))
+        object.__setattr__(self, "policies", tuple(self.policies))
         names = [s.name for s in self.substeps]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise ValueError(f"model {self.name!r}: duplicate substep names {dupes}")
+            raise InputError(f"model {self.name!r}: duplicate substep names {dupes}")
+        declared = [m.name for m in self.metrics]
+        dupes = sorted({n for n in declared if declared.count(n) > 1})
+        if dupes:
+            raise InputError(f"model {self.name!r}: metrics declared twice {dupes}")
 
-    def step(self, state, params, key: jax.Array, t: jax.Array, world: World):
-        """One day: ``(state, params, key, t, world) -> (state, metrics)``."""
+    # Equality by fingerprint: the same functions and settings give the same model.
+    @functools.cached_property
+    def key(self):
+        return fingerprint(tuple((f.name, getattr(self, f.name)) for f in dataclasses.fields(self)))
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Model) and (self is other or self.key == other.key)
+
+    def replace(self, **changes) -> "Model":
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def declared_metrics(self) -> dict[str, Metric]:
+        return {m.name: m for m in self.metrics}
+
+    def linked_world(self, state, params, t, world: World) -> World:
+        """``world`` with the values of :attr:`requires` missing from its inputs computed
+        by their defaults (the model runs alone)."""
+        missing = {name: fn for name, fn in self.requires.items() if name not in world.inputs}
+        if not missing:
+            return world
+        return world.with_inputs(**{name: fn(state, params, t, world) for name, fn in missing.items()})
+
+    def step(self, key: jax.Array, state, params, t: jax.Array, world: World):
+        """One day: ``(key, state, params, t, world) -> (state, metrics)``."""
         day_key = jax.random.fold_in(key, t)
         metrics: Metrics = {}
         for sub in self.substeps:
-            state, produced = sub.fn(
-                state, params, jax.random.fold_in(day_key, substep_id(sub.name)), t, world
-            )
+            sub_key = day_key if sub.day_key else jax.random.fold_in(day_key, substep_id(sub.name))
+            linked = self.linked_world(state, params, t, world) if self.requires else world
+            state, produced = sub.fn(sub_key, state, params, t, linked)
             clash = set(produced) & set(metrics)
             if clash:
-                raise ValueError(
+                raise InputError(
                     f"model {self.name!r}: substep {sub.name!r} reports metrics {sorted(clash)} "
                     "that an earlier substep already reported"
                 )
             metrics.update(produced)
         if self.observe is not None:
-            observed = self.observe(state, world)
+            observed = self.observe(state, params, world)
             clash = set(observed) & set(metrics)
             if clash:
-                raise ValueError(f"model {self.name!r}: observe() repeats metrics {sorted(clash)}")
+                raise InputError(f"model {self.name!r}: observe() repeats metrics {sorted(clash)}")
             metrics.update(observed)
         return state, metrics
 
 
+def check_model(model) -> Model:
+    if not isinstance(model, Model):
+        raise InputError(f"expected a jaxsim Model, got {type(model).__name__}")
+    return model
+
+
+def initial_state(model: Model, key: jax.Array, params, world: World, *, estimator=None):
+    """The model's day-0 state, ``model.init(key, params, world)``, with ``estimator`` as
+    the gradient estimator of its draws (default: the enclosing run's, else none)."""
+    check_model(model)
+    if model.init is None:
+        raise InputError(f"model {model.name!r} declares no init(key, params, world)")
+    with sampling.estimator_scope(estimator):
+        return model.init(key, params, world)
+
+
+# ------------------------------------------------------------------------- simulate
 #: Intermediate values that checkpointed blocks keep rather than recompute in a gradient
 #: (tag them with ``jax.ad_checkpoint.checkpoint_name``): the per-day contact sums, one
 #: float per agent per day, are the expensive part of recomputing a day.
@@ -162,17 +421,23 @@ SAVED_IN_CHECKPOINTS: tuple[str, ...] = ("contact_pressure",)
 
 def simulate(
     model: Model,
+    key: jax.Array,
     state,
     params,
     world: World,
-    key: jax.Array,
     days: int,
+    *,
     start_day: int | jax.Array = 0,
     checkpoint_days: int | None = None,
+    estimator=None,
 ):
     """Run ``days`` days as one ``lax.scan``; pure, so it composes with jit, grad and vmap.
 
     Args:
+        estimator: the gradient estimator of every discrete draw of the run (see
+            :mod:`jaxsim.sampling`; default the enclosing one, else ``"none"``). Forward
+            values are the same for every estimator.
+        start_day: the day index ``t`` of the first day.
         checkpoint_days: when set (e.g. 7), the days run in blocks of this length, each
             block under ``jax.checkpoint``: a reverse-mode gradient then stores the state
             once per block and recomputes the days inside a block, so its memory grows
@@ -182,32 +447,34 @@ def simulate(
     Returns ``(final_state, metrics)`` with each metric stacked to ``[days, ...]``.
     """
     days = int(days)
+    with sampling.estimator_scope(estimator):
 
-    def body(carry, t):
-        return model.step(carry, params, key, t, world)
+        def body(carry, t):
+            return model.step(key, carry, params, t, world)
 
-    start = jnp.asarray(start_day, jnp.int32)
-    if not checkpoint_days or checkpoint_days >= days:
-        return jax.lax.scan(body, state, start + jnp.arange(days, dtype=jnp.int32))
-    block = int(checkpoint_days)
-    if block < 1:
-        raise ValueError(f"checkpoint_days must be >= 1, got {checkpoint_days}")
-    blocks, remainder = divmod(days, block)
+        start = jnp.asarray(start_day, jnp.int32)
+        if not checkpoint_days or checkpoint_days >= days:
+            return jax.lax.scan(body, state, start + jnp.arange(days, dtype=jnp.int32))
+        block = int(checkpoint_days)
+        if block < 1:
+            raise InputError(f"checkpoint_days must be >= 1, got {checkpoint_days}")
+        blocks, remainder = divmod(days, block)
 
-    @partial(jax.checkpoint, policy=jax.checkpoint_policies.save_only_these_names(*SAVED_IN_CHECKPOINTS))
-    def run_block(carry, first_day):
-        return jax.lax.scan(body, carry, first_day + jnp.arange(block, dtype=jnp.int32))
+        @partial(jax.checkpoint, policy=jax.checkpoint_policies.save_only_these_names(*SAVED_IN_CHECKPOINTS))
+        def run_block(carry, first_day):
+            return jax.lax.scan(body, carry, first_day + jnp.arange(block, dtype=jnp.int32))
 
-    state, metrics = jax.lax.scan(run_block, state, start + block * jnp.arange(blocks, dtype=jnp.int32))
-    metrics = jax.tree.map(lambda m: m.reshape((blocks * block,) + m.shape[2:]), metrics)
-    if remainder:
-        state, tail = jax.lax.scan(
-            body, state, start + blocks * block + jnp.arange(remainder, dtype=jnp.int32)
-        )
-        metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
-    return state, metrics
+        state, metrics = jax.lax.scan(run_block, state, start + block * jnp.arange(blocks, dtype=jnp.int32))
+        metrics = jax.tree.map(lambda m: m.reshape((blocks * block,) + m.shape[2:]), metrics)
+        if remainder:
+            state, tail = jax.lax.scan(
+                body, state, start + blocks * block + jnp.arange(remainder, dtype=jnp.int32)
+            )
+            metrics = jax.tree.map(lambda a, b: jnp.concatenate([a, b]), metrics, tail)
+        return state, metrics
 
 
+# ------------------------------------------------------------------------------- run
 @dataclass
 class RunResult:
     """What :func:`run` returns.
@@ -219,6 +486,8 @@ class RunResult:
             earlier run with the same model and argument shapes already compiled them).
         run_seconds: execution time of all days, compilation excluded.
         days: number of simulated days.
+        chunk_days: days per compiled call.
+        start_day: the day index of the first day.
     """
 
     state: Any
@@ -227,37 +496,36 @@ class RunResult:
     run_seconds: float
     days: int
     chunk_days: int = 7
-
-
-def _chunk_program(model: Model, chunk_days: int):
-    """A jitted program that runs exactly ``chunk_days`` days from day ``t0``."""
-
-    def chunk(state, params, world, key, t0):
-        return simulate(model, state, params, world, key, chunk_days, start_day=t0)
-
-    return jax.jit(chunk, donate_argnums=(0,))
+    start_day: int = 0
 
 
 #: Compiled chunk programs, most recently used last: ``run`` compiles a model once per
-#: chunk length and argument signature, so repeated runs (seeds, parameter sweeps,
-#: calibration loops) skip compilation.
+#: chunk length, estimator and argument signature, so repeated runs (seeds, parameter
+#: sweeps, calibration loops, a model built again) skip compilation.
 _COMPILED: OrderedDict = OrderedDict()
 _COMPILED_MAX = 16
 
 
-def _signature(tree) -> tuple:
-    leaves, treedef = jax.tree.flatten(tree)
-    return (treedef, tuple((np.shape(x), str(getattr(x, "dtype", type(x))), str(getattr(x, "sharding", ""))) for x in leaves))
+def signature(tree) -> tuple:
+    """Structure, shapes, dtypes and placements of a pytree's leaves (a compile-cache key)."""
+    leaves, treedef = jax.tree.flatten(tree, is_leaf=lambda x: x is None)
+    return (treedef, tuple(
+        (np.shape(x), str(getattr(x, "dtype", type(x))), str(getattr(x, "sharding", ""))) for x in leaves
+    ))
 
 
-def _compiled_chunk(model: Model, chunk_days: int, state, params, world, key):
+def _compiled_chunk(model: Model, chunk_days: int, estimator, key, state, params, world):
     """``(compiled program, seconds spent compiling)``; 0 seconds when cached."""
-    cache_key = (model, chunk_days, _signature((state, params, world, key)))
+    cache_key = (model, chunk_days, str(estimator), signature((key, state, params, world)))
     if cache_key in _COMPILED:
         _COMPILED.move_to_end(cache_key)
         return _COMPILED[cache_key], 0.0
+
+    def chunk(state, params, world, key, t0):
+        return simulate(model, key, state, params, world, chunk_days, start_day=t0, estimator=estimator)
+
     start = time.perf_counter()
-    program = _chunk_program(model, chunk_days).lower(state, params, world, key, jnp.int32(0)).compile()
+    program = jax.jit(chunk, donate_argnums=(0,)).lower(state, params, world, key, jnp.int32(0)).compile()
     seconds = time.perf_counter() - start
     _COMPILED[cache_key] = program
     while len(_COMPILED) > _COMPILED_MAX:
@@ -265,20 +533,27 @@ def _compiled_chunk(model: Model, chunk_days: int, state, params, world, key):
     return program, seconds
 
 
+def copy_tree(tree):
+    """Fresh device buffers for every array leaf of ``tree`` (placement kept)."""
+    return jax.tree.map(lambda x: jnp.copy(x) if isinstance(x, jax.Array) else x, tree)
+
+
 def run(
     model: Model,
+    key: jax.Array,
     state,
     params,
     world: World,
-    key: jax.Array,
     days: int,
     *,
+    estimator=None,
     chunk_days: int = 7,
     progress: bool | str = "auto",
     description: str = "simulating",
     start_day: int = 0,
     validate: bool = True,
-    before_chunk: Callable[[int, Any, "World"], "World"] | None = None,
+    before_chunk: Callable[[int, Any, World], World] | None = None,
+    donate: bool = False,
 ) -> RunResult:
     """Run ``days`` days in chunks of ``chunk_days`` with a progress bar; time compile and run.
 
@@ -288,6 +563,7 @@ def run(
     back. Results equal :func:`simulate`'s for the same inputs.
 
     Args:
+        estimator: the run's gradient estimator (see :func:`simulate`).
         progress: ``True`` always shows a bar, ``False`` never, ``"auto"`` shows one when
             the run is estimated to take more than 2 seconds.
         start_day: the day index ``t`` of the first simulated day, to continue a run from
@@ -297,21 +573,29 @@ def run(
             a caller continuing a run it already validated may skip it.
         before_chunk: ``fn(t, state, world) -> world`` called on the host before each
             chunk (``t`` its first day) to refresh the world's inputs from the state so far
-            (e.g. an LLM archetype layer's weekly answers, see :mod:`jaxsim.archetypes`).
-            The returned world must keep its shapes (one compiled program serves every
-            chunk). With a hook, chunks are exactly ``chunk_days`` long (the last may be
-            shorter), so the hook runs on that cadence.
-
-    The input ``state`` is donated (its buffers are reused); do not use it afterwards.
+            (e.g. a behaviour layer's answers, see :mod:`jaxsim.behaviour`). The returned
+            world must keep its shapes (one compiled program serves every chunk). With a
+            hook, chunks are exactly ``chunk_days`` long (the last may be shorter).
+        donate: let the run reuse the buffers of ``state`` (saves one copy of the state;
+            the caller must not use ``state`` afterwards). By default ``state`` stays valid.
     """
+    check_model(model)
     days = int(days)
     if days < 1:
-        raise ValueError(f"days must be >= 1, got {days}")
+        raise InputError(f"days must be >= 1, got {days}")
     start_day = int(start_day)
     if start_day < 0:
-        raise ValueError(f"start_day must be >= 0, got {start_day}")
+        raise InputError(f"start_day must be >= 0, got {start_day}")
+    estimator = sampling.check_estimator(estimator if estimator is not None else sampling.current_estimator())
     if validate and model.validate is not None:
         model.validate(state, params, world)
+    if not donate:
+        state = copy_tree(state)
+    else:
+        # A state leaf that is also a leaf of the params or the world (an init that passed
+        # an input through) must not be donated: copy those.
+        shared = {id(leaf) for leaf in jax.tree.leaves((params, world))}
+        state = jax.tree.map(lambda x: jnp.copy(x) if id(x) in shared else x, state)
     chunk_days = max(1, int(chunk_days))
     if days <= 2 * chunk_days and before_chunk is None:
         chunk_days = days  # short runs: one chunk, one compilation
@@ -321,7 +605,7 @@ def run(
     # reused across calls with the same model and argument shapes.
     compiled, compile_seconds = {}, 0.0
     for length in sorted(set(lengths), reverse=True):
-        compiled[length], seconds = _compiled_chunk(model, length, state, params, world, key)
+        compiled[length], seconds = _compiled_chunk(model, length, estimator, key, state, params, world)
         compile_seconds += seconds
 
     chunks: list[dict[str, np.ndarray]] = []
@@ -354,6 +638,26 @@ def run(
         run_seconds=run_seconds,
         days=days,
         chunk_days=chunk_days,
+        start_day=start_day,
     )
 
 
+__all__ = [
+    "AGENT_ALIGNMENT",
+    "Metric",
+    "Model",
+    "RunResult",
+    "SAVED_IN_CHECKPOINTS",
+    "Substep",
+    "World",
+    "as_substep",
+    "copy_tree",
+    "fingerprint",
+    "initial_state",
+    "pad_agents",
+    "padded_size",
+    "run",
+    "signature",
+    "simulate",
+    "substep_id",
+]

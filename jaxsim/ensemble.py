@@ -1,25 +1,23 @@
 """Ensembles: many runs as one compiled ``vmap``, with tables, quantile bands and paired
 comparisons under common random numbers.
 
-- :func:`run_ensemble` runs ``M`` members, member ``k`` with key ``keys[k]`` (its initial
-  state from ``split(keys[k])[0]``, its run from ``split(keys[k])[1]``, exactly as
-  :func:`member_metrics` does for one member), over one set of parameters or a
-  :class:`ParamBatch` (one parameter set per member, e.g. a grid of compliance levels),
-  in batches that fit the device's memory (:func:`choose_batch_size`).
+- :func:`run_ensemble` runs ``M`` members of any model, member ``k`` with key ``keys[k]``
+  (its initial state from the model's ``init`` with ``split(keys[k])[0]``, its run from
+  ``split(keys[k])[1]``, exactly as :func:`member_metrics` does for one member), over one
+  set of parameters or a :class:`ParamBatch` (one parameter set per member, e.g. a grid of
+  compliance levels), in batches that fit the device's memory (:func:`choose_batch_size`).
 - :class:`EnsembleResult` holds the per-member metrics ``[M, days, ...]`` and gives a long
   table (member, day, metric, value), quantile bands per day, and per-member totals.
 - :func:`compare` reports a baseline and alternatives run on the *same* member keys:
-  per-scenario quantiles of totals and the paired differences (infections averted,
-  deaths averted, extra isolation-days) with intervals. Because every random number of a
-  run is a function of its key, the substep's name and the agent's index
-  (:mod:`jaxsim.engine`, :mod:`jaxsim.sampling`), member ``k`` of two scenarios differ
-  only through the policy.
-- :func:`member_batched_contact_pressure`: the day's contact sums of all members of a
-  batch in one pass (used by :mod:`jaxsim.covid` for forward runs): the infectious agents
-  of every member are pushed together, with one capacity tier for the whole batch, so
-  the sparse path survives ``vmap`` (``vmap`` of the single-run kernel would evaluate
-  every tier and the dense sum for every member); each member's sums equal its single
-  run's exactly.
+  per-scenario quantiles of totals and the paired differences of the model's declared
+  outcomes (``Model.outcomes``; e.g. infections averted) with intervals. Because every
+  random number of a run is a function of its key, the substep's name and the agent's
+  index (:mod:`jaxsim.engine`, :mod:`jaxsim.sampling`), member ``k`` of two scenarios
+  differ only through the policy.
+
+Kernels that models call (e.g. :func:`jaxsim.kernels.neighbour_sums.neighbour_sum`) carry
+batching rules, so a batch of members costs less than the members one by one and no
+model chooses a method for ``vmap``.
 """
 
 from __future__ import annotations
@@ -33,27 +31,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jax.custom_batching import custom_vmap
 
-from jaxsim import engine, memory
+from jaxsim import engine, memory, sampling
 from jaxsim.engine import Model, World
+from jaxsim.errors import InputError
 from jaxsim.sharding import more_devices_hint
-from jaxsim.kernels import contact_infection as contacts
 
 #: Quantiles reported by default (a 90% and a 50% band around the median).
 DEFAULT_QUANTILES: tuple[float, ...] = (0.05, 0.25, 0.5, 0.75, 0.95)
 
-#: Outcomes compared by default: ``{outcome: (metric summed over days, sign)}``; a sign of
-#: +1 reports ``baseline - alternative`` (averted), -1 ``alternative - baseline`` (extra).
-DEFAULT_OUTCOMES: dict[str, tuple[str, int]] = {
-    "infections_averted": ("new_infections", +1),
-    "cases_averted": ("new_cases", +1),
-    "deaths_averted": ("new_deaths", +1),
-    "extra_isolation_days": ("isolating", -1),
-}
 
-
-class EnsembleError(ValueError):
+class EnsembleError(InputError):
     """An ensemble was asked for something inconsistent (key count, batch, unpaired runs)."""
 
 
@@ -165,43 +153,30 @@ def _check_keys(keys) -> jax.Array:
 
 
 # --------------------------------------------------------------------------- one member
-def default_init(params, key: jax.Array, world: World, init_args: Mapping | None):
-    """The COVID model's initial state: ``init_args`` may hold ``stages`` (``[N]``) and
-    ``prior_daily_cases`` (scalar or ``[28]``), passed as jit arguments."""
-    from jaxsim import covid
-
-    init_args = dict(init_args or {})
-    return covid.initial_state(
-        params, key, world, stages=init_args.get("stages"),
-        prior_daily_cases=init_args.get("prior_daily_cases", 0.0),
-        estimator=init_args.get("estimator", "none"),
-    )
-
-
-InitFn = Callable[[Any, jax.Array, World, Any], Any]
-
-
 def member_metrics(
     model: Model,
+    key: jax.Array,
     params,
     world: World,
-    key: jax.Array,
     days: int,
     *,
-    init: InitFn = default_init,
-    init_args=None,
     start_day: int = 0,
     metric_names: Sequence[str] | None = None,
     checkpoint_days: int | None = None,
+    estimator=None,
 ) -> dict[str, jax.Array]:
-    """One member: initial state from ``split(key)[0]``, a run of ``days`` days from
-    ``split(key)[1]``; the metrics ``{name: [days, ...]}``. Pure (jit, vmap, grad)."""
+    """One member: the model's initial state from ``split(key)[0]``, a run of ``days`` days
+    from ``split(key)[1]``; the metrics ``{name: [days, ...]}``. Pure (jit, vmap, grad)."""
     init_key, run_key = jax.random.split(key)
-    state = init(params, init_key, world, init_args)
-    _, metrics = engine.simulate(
-        model, state, params, world, run_key, days, start_day=start_day, checkpoint_days=checkpoint_days
-    )
+    with sampling.estimator_scope(estimator):
+        state = engine.initial_state(model, init_key, params, world)
+        _, metrics = engine.simulate(
+            model, run_key, state, params, world, days, start_day=start_day, checkpoint_days=checkpoint_days,
+        )
     if metric_names is not None:
+        missing = [name for name in metric_names if name not in metrics]
+        if missing:
+            raise EnsembleError(f"model {model.name!r} reports no metrics {missing}; it reports {sorted(metrics)}")
         metrics = {name: metrics[name] for name in metric_names}
     return metrics
 
@@ -213,13 +188,14 @@ def tree_bytes(tree) -> int:
                    for x in jax.tree.leaves(tree) if hasattr(x, "dtype")))
 
 
-def member_bytes(world: World, state_shape, metrics_shape, batched_params_bytes: int = 0) -> int:
+def member_bytes(world: World, state_shape, metrics_shape, batched_params_bytes: int = 0,
+                 working_bytes_per_slot: int = memory.WORKING_BYTES_PER_SLOT) -> int:
     """Estimated device bytes one member of a batch adds: its state, its metrics over the
-    whole run, its parameters, and the working memory of a day
-    (:data:`jaxsim.memory.WORKING_BYTES_PER_SLOT` per slot, plus 4 bytes per directed edge
-    for the contact sums' temporaries)."""
+    whole run, its parameters, and the working memory of a day (the model's
+    ``working_bytes_per_agent`` per slot, plus 4 bytes per directed edge for the contact
+    sums' temporaries)."""
     edges = sum(int(layer.src.shape[0]) for layer in world.graph.values() if hasattr(layer, "src"))
-    working = memory.WORKING_BYTES_PER_SLOT * world.num_slots + 4 * edges
+    working = int(working_bytes_per_slot) * world.num_slots + 4 * edges
     return tree_bytes(state_shape) + tree_bytes(metrics_shape) + int(batched_params_bytes) + working
 
 
@@ -271,6 +247,8 @@ class EnsembleResult:
     batch_size: int = 0
     vector_labels: dict[str, Sequence[str]] = field(default_factory=dict)
     devices: int = 1
+    outcomes: dict[str, tuple[str, int]] = field(default_factory=dict)
+    summable: tuple[str, ...] = ()
 
     @property
     def size(self) -> int:
@@ -286,7 +264,7 @@ class EnsembleResult:
         return EnsembleResult(
             {k: v[index] for k, v in self.metrics.items()}, self.key_data[index], members,
             self.days, self.start_day, self.compile_seconds, self.run_seconds, self.batch_size,
-            dict(self.vector_labels), self.devices,
+            dict(self.vector_labels), self.devices, dict(self.outcomes), self.summable,
         )
 
     def split(self, column: str) -> dict[str, "EnsembleResult"]:
@@ -391,13 +369,12 @@ def _signature(tree) -> tuple:
 
 def run_ensemble(
     model: Model,
+    keys: jax.Array,
     params,
     world: World,
-    keys: jax.Array,
     days: int,
     *,
-    init: InitFn = default_init,
-    init_args=None,
+    estimator=None,
     start_day: int = 0,
     batch_size: int | None = None,
     capacity_bytes: int | None = None,
@@ -407,15 +384,15 @@ def run_ensemble(
     validate: bool = True,
     devices: int | None = None,
 ) -> EnsembleResult:
-    """Run ``len(keys)`` members as ``vmap``-ed batches of one compiled program.
+    """Run ``len(keys)`` members of any model as ``vmap``-ed batches of one compiled program.
 
     Args:
+        keys: typed keys ``[M]``; member ``k`` equals ``member_metrics(model, keys[k], ...)``
+            (its initial state from the model's own ``init``).
         params: one parameter pytree for every member, or a :class:`ParamBatch` with one
             set per member (``size == len(keys)``).
-        keys: typed keys ``[M]``; member ``k`` equals ``member_metrics(..., keys[k])``.
-        init: ``fn(params, key, world, init_args) -> state`` (default: the COVID model's
-            :func:`default_init`); ``init_args`` is passed to the compiled program as an
-            argument (e.g. ``{"stages": ..., "prior_daily_cases": ...}``).
+        estimator: the gradient estimator of the members' draws (forward values are the
+            same for every estimator; default none).
         batch_size: members per call; default the most that fit the device
             (:func:`choose_batch_size` with ``capacity_bytes`` or the device's free memory),
             on a CPU at most :data:`CPU_MAX_BATCH` and :data:`CPU_MAX_BATCH_SLOTS` agent
@@ -431,6 +408,9 @@ def run_ensemble(
             device (at most one per member), or one when the world is itself split over
             devices (:mod:`jaxsim.sharding`). Members equal their single runs either way.
     """
+    engine.check_model(model)
+    if model.init is None:
+        raise EnsembleError(f"model {model.name!r} declares no init(key, params, world): an ensemble needs one")
     keys = _check_keys(keys)
     m = int(keys.shape[0])
     days = int(days)
@@ -445,31 +425,35 @@ def run_ensemble(
     if members is not None and len(members) != m:
         raise EnsembleError(f"members table has {len(members)} rows for {m} keys")
 
+    estimator = sampling.check_estimator(estimator if estimator is not None else sampling.current_estimator())
     first_params = batch_params.member(0)
     init_key, _ = jax.random.split(keys[0])
     if validate and model.validate is not None:
-        model.validate(init(first_params, init_key, world, init_args), first_params, world)
+        model.validate(engine.initial_state(model, init_key, first_params, world, estimator=estimator),
+                       first_params, world)
 
-    def one(p, key, world, init_args):
-        return member_metrics(model, p, world, key, days, init=init, init_args=init_args,
-                              start_day=start_day, metric_names=metric_names)
+    def one(p, key, world):
+        return member_metrics(model, key, p, world, days, start_day=start_day, metric_names=metric_names,
+                              estimator=estimator)
 
-    vmapped = jax.vmap(one, in_axes=(batch_params.axes, 0, None, None))
+    vmapped = jax.vmap(one, in_axes=(batch_params.axes, 0, None))
 
-    def unbatched(p, key, world, init_args):
+    def unbatched(p, key, world):
         """A batch of one without ``vmap`` (the single-run program, leading axis added)."""
         member = jax.tree.map(lambda leaf, axis: leaf if axis is None else leaf[0], p, batch_params.axes,
                               is_leaf=lambda x: x is None)
-        return jax.tree.map(lambda v: v[None], one(member, key[0], world, init_args))
+        return jax.tree.map(lambda v: v[None], one(member, key[0], world))
 
     # Memory: world and shared parameters once, the rest per member.
-    state_shape = jax.eval_shape(lambda p, k, w, a: init(p, k, w, a), first_params, init_key, world, init_args)
-    metrics_shape = jax.eval_shape(one, first_params, keys[0], world, init_args)
+    state_shape = jax.eval_shape(
+        lambda p, k, w: engine.initial_state(model, k, p, w, estimator=estimator), first_params, init_key, world)
+    metrics_shape = jax.eval_shape(one, first_params, keys[0], world)
     batched_bytes = tree_bytes(jax.tree.map(
         lambda leaf, axis: None if axis is None else leaf, batch_params.tree, batch_params.axes,
         is_leaf=lambda x: x is None))
     shared_bytes = tree_bytes(world) + tree_bytes(batch_params.tree) - batched_bytes
-    per_member = member_bytes(world, state_shape, metrics_shape, batched_bytes // max(m, 1))
+    per_member = member_bytes(world, state_shape, metrics_shape, batched_bytes // max(m, 1),
+                              model.working_bytes_per_agent)
     device_list = _ensemble_devices(devices, world, m)
     d = len(device_list)
     per_device_members = -(-m // d)
@@ -502,21 +486,21 @@ def run_ensemble(
             is_leaf=lambda x: x is None,
         )
         per_call = jax.shard_map(
-            per_device, mesh=mesh, in_specs=(param_specs, member_spec, shared_spec, shared_spec),
+            per_device, mesh=mesh, in_specs=(param_specs, member_spec, shared_spec),
             out_specs=member_spec, check_vma=False,
         )
         replicated = jax.sharding.NamedSharding(mesh, shared_spec)
-        world, init_args = jax.device_put((world, init_args), replicated)  # one copy per device, once
+        world = jax.device_put(world, replicated)  # one copy per device, once
     else:
         per_call = per_device
 
     compile_start = time.perf_counter()
     p0, k0 = batch(slice(0, group))
-    cache_key = (model, init, days, start_day, None if metric_names is None else tuple(metric_names), d,
-                 _signature((batch_params.axes, p0, k0, world, init_args)))
+    cache_key = (model, str(estimator), days, start_day, None if metric_names is None else tuple(metric_names), d,
+                 _signature((batch_params.axes, p0, k0, world)))
     program = _COMPILED.get(cache_key)
     if program is None:
-        program = jax.jit(per_call).lower(p0, k0, world, init_args).compile()
+        program = jax.jit(per_call).lower(p0, k0, world).compile()
         _COMPILED[cache_key] = program
         while len(_COMPILED) > _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
@@ -526,7 +510,7 @@ def run_ensemble(
     run_start = time.perf_counter()
     for b in range(batches):
         p, k = (p0, k0) if b == 0 else batch(slice(b * group, (b + 1) * group))
-        result = program(p, k, world, init_args)
+        result = program(p, k, world)
         outputs.append({name: np.asarray(v) for name, v in jax.device_get(result).items()})
     run_seconds = time.perf_counter() - run_start
     metrics = {name: np.concatenate([o[name] for o in outputs])[:m] for name in outputs[0]}
@@ -535,10 +519,18 @@ def run_ensemble(
         for column in members:
             if column != "member":
                 table[column] = members[column].to_numpy()
+    categories = dict(world.categories)
+    labels = {
+        metric.name: list(world.category_labels(metric.by)) for metric in model.metrics
+        if metric.by is not None and metric.name in metrics and metric.by in categories
+    }
+    labels.update(vector_labels or {})
     return EnsembleResult(
         metrics=metrics, key_data=np.asarray(jax.random.key_data(keys)), members=table, days=days,
         start_day=start_day, compile_seconds=compile_seconds, run_seconds=run_seconds,
-        batch_size=batch_size, vector_labels=dict(vector_labels or {}), devices=d,
+        batch_size=batch_size, vector_labels=labels, devices=d,
+        outcomes=dict(model.outcomes),
+        summable=tuple(m.name for m in model.metrics if m.summable and m.name in metrics),
     )
 
 
@@ -599,7 +591,7 @@ def compare(
     baseline: EnsembleResult,
     alternatives: Mapping[str, EnsembleResult],
     *,
-    outcomes: Mapping[str, tuple[str, int]] = DEFAULT_OUTCOMES,
+    outcomes: Mapping[str, tuple[str, int]] | None = None,
     days: slice | None = None,
     q: Sequence[float] = (0.05, 0.5, 0.95),
     interval: float = 0.9,
@@ -613,7 +605,9 @@ def compare(
     independent ensembles.
 
     Args:
-        outcomes: ``{name: (metric, sign)}`` (see :data:`DEFAULT_OUTCOMES`); metrics a
+        outcomes: ``{name: (metric, sign)}``: sign +1 reports ``baseline - alternative``
+            (averted), -1 ``alternative - baseline`` (extra). Default: the model's declared
+            outcomes (kept in the results), else every summable declared metric; metrics a
             scenario lacks are skipped for it.
         days: day positions summed over (default all).
 
@@ -626,6 +620,10 @@ def compare(
                 f"scenario {name!r} was not run on the baseline's member keys: a paired comparison "
                 "needs the same keys, member by member (common random numbers)"
             )
+    if outcomes is None:
+        outcomes = dict(baseline.outcomes) or {
+            f"{name}_difference": (name, +1) for name in baseline.summable
+        }
     scenarios = {"baseline": baseline, **alternatives}
     totals: dict = {}
     for name, result in scenarios.items():
@@ -646,190 +644,7 @@ def compare(
     return {"totals": totals, "differences": differences, "interval": interval}
 
 
-# ------------------------------------------------------------- batched contact sums
-def _blocked_cumsum(values: jax.Array, block: int = 256) -> jax.Array:
-    """Inclusive cumulative sum of a 1-D int array as a 2-D one (XLA:CPU runs long 1-D
-    cumulative sums element by element)."""
-    n = values.shape[0]
-    rows = -(-n // block)
-    padded = jnp.zeros(rows * block, values.dtype).at[:n].set(values)
-    within = jnp.cumsum(padded.reshape(rows, block), axis=1)
-    offsets = jnp.cumsum(within[:, -1]) - within[:, -1]
-    return (within + offsets[:, None]).reshape(-1)[:n]
-
-
-def _first_true(flags: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
-    """The first ``capacity`` true entries of each row, ascending: int32 ``[M, C]`` (0 in
-    unused slots) and bool ``[M, C]`` (slot used).
-
-    A running count per row (a cumulative sum along the row, which vectorises over the
-    rows) and a binary search for each slot: ``O(K + C log K)`` per row of ``K``.
-    """
-    counts = jnp.cumsum(flags.astype(jnp.int32), axis=1)
-    wanted = jnp.arange(1, capacity + 1, dtype=jnp.int32)
-    found = jax.vmap(lambda row: jnp.searchsorted(row, wanted, side="left"))(counts).astype(jnp.int32)
-    valid = wanted[None, :] <= counts[:, -1:]
-    return jnp.where(valid, found, 0), valid
-
-
-#: Agents per block of the batched push: a block with any infectious agent sends along all
-#: its agents' edges (the others send 0, which leaves every sum unchanged).
-PUSH_BLOCK = 16
-#: Capacity tiers of the batched push, as fractions of each layer's directed edges (per
-#: member, pooled over the batch); beyond the last, or when a member has more than
-#: :data:`MAX_ACTIVE_BLOCKS` of its blocks active, the dense pull. (Measured at 47 k agents,
-#: 32 members: a push costs about 15 ns per edge slot, single-element scatters; the
-#: transposed pull about 0.5-1.5 ns per edge and member, so the push pays only below
-#: a few percent of the edges.)
-BATCHED_TIERS: tuple[float, ...] = (1 / 128, 1 / 64, 1 / 32)
-#: Share of a member's blocks that may be active for the push.
-MAX_ACTIVE_BLOCKS = 1 / 4
-
-
-def _block_push(x: jax.Array, blocks: jax.Array, valid: jax.Array, layer, edge_capacity: int) -> jax.Array:
-    """Pressure ``[M, N]`` of one layer pushed from the active blocks of all members at once.
-
-    ``blocks`` int32 ``[M, C]`` (per member, ascending) and ``valid`` bool ``[M, C]``. The
-    edge rows of every active block (contiguous in the layer: its agents' rows) are laid out
-    in one buffer of ``edge_capacity`` slots, member by member, block by block, and
-    scatter-added into the flattened ``[M * N]`` receivers. Each receiver gets its
-    infectious neighbours' terms in the same order as the single-member push (ascending
-    sender), interleaved with exact zeros from the blocks' other agents: the same sums.
-    """
-    m, n = x.shape
-    c = blocks.shape[1]
-    rows = blocks.reshape(-1)
-    first = layer.row_start[jnp.minimum(rows * PUSH_BLOCK, n)]
-    last = layer.row_start[jnp.minimum((rows + 1) * PUSH_BLOCK, n)]
-    degree = jnp.where(valid.reshape(-1), last - first, 0)
-    offset = _blocked_cumsum(degree) - degree
-    # owner[s] = the block slot s belongs to: count the blocks starting at or before s.
-    starts = jnp.zeros(edge_capacity + 1, jnp.int32).at[jnp.minimum(offset, edge_capacity)].add(1)
-    owner = jnp.clip(_blocked_cumsum(starts[:edge_capacity]) - 1, 0, rows.shape[0] - 1)
-    slot = jnp.arange(edge_capacity, dtype=jnp.int32)
-    used = slot < degree.sum()
-    position = jnp.where(used, first[owner] + slot - offset[owner], 0)
-    member = owner // c
-    receiver = jnp.where(used, member * n + layer.src[position], m * n)
-    sent = x.reshape(-1)[member * n + layer.dst[position]]
-    if layer.weight is not None:
-        sent = sent * layer.weight[position]
-    return jnp.zeros(m * n, x.dtype).at[receiver].add(sent, mode="drop").reshape(m, n)
-
-
-def _transposed_pull(x: jax.Array, layer) -> jax.Array:
-    """Dense pressure ``[M, N]`` of one layer for all members: gather rows of ``x.T`` (the
-    members of an agent side by side) and a sorted segment sum, same order of terms as
-    the single-member pull."""
-    xt = x.T
-    sent = xt.at[layer.src].get(mode="promise_in_bounds")
-    if layer.weight is not None:
-        sent = sent * layer.weight[:, None]
-    return jax.ops.segment_sum(sent, layer.dst, num_segments=x.shape[1], indices_are_sorted=True).T
-
-
-def _batch_tiers(layers: tuple) -> tuple:
-    """``((edge slots per member, per layer), ...)`` of :data:`BATCHED_TIERS`."""
-    return tuple(
-        tuple(max(64, math.ceil(layer.num_directed_edges * f)) for layer in layers) for f in BATCHED_TIERS
-    )
-
-
-def _batched_pressure(x: jax.Array, layers: tuple, scales: jax.Array, sparse: bool) -> jax.Array:
-    """``[M, N]`` contact sums of a batch: the block push through the first tier whose
-    edge buffer (``M`` times a member's share) holds the active blocks' edges of all
-    members together, else the dense pull."""
-    m, n = x.shape
-    if not sparse:
-        per_layer = jnp.stack([_transposed_pull(x, layer) for layer in layers])
-        return jax.vmap(lambda s, p: jnp.tensordot(s, p, axes=1), in_axes=(0, 1))(scales, per_layer)
-    tiers = _batch_tiers(layers)
-    num_blocks = -(-n // PUSH_BLOCK)
-    block_cap = max(1, math.ceil(num_blocks * MAX_ACTIVE_BLOCKS))
-    sending = jnp.pad(x != 0, ((0, 0), (0, num_blocks * PUSH_BLOCK - n)))
-    active = sending.reshape(m, num_blocks, PUSH_BLOCK).any(axis=2)  # [M, blocks]
-    num_active = active.sum(axis=1, dtype=jnp.int32)
-    # Edges of each block, per layer: the block's span of the CSR rows.
-    block_edges = []
-    for layer in layers:
-        bounds = layer.row_start[jnp.minimum(jnp.arange(num_blocks + 1) * PUSH_BLOCK, n)]
-        block_edges.append(jnp.sum(jnp.where(active, jnp.diff(bounds)[None, :], 0)))
-    choice = jnp.int32(len(tiers))
-    for i in reversed(range(len(tiers))):
-        edge_caps = tiers[i]
-        fits = num_active.max() <= block_cap
-        for count, cap in zip(block_edges, edge_caps):
-            fits = fits & (count <= m * cap)
-        choice = jnp.where(fits, jnp.int32(i), choice)
-
-    def push(edge_caps):
-        def run(v):
-            blocks, valid = _first_true(active, block_cap)
-            return jnp.stack([
-                _block_push(v, blocks, valid, layer, m * cap) for layer, cap in zip(layers, edge_caps)
-            ])
-
-        return run
-
-    def dense(v):
-        return jnp.stack([_transposed_pull(v, layer) for layer in layers])
-
-    per_layer = jax.lax.switch(choice, [push(tier) for tier in tiers] + [dense], x)  # [L, M, N]
-    return jax.vmap(lambda s, p: jnp.tensordot(s, p, axes=1), in_axes=(0, 1))(scales, per_layer)
-
-
-def member_batched_contact_pressure(
-    infectiousness: jax.Array, layers: Mapping, layer_scale: Mapping[str, jax.Array], method: str = "auto"
-) -> jax.Array:
-    """:func:`jaxsim.kernels.contact_infection.contact_pressure` for one member, with a
-    batching rule for ensembles (forward runs only: no gradient).
-
-    Unbatched it *is* the kernel (same values). Under ``vmap`` (a batch of members
-    sharing the graph) the members' sums are computed together: with ``method="auto"``
-    the blocks of :data:`PUSH_BLOCK` agents holding an infectious agent, in every member,
-    push along their edges in one pass, through the smallest capacity tier of
-    :data:`BATCHED_TIERS` that holds them all; when none does (or with
-    ``method="dense"``) every member is pulled over every edge with the members of an
-    agent side by side. Each member's sums are those of its own single run: the same
-    terms, added in the same order (tested).
-    """
-    if contacts.is_sharded_graph(layers) or method not in ("auto", "dense"):
-        return contacts.contact_pressure(infectiousness, layers, layer_scale, method)
-    names = tuple(sorted(layers))
-    if not names:
-        return jnp.zeros_like(infectiousness)
-    scheduled = tuple(name for name in names if name in layer_scale)
-    scheduled_scales = tuple(jnp.asarray(layer_scale[name], jnp.float32) for name in scheduled)
-
-    @custom_vmap
-    def pressure(x, graph, scales):
-        return contacts.contact_pressure(x, graph, dict(zip(scheduled, scales)), method)
-
-    @pressure.def_vmap
-    def pressure_batched(axis_size, in_batched, x, graph, scales):
-        x_batched, graph_batched, scales_batched = in_batched
-        if any(jax.tree.leaves(graph_batched)):  # members with their own graphs: plain vmap
-            out = jax.vmap(
-                lambda a, g, s: contacts.contact_pressure(a, g, dict(zip(scheduled, s)), method),
-                in_axes=(0 if x_batched else None, jax.tree.map(lambda b: 0 if b else None, graph_batched),
-                         tuple(0 if b else None for b in scales_batched)),
-                axis_size=axis_size,
-            )(x, graph, scales)
-            return out, True
-        if not x_batched:
-            x = jnp.broadcast_to(x, (axis_size,) + x.shape)
-        full = {name: jnp.ones(axis_size, jnp.float32) for name in names}
-        for name, scale, batched in zip(scheduled, scales, scales_batched):
-            full[name] = scale if batched else jnp.broadcast_to(scale, (axis_size,))
-        per_member_scales = jnp.stack([full[name] for name in names], axis=1)  # [M, L]
-        layer_tuple = tuple(graph[name] for name in names)
-        return _batched_pressure(x, layer_tuple, per_member_scales, method == "auto"), True
-
-    return pressure(infectiousness, dict(layers), scheduled_scales)
-
-
 __all__ = [
-    "DEFAULT_OUTCOMES",
     "CPU_MAX_BATCH",
     "CPU_MAX_BATCH_SLOTS",
     "DEFAULT_QUANTILES",
@@ -839,8 +654,6 @@ __all__ = [
     "choose_batch_size",
     "compare",
     "cross",
-    "default_init",
-    "member_batched_contact_pressure",
     "member_bytes",
     "member_keys",
     "member_metrics",

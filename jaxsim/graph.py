@@ -1,7 +1,7 @@
-"""Contact layers as device arrays: directed edges sorted by destination.
+"""Contact layers as device arrays (:class:`jaxsim.kernels.layers.ContactLayer`), built
+once on the host from a population's undirected :class:`~jaxsim.population.EdgeList`.
 
-Built once on the host from a population's undirected :class:`~jaxsim.population.EdgeList`
-and passed to the jitted step as an argument (never closed over, so XLA does not
+They are passed to the jitted step as an argument (never closed over, so XLA does not
 constant-fold them and the same compiled program runs any population of the same shape).
 """
 
@@ -9,40 +9,12 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
 
+from jaxsim.errors import InputError, LabelError
+from jaxsim.kernels.layers import ContactLayer
 from jaxsim.population import EdgeList, Population, PopulationError
-
-
-@struct.dataclass
-class ContactLayer:
-    """One contact network, each undirected edge stored in both directions.
-
-    Because every edge is stored both ways, the edges into agent ``i`` (positions
-    ``row_start[i] .. row_start[i+1]-1``, sources = ``i``'s neighbours) are also the list of
-    agents ``i`` reaches: one array serves both the dense "pull" sum and the sparse "push"
-    from the few infectious agents.
-
-    Attributes:
-        src: int32 ``[2E]`` the agent whose infectiousness travels along the edge.
-        dst: int32 ``[2E]`` the agent it reaches; sorted ascending.
-        row_start: int32 ``[S + 1]`` first edge position of each destination (CSR offsets),
-            for ``S`` agent slots (the population size, or more with padding).
-        weight: float32 ``[2E]`` contact weight, or ``None`` for all-ones (saves a read of
-            ``4 * 2E`` bytes per day).
-    """
-
-    src: jax.Array
-    dst: jax.Array
-    row_start: jax.Array
-    weight: jax.Array | None = None
-
-    @property
-    def num_directed_edges(self) -> int:
-        return int(self.src.shape[0])
 
 
 def directed_sorted_edges(
@@ -69,23 +41,26 @@ def directed_sorted_edges(
     return src, dst, weight
 
 
-def build_contact_layer(edges: EdgeList, num_agents: int) -> ContactLayer:
-    """Device :class:`ContactLayer` from an undirected edge list."""
+def build_contact_layer(edges: EdgeList, num_agents: int, *, on_device: bool = True) -> ContactLayer:
+    """:class:`ContactLayer` from an undirected edge list (device arrays, or numpy with
+    ``on_device=False``)."""
     src, dst, weight = directed_sorted_edges(edges, num_agents)
     row_start = np.zeros(num_agents + 1, np.int64)
     np.cumsum(np.bincount(dst, minlength=num_agents), out=row_start[1:])
     if row_start[-1] >= 2**31:
         raise PopulationError(f"a contact layer has {row_start[-1]} directed edges; at most 2**31 - 1 are supported")
+    put = jnp.asarray if on_device else np.asarray
     return ContactLayer(
-        src=jnp.asarray(src),
-        dst=jnp.asarray(dst),
-        row_start=jnp.asarray(row_start.astype(np.int32)),
-        weight=None if weight is None else jnp.asarray(weight),
+        src=put(src),
+        dst=put(dst),
+        row_start=put(row_start.astype(np.int32)),
+        weight=None if weight is None else put(weight),
     )
 
 
 def build_contact_graph(
-    population: Population, layers: list[str] | None = None, num_slots: int | None = None
+    population: Population, layers: list[str] | None = None, num_slots: int | None = None,
+    *, on_device: bool = True,
 ) -> dict[str, ContactLayer]:
     """All (or the named) contact layers of a population as ``{name: ContactLayer}``.
 
@@ -94,13 +69,13 @@ def build_contact_graph(
     names = list(population.networks) if layers is None else list(layers)
     missing = [n for n in names if n not in population.networks]
     if missing:
-        raise KeyError(
+        raise LabelError(
             f"population has no contact network(s) {missing}; it has {sorted(population.networks)}"
         )
     slots = population.size if num_slots is None else int(num_slots)
     if slots < population.size:
-        raise ValueError(f"num_slots {slots} is smaller than the population ({population.size})")
-    return {n: build_contact_layer(population.networks[n], slots) for n in names}
+        raise InputError(f"num_slots {slots} is smaller than the population ({population.size})")
+    return {n: build_contact_layer(population.networks[n], slots, on_device=on_device) for n in names}
 
 
 def mean_contacts_per_day(
@@ -117,3 +92,12 @@ def mean_contacts_per_day(
         scale = 1.0 if layer_scale is None or name not in layer_scale else float(np.mean(layer_scale[name]))
         total += per_day * scale
     return total / max(num_agents, 1)
+
+
+__all__ = [
+    "ContactLayer",
+    "build_contact_graph",
+    "build_contact_layer",
+    "directed_sorted_edges",
+    "mean_contacts_per_day",
+]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from jaxsim.population import EdgeList, Population
+from jaxsim.errors import InputError
 
 #: Attributes that group agents who are in contact, in order of precedence.
 LOCALITY_KEYS: tuple[str, ...] = ("area", "household")
@@ -52,7 +53,7 @@ def reorder(population: Population, order: np.ndarray) -> Population:
     n = population.size
     order = np.asarray(order, dtype=np.int64)
     if order.shape != (n,) or not np.array_equal(np.sort(order), np.arange(n)):
-        raise ValueError(f"order must be a permutation of 0..{n - 1}")
+        raise InputError(f"order must be a permutation of 0..{n - 1}")
     new_index = np.empty(n, dtype=np.int64)
     new_index[order] = np.arange(n)
     networks = {
@@ -65,7 +66,7 @@ def reorder(population: Population, order: np.ndarray) -> Population:
         labels=dict(population.labels),
         strings={k: v[order] for k, v in population.strings.items()},
         networks=networks,
-        disease_stages=None if population.disease_stages is None else population.disease_stages[order],
+        initial_states={name: np.asarray(values)[order] for name, values in population.initial_states.items()},
         metadata=dict(population.metadata),
         user_ids=user_ids,
     )

@@ -1,39 +1,62 @@
 """Memory estimates, checked before allocating, so that a population too large for the
 device is refused with the numbers instead of an out-of-memory crash.
 
-The estimates follow the array layout of :mod:`jaxsim.graph` and :mod:`jaxsim.covid`:
+The estimates follow the array layout of :mod:`jaxsim.graph` and the model's own shapes:
 
-- world: 2 bytes per agent slot (age and isolation-group codes), and per contact layer 8
-  bytes per directed edge (source, destination), 4 more if weighted, plus 4 bytes per
-  slot of row offsets;
-- state: 7 bytes per slot (stage, day of infection, isolating) per ensemble member;
-- working memory of a day: about :data:`WORKING_BYTES_PER_SLOT` bytes per slot per member
-  (float temporaries: infectiousness, pressure, probabilities, uniforms, masks);
+- world: the bytes of its per-agent arrays per slot (1 per coded attribute below 127
+  categories), and per contact layer 8 bytes per directed edge (source, destination), 4
+  more if weighted, plus 4 bytes per slot of row offsets, plus its inputs
+  (:func:`world_bytes`);
+- state: the bytes of the model's initial state, from its shapes (:func:`state_bytes`,
+  ``jax.eval_shape`` of ``model.init``: nothing is allocated), per ensemble member;
+- working memory of a day: the model's ``working_bytes_per_agent`` per slot per member
+  (float temporaries: infectiousness, sums, probabilities, uniforms, masks; 48 measured
+  for the COVID step, :data:`WORKING_BYTES_PER_SLOT`);
 - gradients (``differentiable=True``): the state at each checkpoint (one per week) and
-  one float per agent per day for the saved contact sums.
+  one float per agent per day for the saved neighbour sums.
 """
 
 from __future__ import annotations
 
 import os
 
+import numpy as np
+
 from jaxsim.engine import padded_size
+from jaxsim.errors import InputError
 from jaxsim.population import Population
 
+#: Working bytes per agent slot in a day of the COVID step (measured); the default of
+#: ``Model.working_bytes_per_agent``.
 WORKING_BYTES_PER_SLOT = 48
-STATE_BYTES_PER_SLOT = 7
 #: Headroom kept free on the device (allocator slack, the runtime itself).
 HEADROOM = 0.9
 
 
-class InsufficientMemoryError(MemoryError):
+class InsufficientMemoryError(InputError, MemoryError):
     """A run would not fit in the device's memory; the message gives both figures."""
 
 
-def world_bytes(population: Population, layers: list[str] | None = None) -> int:
-    """Bytes of the device arrays :func:`jaxsim.covid.build_world` allocates."""
+def tree_bytes(tree) -> int:
+    """Bytes of the array leaves of a pytree (shapes only; works on abstract values)."""
+    import jax
+
+    return int(sum(np.prod(np.shape(x), dtype=np.int64) * np.dtype(x.dtype).itemsize
+                   for x in jax.tree.leaves(tree) if hasattr(x, "dtype")))
+
+
+def world_bytes(
+    population: Population,
+    layers: list[str] | None = None,
+    *,
+    per_slot_bytes: int = 0,
+    input_bytes: int = 0,
+) -> int:
+    """Bytes of the device arrays of a world on ``population``: ``per_slot_bytes`` of
+    per-agent arrays per slot, the contact layers ``layers`` (default all) and
+    ``input_bytes`` of inputs (see :func:`jaxsim.world.make_world`)."""
     slots = padded_size(population.size)
-    total = 2 * slots
+    total = int(per_slot_bytes) * slots + int(input_bytes)
     for name in layers if layers is not None else population.networks:
         edges = population.networks[name]
         directed = 2 * edges.num_edges
@@ -41,21 +64,36 @@ def world_bytes(population: Population, layers: list[str] | None = None) -> int:
     return total
 
 
+def state_bytes(model, params, world) -> int:
+    """Bytes of one member's state: the shapes of ``model.init(key, params, world)``
+    (evaluated abstractly, nothing allocated)."""
+    import jax
+
+    from jaxsim import engine
+
+    shape = jax.eval_shape(lambda k: engine.initial_state(model, k, params, world), jax.random.key(0))
+    return tree_bytes(shape)
+
+
 def run_bytes(
-    population: Population,
+    model,
+    params,
+    world,
     days: int,
     *,
     members: int = 1,
     differentiable: bool = False,
-    layers: list[str] | None = None,
 ) -> int:
-    """Estimated peak device bytes of ``members`` runs of ``days`` days sharing one world."""
-    slots = padded_size(population.size)
-    per_member = (STATE_BYTES_PER_SLOT + WORKING_BYTES_PER_SLOT) * slots
+    """Estimated peak device bytes of ``members`` runs of ``model`` for ``days`` days
+    sharing ``world``: the world, and per member its state, the model's working memory of
+    a day and, with gradients, a state per checkpointed week and the saved sums."""
+    slots = world.num_slots
+    state = state_bytes(model, params, world)
+    per_member = state + int(model.working_bytes_per_agent) * slots
     if differentiable:
         weeks = -(-int(days) // 7)
-        per_member += weeks * STATE_BYTES_PER_SLOT * slots + int(days) * 4 * slots
-    return world_bytes(population, layers) + int(members) * per_member
+        per_member += weeks * state + int(days) * 4 * slots
+    return tree_bytes(world) + int(members) * per_member
 
 
 def device_capacity_bytes(device=None) -> int | None:

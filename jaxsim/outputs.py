@@ -1,4 +1,9 @@
-"""Writers for a run's outputs: ``metrics.csv``, ``run.json`` and ``epidemic.png``."""
+"""Writers for a run's outputs: per-day metric tables, ``run.json``, plots; never half-written.
+
+Tables follow the model's declared metrics (:class:`jaxsim.engine.Metric`): declared
+order, counts and flows as integers, every other metric as it is (a whole-looking float
+stays a float); vector metrics spread into ``<name>_<label>`` columns.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from jaxsim.population import STAGE_NAMES
-
-#: Columns every COVID metrics.csv starts with, in this order (after ``day`` and ``date``).
-CORE_METRIC_COLUMNS = STAGE_NAMES + ("new_infections", "isolating")
+from jaxsim.errors import InputError
 
 
 def metrics_table(
@@ -25,11 +27,29 @@ def metrics_table(
     *,
     start_date: pd.Timestamp | None = None,
     vector_labels: Mapping[str, Sequence[str]] | None = None,
+    declared: Sequence | None = None,
+    world=None,
+    first_columns: Sequence[str] = (),
 ) -> pd.DataFrame:
     """One row per day: ``day``, ``date`` (ISO date, empty when the start date is unknown),
-    scalar metrics, then vector metrics spread into ``<name>_<label>`` columns (labels from
-    ``vector_labels[name]``)."""
+    scalar metrics (``first_columns`` first, then declared ones in declared order, then the
+    others by name), then vector metrics spread into ``<name>_<label>`` columns.
+
+    Args:
+        declared: the model's :class:`jaxsim.engine.Metric` declarations: counts and flows
+            become integers, the ``by`` category of a vector metric labels its columns
+            (from ``world``).
+        vector_labels: ``{metric: labels}`` for vector metrics (overrides ``by``).
+    """
+    declared = {m.name: m for m in (declared or ())}
     vector_labels = dict(vector_labels or {})
+    if world is not None:
+        for name, metric in declared.items():
+            if metric.by is not None and name not in vector_labels:
+                try:
+                    vector_labels[name] = list(world.category_labels(metric.by))
+                except KeyError:
+                    pass
     days = len(next(iter(metrics.values())))
     table = {"day": np.arange(days)}
     if start_date is not None:
@@ -39,25 +59,26 @@ def metrics_table(
     else:
         table["date"] = [""] * days
     scalar = [k for k, v in metrics.items() if np.ndim(v) == 1]
-    ordered = [k for k in CORE_METRIC_COLUMNS if k in scalar] + sorted(
-        k for k in scalar if k not in CORE_METRIC_COLUMNS
-    )
+    ordered = [k for k in first_columns if k in scalar]
+    ordered += [k for k in declared if k in scalar and k not in ordered]
+    ordered += sorted(k for k in scalar if k not in ordered)
+
+    def column(name, values):
+        metric = declared.get(name)
+        if metric is not None and metric.integer:
+            return np.rint(values).astype(np.int64)
+        return values
+
     for k in ordered:
-        values = np.asarray(metrics[k])
-        table[k] = np.rint(values).astype(np.int64) if _is_count(k, values) else values
+        table[k] = column(k, np.asarray(metrics[k]))
     for k in sorted(k for k, v in metrics.items() if np.ndim(v) == 2):
         values = np.asarray(metrics[k])
         labels = list(vector_labels.get(k, [str(i) for i in range(values.shape[1])]))
         if len(labels) != values.shape[1]:
-            raise ValueError(f"metric {k!r} has {values.shape[1]} columns but {len(labels)} labels")
+            raise InputError(f"metric {k!r} has {values.shape[1]} columns but {len(labels)} labels")
         for j, label in enumerate(labels):
-            col = values[:, j]
-            table[f"{k}_{label}"] = np.rint(col).astype(np.int64) if _is_count(k, col) else col
+            table[f"{k}_{label}"] = column(k, values[:, j])
     return pd.DataFrame(table)
-
-
-def _is_count(name: str, values: np.ndarray) -> bool:
-    return not name.endswith("_prob") and np.allclose(values, np.rint(values))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -149,54 +170,46 @@ def write_json(data: Mapping, path: Path) -> None:
     atomic_write_text(Path(path), json.dumps(to_jsonable(data), indent=2, sort_keys=False) + "\n")
 
 
-def plot_epidemic(
-    table: pd.DataFrame,
-    path: Path,
-    *,
-    title: str,
-    observed_weekly: pd.DataFrame | None = None,
-    ascertainment: float | None = None,
-) -> None:
-    """Stage curves, and weekly simulated cases against observed cases where known.
-
-    ``observed_weekly`` has columns ``week_start_day`` (day index of the week's first day)
-    and ``cases``; simulated weekly onsets are scaled by ``ascertainment`` to compare with
-    reported cases.
-    """
+def pyplot():
+    """matplotlib's pyplot with the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_stage, ax_cases) = plt.subplots(2, 1, figsize=(9, 7), sharex=True)
-    x = table["day"].to_numpy()
-    for name in STAGE_NAMES:
-        if name in table:
-            ax_stage.plot(x, table[name], label=name)
-    if "isolating" in table:
-        ax_stage.plot(x, table["isolating"], label="isolating", linestyle="--", color="grey")
-    ax_stage.set_yscale("symlog", linthresh=10)
-    ax_stage.set_ylabel("agents")
-    ax_stage.legend(loc="center right", fontsize=8)
-    ax_stage.set_title(title)
+    return plt
 
-    if "new_cases" in table:
-        weeks = len(x) // 7
-        if weeks:
-            weekly = table["new_cases"].to_numpy()[: weeks * 7].reshape(weeks, 7).sum(axis=1)
-            scale = 1.0 if ascertainment is None else ascertainment
-            label = "simulated onsets per week" + (f" x ascertainment {scale:g}" if ascertainment else "")
-            ax_cases.stairs(weekly * scale, np.arange(weeks + 1) * 7, label=label, linewidth=1.5)
-        ax_cases.plot(x, table["new_cases"], alpha=0.4, label="simulated onsets per day")
-    if observed_weekly is not None and len(observed_weekly):
-        starts = observed_weekly["week_start_day"].to_numpy()
-        ax_cases.stairs(
-            observed_weekly["cases"].to_numpy(), np.append(starts, starts[-1] + 7),
-            color="black", label="observed cases per week", linewidth=1.5,
-        )
-    ax_cases.set_xlabel("day")
-    ax_cases.set_ylabel("cases")
-    ax_cases.legend(fontsize=8)
+
+def plot_metrics(
+    table: pd.DataFrame,
+    path: Path,
+    *,
+    title: str,
+    declared: Sequence = (),
+    metrics: Sequence[str] | None = None,
+) -> None:
+    """The declared metrics of a run over days: counts on one panel, flows and amounts on
+    another, levels and probabilities on a third (panels without metrics are left out)."""
+    plt = pyplot()
+    declared = {m.name: m for m in declared}
+    names = [c for c in table.columns if c not in ("day", "date")] if metrics is None else list(metrics)
+    panels = {"count": [], "flow": [], "level": []}
+    for column in names:
+        base = column if column in declared else next((d for d in declared if column.startswith(d + "_")), column)
+        kind = declared[base].kind if base in declared else "level"
+        panels["count" if kind == "count" else "flow" if kind in ("flow", "amount") else "level"].append(column)
+    used = [(kind, cols) for kind, cols in panels.items() if cols]
+    if not used:
+        raise InputError("plot_metrics: no metric to plot")
+    fig, axes = plt.subplots(len(used), 1, figsize=(9, 3 * len(used) + 1), sharex=True, squeeze=False)
+    x = table["day"].to_numpy()
+    for ax, (kind, cols) in zip(axes[:, 0], used):
+        for column in cols[:20]:
+            ax.plot(x, table[column].to_numpy(), label=column)
+        ax.set_ylabel({"count": "agents", "flow": "per day", "level": "value"}[kind])
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    axes[0, 0].set_title(title)
+    axes[-1, 0].set_xlabel("day")
     fig.tight_layout()
     save_figure(fig, path)
 
@@ -215,26 +228,23 @@ def save_figure(fig, path: Path, dpi: int = 110) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def plot_archetype_probabilities(
-    table: np.ndarray, names: Sequence[str], path: Path, *, title: str
+def plot_group_probabilities(
+    table: np.ndarray, names: Sequence[str], path: Path, *, title: str,
+    xlabel: str = "week of the run", ylabel: str = "daily isolation probability",
 ) -> None:
-    """Each archetype's daily isolation probability by week (``table`` float ``[weeks, G]``)
-    as step lines, one per archetype, named in the legend."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Each group's value by period (``table`` float ``[periods, G]``, e.g. a behaviour
+    layer's answers) as step lines, one per group, named in the legend."""
+    plt = pyplot()
     table = np.asarray(table, float)
     if table.ndim != 2 or table.shape[1] != len(names):
-        raise ValueError(f"archetype table has shape {table.shape}, expected [weeks, {len(names)}]")
+        raise InputError(f"group table has shape {table.shape}, expected [periods, {len(names)}]")
     fig, ax = plt.subplots(figsize=(9, 5))
     edges = np.arange(table.shape[0] + 1)
     cmap = plt.get_cmap("tab20")
     for g, name in enumerate(names):
         ax.stairs(table[:, g], edges, label=name, color=cmap(g % 20), linewidth=1.5)
-    ax.set_xlabel("week of the run")
-    ax.set_ylabel("daily isolation probability")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.set_ylim(-0.02, 1.02)
     ax.set_title(title)
     ax.legend(fontsize=7, ncol=2 if len(names) > 8 else 1, loc="upper left", bbox_to_anchor=(1.01, 1.0))

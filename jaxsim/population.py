@@ -1,7 +1,7 @@
 """The host-side population: agents' attributes with their labels, and contact networks.
 
 A :class:`Population` is plain numpy on the host. It is what a population directory
-(see :mod:`jaxsim.population_io`) or the synthetic generator (:mod:`jaxsim.synthetic`)
+(see :mod:`jaxsim.population_io`) or the synthetic generator (:mod:`jaxsim.nyc.synthesis`)
 produces, and what a model turns into device arrays once, at build time.
 
 Categorical attributes are integer codes ``[N]`` plus, where the population has a
@@ -17,12 +17,10 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-# Disease stage codes used in ``disease_stages.csv`` and in the simulation state.
-STAGE_NAMES: tuple[str, ...] = ("susceptible", "exposed", "infected", "recovered", "dead")
-SUSCEPTIBLE, EXPOSED, INFECTED, RECOVERED, DEAD = range(5)
+from jaxsim.errors import InputError, LabelError
 
 
-class PopulationError(ValueError):
+class PopulationError(InputError):
     """A population (directory, file or in-memory arrays) is malformed.
 
     The message names the file, the line or column, and the offending value.
@@ -89,7 +87,9 @@ class Population:
         strings: ``{name: object [N]}`` free-text columns such as ``soc_code``.
         networks: ``{layer_name: EdgeList}`` contact layers (e.g. ``household``,
             ``community``, or ``0``..``6`` for one network per day of week).
-        disease_stages: optional int8 ``[N]`` initial stage codes (0 S, 1 E, 2 I, 3 R, 4 M).
+        initial_states: ``{name: [N] array}`` per-agent initial values that a model may
+            start from (e.g. ``"disease_stage"``, read from the field's
+            ``disease_stages.csv``; the COVID model uses it when present).
         metadata: free-form provenance (source directory, NTAs, generator settings).
         user_ids: optional int64 ``[N]``: the id agent ``i`` had where the population came
             from, when it has been reordered (see :mod:`jaxsim.locality`); ``None`` means
@@ -100,7 +100,7 @@ class Population:
     labels: dict[str, list[str]] = field(default_factory=dict)
     strings: dict[str, np.ndarray] = field(default_factory=dict)
     networks: dict[str, EdgeList] = field(default_factory=dict)
-    disease_stages: np.ndarray | None = None
+    initial_states: dict[str, np.ndarray] = field(default_factory=dict)
     metadata: dict = field(default_factory=dict)
     user_ids: np.ndarray | None = None
 
@@ -130,16 +130,10 @@ class Population:
                 raise PopulationError(
                     f"network {layer!r}: an edge endpoint is outside [0, {n})"
                 )
-        if self.disease_stages is not None:
-            stages = np.asarray(self.disease_stages)
-            if stages.shape != (n,):
+        for name, values in self.initial_states.items():
+            if np.shape(values)[:1] != (n,):
                 raise PopulationError(
-                    f"disease_stages has {stages.shape[0]} entries for {n} agents"
-                )
-            if stages.size and (stages.min() < 0 or stages.max() > 4):
-                raise PopulationError(
-                    f"disease_stages: stage {int(stages.max() if stages.max() > 4 else stages.min())} "
-                    "is outside 0..4"
+                    f"initial state {name!r} has {np.shape(values)[0] if np.ndim(values) else 0} entries for {n} agents"
                 )
 
     # ------------------------------------------------------------------ size
@@ -156,7 +150,7 @@ class Population:
     # ---------------------------------------------------------------- labels
     def _require(self, attribute: str) -> np.ndarray:
         if attribute not in self.attributes:
-            raise KeyError(
+            raise LabelError(
                 f"population has no attribute {attribute!r}; it has {sorted(self.attributes)}"
             )
         return self.attributes[attribute]
@@ -178,7 +172,7 @@ class Population:
         try:
             return labels.index(str(label))
         except ValueError:
-            raise KeyError(
+            raise LabelError(
                 f"attribute {attribute!r} has no label {label!r}; its labels are {labels}"
             ) from None
 
@@ -198,12 +192,12 @@ class Population:
         labels = self.category_labels(attribute)
         unknown = sorted(set(map(str, values)) - set(labels))
         if unknown:
-            raise KeyError(
+            raise LabelError(
                 f"attribute {attribute!r}: unknown labels {unknown}; its labels are {labels}"
             )
         missing = [lab for lab in labels if lab not in values]
         if missing and default is None:
-            raise KeyError(
+            raise LabelError(
                 f"attribute {attribute!r}: no value given for labels {missing}"
             )
         return np.array([values.get(lab, default) for lab in labels], dtype=dtype)
@@ -243,7 +237,7 @@ def relabel(population: Population, attribute: str, new_order: Sequence[str]) ->
     """
     old = population.category_labels(attribute)
     if sorted(old) != sorted(new_order):
-        raise KeyError(f"new order {list(new_order)} is not a permutation of {old}")
+        raise LabelError(f"new order {list(new_order)} is not a permutation of {old}")
     remap = np.array([list(new_order).index(lab) for lab in old], dtype=np.int32)
     attributes = dict(population.attributes)
     attributes[attribute] = remap[population.attributes[attribute]]
@@ -254,7 +248,7 @@ def relabel(population: Population, attribute: str, new_order: Sequence[str]) ->
         labels=labels,
         strings=dict(population.strings),
         networks=dict(population.networks),
-        disease_stages=population.disease_stages,
+        initial_states=dict(population.initial_states),
         metadata=dict(population.metadata),
         user_ids=population.user_ids,
     )

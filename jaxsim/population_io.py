@@ -70,6 +70,8 @@ __all__ = [
 AGENTS_FILE = "agents.csv"
 MAPPING_FILE = "mapping.json"
 STAGES_FILE = "disease_stages.csv"
+#: The initial state ``disease_stages.csv`` is read into (``Population.initial_states``).
+STAGE_STATE = "disease_stage"
 METADATA_FILE = "population.json"
 NETWORK_PREFIX = "mobility_networks_"
 PICKLE_SUFFIXES = (".pickle", ".pkl")
@@ -147,7 +149,7 @@ def load_population(directory: str | os.PathLike, *, allow_pickle: bool = False)
             labels=labels,
             strings=strings,
             networks=networks,
-            disease_stages=stages,
+            initial_states={} if stages is None else {STAGE_STATE: stages},
             metadata=meta,
         )
     except PopulationError as exc:  # defensive: every check above should come first
@@ -901,8 +903,8 @@ def _write_directory(population: Population, out: Path) -> None:
         if name in population.labels
     }
     _write_json(out / MAPPING_FILE, labels)
-    if population.disease_stages is not None:
-        stages = np.asarray(population.disease_stages).astype(np.int64)
+    if STAGE_STATE in population.initial_states:
+        stages = np.asarray(population.initial_states[STAGE_STATE]).astype(np.int64)
         _write_rows(out / STAGES_FILE, [stages])
     for layer, edges in population.networks.items():
         path = out / f"{NETWORK_PREFIX}{layer}.csv"

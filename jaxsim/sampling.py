@@ -7,6 +7,12 @@ on the estimator. The forward value does not depend on the estimator: every esti
 decides the event with the same uniforms (common random numbers), so a run with
 gradients takes the same path as a plain run with the same key.
 
+The estimator is one setting of a run: :func:`jaxsim.engine.simulate` (and ``run``,
+ensembles, calibration) take ``estimator=...`` and every draw inside the run uses it
+(:func:`estimator_scope`); a model author calls ``bernoulli(key, p)`` and never writes
+gradient code. Code that must know whether gradients are wanted (a model's mean-field
+surrogates, say) asks :func:`differentiable`.
+
 Estimators (:data:`ESTIMATORS`; pass a name, a ``"name:temperature"`` string, or an
 :class:`Estimator`):
 
@@ -51,11 +57,15 @@ the JAX key. It costs a few integer operations per element, about 3x less than
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import math
 
 import jax
 import jax.numpy as jnp
+
+from jaxsim.errors import InputError
 
 ESTIMATORS = ("none", "straight_through", "gumbel_softmax", "stochastic")
 
@@ -80,12 +90,12 @@ class Estimator:
 
     def __post_init__(self):
         if not isinstance(self.name, str) or self.name not in ESTIMATORS:
-            raise ValueError(
+            raise InputError(
                 f"unknown gradient estimator {self.name!r}; choose one of {ESTIMATORS}"
             )
         if self.name != "gumbel_softmax":
             if self.temperature is not None:
-                raise ValueError(
+                raise InputError(
                     f"gradient estimator {self.name!r} takes no temperature, "
                     f"got {self.temperature!r}"
                 )
@@ -96,7 +106,7 @@ class Estimator:
         except (TypeError, ValueError):
             value = math.nan
         if not (math.isfinite(value) and value > 0.0):
-            raise ValueError(
+            raise InputError(
                 f"gumbel_softmax temperature must be a finite number > 0, got {temperature!r}"
             )
         object.__setattr__(self, "temperature", value)
@@ -121,15 +131,15 @@ def check_estimator(estimator: str | Estimator) -> Estimator:
     if isinstance(estimator, Estimator):
         return estimator
     if not isinstance(estimator, str):
-        raise ValueError(f"unknown gradient estimator {estimator!r}; choose one of {ESTIMATORS}")
+        raise InputError(f"unknown gradient estimator {estimator!r}; choose one of {ESTIMATORS}")
     name, sep, temperature = estimator.partition(":")
     name = name.strip()
     if not sep:
         return Estimator(name)
     if name not in ESTIMATORS:
-        raise ValueError(f"unknown gradient estimator {estimator!r}; choose one of {ESTIMATORS}")
+        raise InputError(f"unknown gradient estimator {estimator!r}; choose one of {ESTIMATORS}")
     if name != "gumbel_softmax":
-        raise ValueError(
+        raise InputError(
             f"gradient estimator {name!r} takes no temperature, got {temperature.strip()!r} "
             f"in {estimator!r}"
         )
@@ -138,11 +148,41 @@ def check_estimator(estimator: str | Estimator) -> Estimator:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0.0):
-        raise ValueError(
+        raise InputError(
             f"gumbel_softmax temperature must be a finite number > 0, got "
             f"{temperature.strip()!r} in {estimator!r}"
         )
     return Estimator(name, value)
+
+
+#: The estimator of the run being traced (see :func:`estimator_scope`).
+_SCOPE: contextvars.ContextVar = contextvars.ContextVar("jaxsim_estimator", default=None)
+
+
+@contextlib.contextmanager
+def estimator_scope(estimator: "str | Estimator | None"):
+    """Within the block, draws that name no estimator use ``estimator`` (``None`` keeps the
+    enclosing one). The engine opens one around each run it traces, so the estimator is
+    fixed when a program is traced (and part of its compile-cache key)."""
+    if estimator is None:
+        yield current_estimator()
+        return
+    token = _SCOPE.set(check_estimator(estimator))
+    try:
+        yield _SCOPE.get()
+    finally:
+        _SCOPE.reset(token)
+
+
+def current_estimator() -> Estimator:
+    """The estimator of the enclosing :func:`estimator_scope` (``"none"`` outside any)."""
+    found = _SCOPE.get()
+    return found if found is not None else Estimator("none")
+
+
+def differentiable() -> bool:
+    """Whether the run being traced wants gradients (its estimator is not ``"none"``)."""
+    return current_estimator().name != "none"
 
 
 def _mix32(x: jax.Array) -> jax.Array:
@@ -174,7 +214,7 @@ def uniform(key: jax.Array, shape: tuple[int, ...], offset: int | jax.Array = 0)
     for dim in shape:
         size *= int(dim)
     if size >= 2**32:
-        raise ValueError(f"uniform: at most 2**32 - 1 elements per draw, asked for {size}")
+        raise InputError(f"uniform: at most 2**32 - 1 elements per draw, asked for {size}")
     words = jax.random.bits(key, (2,), jnp.uint32)
     counter = jnp.arange(size, dtype=jnp.uint32) + jnp.asarray(offset, jnp.uint32)
     h = _mix32(_mix32(counter ^ words[0]) + words[1])
@@ -237,7 +277,7 @@ def _smoothed_bernoulli_bwd(residuals, g):
 _smoothed_bernoulli.defvjp(_smoothed_bernoulli_fwd, _smoothed_bernoulli_bwd)
 
 
-def bernoulli(key: jax.Array, p: jax.Array, estimator: str | Estimator = "none") -> jax.Array:
+def bernoulli(key: jax.Array, p: jax.Array, estimator: str | Estimator | None = None) -> jax.Array:
     """0/1 float32 events with probability ``p`` (any shape), drawn with ``key``.
 
     The event is ``u < p`` for ``u = uniform(key, p.shape)`` whatever the estimator, so
@@ -246,10 +286,11 @@ def bernoulli(key: jax.Array, p: jax.Array, estimator: str | Estimator = "none")
     only in parameters share their randomness (common random numbers): raising ``p`` only
     adds events. ``p`` outside ``[0, 1]`` is clipped (see the module docstring).
 
-    ``estimator`` is anything :func:`check_estimator` accepts; it picks the gradient with
-    respect to ``p`` (see the module docstring). The key's uniforms get a zero gradient.
+    ``estimator`` is anything :func:`check_estimator` accepts (default: the run's, see
+    :func:`estimator_scope`); it picks the gradient with respect to ``p`` (see the module
+    docstring). The key's uniforms get a zero gradient.
     """
-    spec = check_estimator(estimator)
+    spec = current_estimator() if estimator is None else check_estimator(estimator)
     p = jnp.asarray(p)
     u = uniform(key, p.shape)
     hard = (u < p).astype(jnp.float32)
@@ -293,7 +334,7 @@ _smoothed_categorical.defvjp(_smoothed_categorical_fwd, _smoothed_categorical_bw
 
 
 def categorical(
-    key: jax.Array, probs: jax.Array, estimator: str | Estimator = "none"
+    key: jax.Array, probs: jax.Array, estimator: str | Estimator | None = None
 ) -> jax.Array:
     """One-hot float32 draws ``[..., K]`` from the categorical rows ``probs [..., K]``.
 
@@ -333,10 +374,10 @@ def categorical(
       this is a different coupling from :func:`bernoulli`'s ``u < p``, hence a different
       (also unbiased) derivative.
     """
-    spec = check_estimator(estimator)
+    spec = current_estimator() if estimator is None else check_estimator(estimator)
     probs = jnp.asarray(probs)
     if probs.ndim == 0:
-        raise ValueError("categorical: probs must have a trailing class axis [..., K]")
+        raise InputError("categorical: probs must have a trailing class axis [..., K]")
     num_classes = probs.shape[-1]
     p32 = probs.astype(jnp.float32)
     p32 = jnp.where(p32 < 0.0, 0.0, p32)

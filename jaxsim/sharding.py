@@ -18,9 +18,15 @@ Usage (one process; several processes: see ``scenarios/multihost_example.py``)::
 
     mesh = sharding.make_mesh(4)
     world = sharding.shard_world(covid.build_world(population), mesh)
-    state = sharding.shard_state(covid.initial_state(params, key0, world), mesh, world)
+    state = sharding.shard_state(model.init(key0, params, world), mesh, world)
     params, key = sharding.replicate((params, key), mesh)
-    result = engine.run(model, state, params, world, key, days=60)
+    result = engine.run(model, key, state, params, world, days=60)
+
+Any model works this way: its per-agent arrays are split, XLA partitions its element-wise
+work, and a model whose only read of other agents is
+:func:`jaxsim.kernels.neighbour_sums.neighbour_sum` gets the halo exchange. A model that
+reads the graph's edges itself (e.g. pairwise updates) keeps the layers whole on every
+device (``shard_world(..., graph="replicate")``) and lets XLA partition the rest.
 
 Build the state from the *sharded* world: it may have more padding slots (the slots are
 padded to a multiple of ``lcm(8, D)`` so that they split evenly).
@@ -43,6 +49,7 @@ from jaxsim.engine import AGENT_ALIGNMENT, World, padded_size
 from jaxsim.graph import ContactLayer, directed_sorted_edges
 from jaxsim.kernels.sharded_contacts import ShardedContactLayer
 from jaxsim.population import Population
+from jaxsim.errors import InputError
 
 #: Name of the mesh axis the agents are split along.
 AGENT_AXIS = "agents"
@@ -80,13 +87,13 @@ def check_device_count(requested: int) -> int:
     both numbers (and how to get more CPU devices) otherwise."""
     available = available_device_count()
     if isinstance(requested, bool) or not isinstance(requested, (int, np.integer)):
-        raise ValueError(f"--devices must be a whole number, got {requested!r}")
+        raise InputError(f"--devices must be a whole number, got {requested!r}")
     if requested < 1:
-        raise ValueError(f"--devices must be >= 1, got {requested}")
+        raise InputError(f"--devices must be >= 1, got {requested}")
     if requested > available:
         platform = jax.devices()[0].platform
         hint = more_devices_hint(requested, platform)
-        raise ValueError(
+        raise InputError(
             f"--devices {requested}: only {available} {platform} device(s) available{hint}"
         )
     return int(requested)
@@ -188,22 +195,22 @@ def partition_edges(
     """
     d_count, slots = int(num_devices), int(num_slots)
     if d_count < 1:
-        raise ValueError(f"num_devices must be >= 1, got {num_devices}")
+        raise InputError(f"num_devices must be >= 1, got {num_devices}")
     if slots % d_count:
-        raise ValueError(f"{slots} agent slots do not split evenly over {d_count} devices")
+        raise InputError(f"{slots} agent slots do not split evenly over {d_count} devices")
     if slots >= 2**31:
-        raise ValueError(f"{slots} agent slots: at most 2**31 - 1 are supported")
+        raise InputError(f"{slots} agent slots: at most 2**31 - 1 are supported")
     block = slots // d_count
     cuts = np.arange(d_count + 1, dtype=np.int64) * block
     layer_edges = {}
     for name, (src, dst, weight) in edges.items():
         src, dst = np.asarray(src), np.asarray(dst)
         if src.dtype.kind not in "iu" or dst.dtype.kind not in "iu" or src.shape != dst.shape:
-            raise ValueError(f"layer {name!r}: src and dst must be integer arrays of one length")
+            raise InputError(f"layer {name!r}: src and dst must be integer arrays of one length")
         if src.size and (min(src.min(), dst.min()) < 0 or max(src.max(), dst.max()) >= slots):
-            raise ValueError(f"layer {name!r}: an edge endpoint is outside [0, {slots})")
+            raise InputError(f"layer {name!r}: an edge endpoint is outside [0, {slots})")
         if src.size > 1 and np.any(dst[1:] < dst[:-1]):
-            raise ValueError(f"layer {name!r}: edges are not sorted by destination")
+            raise InputError(f"layer {name!r}: edges are not sorted by destination")
         layer_edges[name] = (src, dst, weight)
 
     def crossing(src, dst):
@@ -312,7 +319,7 @@ def shard_graph(
     edges = {}
     for name, layer in graph.items():
         if not isinstance(layer, ContactLayer):
-            raise ValueError(
+            raise InputError(
                 f"graph layer {name!r} is a {type(layer).__name__}, not a ContactLayer "
                 "(is the world already sharded?)"
             )
@@ -338,19 +345,24 @@ def shard_graph(
     return layers, part.stats
 
 
-def shard_world(world: World, mesh: Mesh) -> World:
-    """``world`` split over ``mesh``: agent arrays in contiguous blocks, contact layers as
-    :class:`ShardedContactLayer` s, time-indexed inputs replicated.
+def shard_world(world: World, mesh: Mesh, *, graph: str = "halo") -> World:
+    """``world`` split over ``mesh``: agent arrays in contiguous blocks, time-indexed inputs
+    replicated, contact layers as :class:`ShardedContactLayer` s (``graph="halo"``, for
+    models that read other agents through
+    :func:`jaxsim.kernels.neighbour_sums.neighbour_sum`) or whole on every device
+    (``graph="replicate"``, for models that read the edges themselves).
 
-    The agent arrays are padded (with 0) to a multiple of ``lcm(8, D)`` slots
-    (:func:`slot_multiple`): create the state from the returned world. The halo
-    statistics are available from :func:`halo_stats`.
+    The agent arrays are padded to a multiple of ``lcm(8, D)`` slots (:func:`slot_multiple`)
+    with the value of their existing padding (0 when they had none): create the state from
+    the returned world. The halo statistics are available from :func:`halo_stats`.
     """
+    if graph not in ("halo", "replicate"):
+        raise InputError(f"shard_world: graph must be 'halo' or 'replicate', got {graph!r}")
     if any(isinstance(layer, ShardedContactLayer) for layer in world.graph.values()):
-        raise ValueError("the world is already sharded")
+        raise InputError("the world is already sharded")
     d_count = mesh.devices.size
     if mesh.axis_names != (AGENT_AXIS,):
-        raise ValueError(f"the mesh needs the single axis {AGENT_AXIS!r}, got {mesh.axis_names}")
+        raise InputError(f"the mesh needs the single axis {AGENT_AXIS!r}, got {mesh.axis_names}")
     old_slots = world.num_slots
     multiple = slot_multiple(d_count)
     slots = padded_size(world.num_agents, multiple)
@@ -358,16 +370,30 @@ def shard_world(world: World, mesh: Mesh) -> World:
     for name, values in world.agents.items():
         host = np.asarray(values)
         if host.shape[:1] != (old_slots,):
-            raise ValueError(
+            raise InputError(
                 f"world.agents[{name!r}] has shape {host.shape}, expected ({old_slots}, ...) agent slots"
             )
-        padded = np.zeros((slots,) + host.shape[1:], host.dtype)
+        fill = host[-1] if old_slots > world.num_agents else 0
+        padded = np.empty((slots,) + host.shape[1:], host.dtype)
+        padded[:] = fill
         padded[:old_slots] = host
         agents[name] = _put(padded, _split(mesh, host.ndim))
-    graph, _ = shard_graph(world.graph, mesh, slots)
+    if graph == "halo":
+        layers, _ = shard_graph(world.graph, mesh, slots)
+    else:
+        layers = {name: _regrow_layer(layer, slots) for name, layer in world.graph.items()}
+        layers = replicate(layers, mesh)
     return world.replace(
-        agents=agents, graph=graph, inputs=replicate(world.inputs, mesh), slot_multiple=multiple
+        agents=agents, graph=layers, inputs=replicate(world.inputs, mesh), slot_multiple=multiple
     )
+
+
+def _regrow_layer(layer: ContactLayer, slots: int) -> ContactLayer:
+    """``layer`` with its row offsets extended to ``slots`` slots (the new slots have no edges)."""
+    row_start = np.asarray(layer.row_start)
+    if row_start.shape[0] - 1 < slots:
+        row_start = np.concatenate([row_start, np.full(slots + 1 - row_start.shape[0], row_start[-1], row_start.dtype)])
+    return layer.replace(row_start=jnp.asarray(row_start))
 
 
 def halo_stats(world: World) -> HaloStats | None:
@@ -389,9 +415,9 @@ def shard_state(state, mesh: Mesh, world: World):
         if shape[:1] == (slots,):
             return _put(leaf, _split(mesh, len(shape)))
         if shape[:1] == (unsharded,) and unsharded != slots:
-            raise ValueError(
+            raise InputError(
                 f"a state array has {unsharded} agent slots but the sharded world has {slots}: "
-                "create the state from the sharded world (e.g. covid.initial_state(params, key, "
+                "create the state from the sharded world (e.g. model.init(key, params, "
                 "sharding.shard_world(world, mesh)))"
             )
         return _put(leaf, NamedSharding(mesh, P()))

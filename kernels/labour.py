@@ -1,7 +1,8 @@
 """The labour side of the economy: who works today, willingness to work, earnings, taxes,
-redistribution, consumption and savings, prices, and the borough labour market.
+redistribution, consumption and savings, prices, and the regional labour market.
 
-Pure functions over agent arrays ``[N]`` and per-borough arrays ``[B]``. Units:
+Pure functions over agent arrays ``[N]`` and per-region arrays ``[B]`` (regions such as
+New York City's boroughs). Units:
 
 - money in US dollars (USD) at the prices of the run's first month unless stated; a
   "month" is a calendar month of the run;
@@ -21,7 +22,6 @@ import jax
 import jax.numpy as jnp
 
 from jaxsim.kernels.lookup import lookup
-from jaxsim.population import DEAD, INFECTED
 
 
 def sum_by_code(values: jax.Array, codes: jax.Array, num_codes: int) -> jax.Array:
@@ -38,25 +38,13 @@ def sum_by_code(values: jax.Array, codes: jax.Array, num_codes: int) -> jax.Arra
 
 
 # ------------------------------------------------------------------------------- daily
-def can_work_today(stage: jax.Array, isolating: jax.Array) -> jax.Array:
-    """float32 ``[N]`` 1 if an agent's health lets it work today: not sick (stage I), not
-    dead (stage M or beyond, which includes padding slots), not isolating.
-
-    Args:
-        stage: int ``[N]`` COVID stage codes (0 S, 1 E, 2 I, 3 R, 4 M, 5 padding).
-        isolating: float ``[N]`` 1 if isolating today.
-    """
-    healthy = (stage != INFECTED) & (stage < DEAD)
-    return (healthy & (isolating < 0.5)).astype(jnp.float32)
-
-
 def works_today(
     employed: jax.Array, willing: jax.Array, able: jax.Array, workday: jax.Array
 ) -> jax.Array:
     """float32 ``[N]``: the agent works today (1) or not (0).
 
     An agent works on a working day when it has a job, is willing to work this month and
-    is able to (:func:`can_work_today`); all arguments are 0/1 (or probabilities, giving
+    is able to (its health lets it work today: a bridge from the epidemic model); all arguments are 0/1 (or probabilities, giving
     the probability of working).
 
     Args:
@@ -226,7 +214,7 @@ def price_update(
 
 # ----------------------------------------------------------------------- labour market
 def job_flow_probabilities(
-    borough: jax.Array,
+    region: jax.Array,
     willing: jax.Array,
     separation_logit: jax.Array,
     hiring_logit: jax.Array,
@@ -238,7 +226,7 @@ def job_flow_probabilities(
 ) -> tuple[jax.Array, jax.Array]:
     """Each agent's probability of losing its job and of finding one at the month's end.
 
-    In borough ``b``:
+    In region ``b``:
 
     - layoffs ``s_b = sigmoid(separation_logit_b + separation_case_sensitivity *
       log1p(case_signal_b))``: more cases, more layoffs;
@@ -250,7 +238,7 @@ def job_flow_probabilities(
     - an unemployed agent is hired with ``h_b * willing``: only those willing to work look.
 
     Args:
-        borough: int ``[N]`` borough codes (``0 .. B-1``; others, e.g. padding, read
+        region: int ``[N]`` region codes (``0 .. B-1``; others, e.g. padding, read
             probability 0).
         willing: float ``[N]`` 0/1 willingness this month (or its probability).
         separation_logit, hiring_logit: float ``[B]``.
@@ -263,8 +251,8 @@ def job_flow_probabilities(
     """
     layoff_b = jax.nn.sigmoid(separation_logit + separation_case_sensitivity * jnp.log1p(jnp.maximum(case_signal, 0.0)))
     hire_b = jax.nn.sigmoid(hiring_logit + hiring_claims_sensitivity * 100.0 * claims_rate)
-    layoff = lookup(layoff_b, borough)
-    hire = lookup(hire_b, borough)
+    layoff = lookup(layoff_b, region)
+    hire = lookup(hire_b, region)
     quit_prob = jnp.clip(quit_if_unwilling, 0.0, 1.0) * (1.0 - willing)
     leave = 1.0 - (1.0 - layoff) * (1.0 - quit_prob)
     return jnp.clip(leave, 0.0, 1.0).astype(jnp.float32), jnp.clip(hire * willing, 0.0, 1.0).astype(jnp.float32)
@@ -281,29 +269,28 @@ def next_employment(employed: jax.Array, leaves: jax.Array, hired: jax.Array) ->
 
 
 def unemployment_rate(
-    employed: jax.Array, active: jax.Array, borough: jax.Array, num_boroughs: int
+    employed: jax.Array, active: jax.Array, region: jax.Array, num_regions: int
 ) -> tuple[jax.Array, jax.Array]:
-    """Unemployment rate and labour force per borough.
+    """Unemployment rate and labour force per region.
 
     Args:
         employed: float ``[N]`` 0/1 (or probability of) holding a job.
         active: float ``[N]`` 1 for a living member of the labour force.
-        borough: int ``[N]`` borough codes.
+        region: int ``[N]`` region codes.
 
     Returns:
         ``(rate, labour_force)`` float32 ``[B]``; ``rate = unemployed / labour force`` in
-        [0, 1] by construction (0 where a borough has no labour force).
+        [0, 1] by construction (0 where a region has no labour force).
     """
     active = jnp.clip(active, 0.0, 1.0)
     employed = jnp.clip(employed, 0.0, 1.0)
-    force = sum_by_code(active, borough, num_boroughs)
-    unemployed = sum_by_code(active * (1.0 - employed), borough, num_boroughs)
+    force = sum_by_code(active, region, num_regions)
+    unemployed = sum_by_code(active * (1.0 - employed), region, num_regions)
     rate = jnp.where(force > 0, unemployed / jnp.maximum(force, 1e-30), 0.0)
     return jnp.clip(rate, 0.0, 1.0).astype(jnp.float32), force
 
 
 __all__ = [
-    "can_work_today",
     "consumption_and_savings",
     "heuristic_willingness",
     "job_flow_probabilities",

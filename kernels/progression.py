@@ -5,7 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxsim.population import DEAD, EXPOSED, INFECTED, RECOVERED
+#: Stage codes of the SEIRM kernels (and of the field's ``disease_stages.csv``).
+STAGE_NAMES: tuple[str, ...] = ("susceptible", "exposed", "infected", "recovered", "dead")
+SUSCEPTIBLE, EXPOSED, INFECTED, RECOVERED, DEAD = range(5)
 
 
 def seirm_progression(

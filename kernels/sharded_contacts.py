@@ -13,8 +13,8 @@ device need that source's infectiousness; only those values travel, once a day:
    destinations with a sorted ``segment_sum``.
 
 Every device keeps its edges in the global ``(destination, source)`` order, so each agent's
-sum adds the same terms in the same order as :func:`jaxsim.kernels.contact_infection.
-layer_pressure` on one device: the result is bitwise the one-device result, whatever the
+sum adds the same terms in the same order as :func:`jaxsim.kernels.neighbour_sums.
+layer_sum` on one device: the result is bitwise the one-device result, whatever the
 number of devices (tested). The one-device sparse "push" tiers add the same terms in the
 same order too (zeros from non-infectious agents leave a sum unchanged), so they agree as
 well.
@@ -81,7 +81,7 @@ class ShardedContactLayer:
 
     @property
     def num_directed_edges(self) -> int:
-        """Real directed edges (padding excluded), as :class:`jaxsim.graph.ContactLayer`."""
+        """Real directed edges (padding excluded), as :class:`jaxsim.kernels.layers.ContactLayer`."""
         return int(self.num_edges)
 
     @property
@@ -114,7 +114,7 @@ def sharded_contact_pressure(
     """``sum_l s_l(t) sum_{j in N_l(i)} infectiousness_j w_ij`` for every agent slot ``i``.
 
     Same contract and same values (bitwise) as
-    :func:`jaxsim.kernels.contact_infection.contact_pressure`; the sum always pulls over
+    :func:`jaxsim.kernels.neighbour_sums.neighbour_sum`; the sum always pulls over
     the owned edges (no sparse tiers: on a device the exchange, not the sum, is what the
     few infectious agents would save).
 

@@ -14,7 +14,7 @@ from epiweek 202047 and evaluated on the 4 weeks after them.
 Methods
 -------
 Data. Reported COVID-19 cases per epiweek of one neighbourhood (NTA) from
-``weekly_cases_mobility_by_neighborhood.csv`` (:mod:`jaxsim.nyc_cases`): ``--train-weeks``
+``weekly_cases_mobility_by_neighborhood.csv`` (:mod:`jaxsim.nyc.cases`): ``--train-weeks``
 weeks from ``--start-week`` are fitted and the ``--test-weeks`` weeks after them are held
 out. The week before the window gives the first week's network features (the start week
 stands in for it when the data begins at the start week). A window with a missing count,
@@ -22,7 +22,7 @@ or one that runs past the end of the data, is refused.
 
 Population and scaling. Agents are a population directory's rows (``--population``), a
 synthetic copy of the NTA scaled down to exactly ``--agents`` agents (every household
-count multiplied by the same factor; :func:`jaxsim.synthetic.synthesize_nyc_population`),
+count multiplied by the same factor; :func:`jaxsim.nyc.synthesis.synthesize_nyc_population`),
 or by default the whole synthetic NTA. When the population has fewer agents than the
 NTA's census people, observed cases are multiplied by agents / census people, so the
 model is fitted to the cases its agents stand for; metrics are in those scaled counts.
@@ -35,15 +35,15 @@ draw and gradients through time along the aggregate exposure paths
 Initial exposed and infected shares, and the 28-day case signal the isolation heuristic
 starts from, come from the reported cases of the start week and the 4 weeks before it,
 divided by the ascertainment (0.25 by default) and by the NTA's census people
-(:func:`jaxsim.nyc_cases.seeding_from_cases`); a population directory with a
+(:func:`jaxsim.nyc.cases.seeding_from_cases`); a population directory with a
 ``disease_stages.csv`` uses those stages instead.
 
 What is fitted. By default the transmission rate R(t), one value per week
-(``--fit`` adds other :data:`jaxsim.calibration.FITTABLE` parameters). Every fitted value
+(``--fit`` adds other declared parameters of :class:`jaxsim.models.covid.CovidParams`). Every fitted value
 is ``low + (high - low) * sigmoid(z)`` of an unconstrained ``z``, so it stays in range.
 With ``--method params`` the weekly rates are free parameters; held-out weeks repeat the
 last fitted week's rate. With ``--behavior llm`` (or ``llm-local``) isolation comes from
-LLM archetypes (see :mod:`jaxsim.archetypes`): their answers along a forward run with the
+LLM archetypes (see :mod:`jaxsim.behaviour`): their answers along a forward run with the
 starting parameters are held fixed, and ``--fit`` may name the per-archetype alignment
 ``isolation_alignment_scale`` / ``isolation_alignment_offset`` (``p' = clip(a p + b)``).
 With ``--method network`` a small MLP maps each week's features
@@ -86,10 +86,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsim import archetype_cli, archetypes, calibration, cli, covid, memory, nyc_cases, outputs
+from jaxsim import behaviour, calibration, cli, memory, outputs
 from jaxsim.compile_cache import enable_compile_cache
-from jaxsim.covid_setup import covid_setup_from_cases
-from jaxsim.nyc_data import load_households
+from jaxsim.errors import InputError
+from jaxsim.llm import options as llm_options
+from jaxsim.models import covid
+from jaxsim.nyc import cases as nyc_cases
+from jaxsim.nyc import calibration as nyc_calibration
+from jaxsim.nyc.households import load_households
+from jaxsim.nyc.setup import CaseWindow, covid_setup
+from jaxsim.world import to_device
 
 DEFAULT_NTA = "QN0103"  # Astoria, Queens
 DEFAULT_START_WEEK = 202047
@@ -131,7 +137,7 @@ def parse_args(argv):
     parser.add_argument(
         "--fit", default="transmission_rate",
         help="comma-separated parameters to fit (default transmission_rate); "
-        f"fittable: {', '.join(sorted(calibration.FITTABLE))}",
+        f"fittable: {', '.join(sorted(calibration.fittable(covid.CovidParams)))}",
     )
     parser.add_argument("--members", type=int, default=16, help="ensemble members of the forecast (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the population, the fit and the forecast")
@@ -143,32 +149,32 @@ def parse_args(argv):
         "--cases", metavar="FILE",
         help="weekly case/mobility CSV (default: the packaged weekly_cases_mobility_by_neighborhood.csv)",
     )
-    archetype_cli.add_llm_arguments(parser)
+    llm_options.add_llm_arguments(parser)
     return parser.parse_args(argv)
 
 
 def check_settings(args) -> tuple[str, ...]:
-    """Raise ``ValueError`` (one line, naming the value) for settings out of range; the fit names."""
+    """Raise :class:`InputError` (one line, naming the value) for settings out of range; the fit names."""
     if args.train_weeks < 2:
-        raise ValueError(f"--train-weeks must be >= 2, got {args.train_weeks}")
+        raise InputError(f"--train-weeks must be >= 2, got {args.train_weeks}")
     if args.test_weeks < 1:
-        raise ValueError(f"--test-weeks must be >= 1, got {args.test_weeks}")
+        raise InputError(f"--test-weeks must be >= 1, got {args.test_weeks}")
     for flag, value in (("--steps", args.steps), ("--seeds", args.seeds), ("--members", args.members)):
         if value < 1:
-            raise ValueError(f"{flag} must be >= 1, got {value}")
+            raise InputError(f"{flag} must be >= 1, got {value}")
     if args.agents is not None and args.agents < 1:
-        raise ValueError(f"--agents must be >= 1, got {args.agents}")
+        raise InputError(f"--agents must be >= 1, got {args.agents}")
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
-        raise ValueError(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
+        raise InputError(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
     if not 0 < args.ascertainment <= 1:
-        raise ValueError(f"--ascertainment must lie in (0, 1], got {args.ascertainment}")
+        raise InputError(f"--ascertainment must lie in (0, 1], got {args.ascertainment}")
     names = [n.strip() for n in args.fit.split(",") if n.strip()]
     try:
-        names = calibration.check_fit_names(names)
+        names = calibration.check_fit_names(covid.CovidParams, names)
     except calibration.CalibrationError as err:
-        raise ValueError(f"--fit {args.fit!r}: {err}") from None
+        raise InputError(f"--fit {args.fit!r}: {err}") from None
     if args.method == "network" and "transmission_rate" not in names:
-        raise ValueError(
+        raise InputError(
             f"--method network fits the weekly transmission rate: --fit {args.fit!r} must include transmission_rate"
         )
     return names
@@ -179,16 +185,16 @@ def case_window(args):
     frame = nyc_cases.load_weekly_cases(args.cases)
     available = nyc_cases.available_ntas(frame)
     if args.nta not in available:
-        raise ValueError(f"--nta {args.nta}: no case data for this NTA; the data covers {available}")
+        raise InputError(f"--nta {args.nta}: no case data for this NTA; the data covers {available}")
     observed = nyc_cases.observed_cases([args.nta], frame)
     try:
         start = observed.week_index(args.start_week)
     except nyc_cases.CaseDataError as err:
-        raise ValueError(f"--start-week {args.start_week}: {err}") from None
+        raise InputError(f"--start-week {args.start_week}: {err}") from None
     total = args.train_weeks + args.test_weeks
     left = len(observed.epiweeks) - start
     if total > left:
-        raise ValueError(
+        raise InputError(
             f"--train-weeks {args.train_weeks} + --test-weeks {args.test_weeks} = {total} weeks from "
             f"epiweek {args.start_week} run past the end of the data: {left} weeks are available "
             f"({args.start_week}..{int(observed.epiweeks[-1])})"
@@ -196,7 +202,7 @@ def case_window(args):
     window = observed.cases[start : start + total]
     missing = observed.epiweeks[start : start + total][~np.isfinite(window)]
     if missing.size:
-        raise ValueError(
+        raise InputError(
             f"{args.nta}: no case count for epiweek(s) {[int(w) for w in missing]} inside the window "
             f"{args.start_week}..{int(observed.epiweeks[start + total - 1])}"
         )
@@ -209,7 +215,7 @@ def case_window(args):
 def census_people(nta: str) -> float:
     households = load_households()
     if nta not in households.index:
-        raise ValueError(f"--nta {nta}: not in the census households file")
+        raise InputError(f"--nta {nta}: not in the census households file")
     return float(households.loc[nta, "people"])
 
 
@@ -218,29 +224,23 @@ def build_population(args, people: float):
         from jaxsim.population_io import load_population
 
         return load_population(args.population, allow_pickle=args.allow_pickle)
-    from jaxsim import synthetic
+    from jaxsim.nyc import synthesis
 
     if args.agents is None:
-        return synthetic.synthesize_nyc_population([args.nta], seed=args.seed)
+        return synthesis.synthesize_nyc_population([args.nta], seed=args.seed)
     if args.agents > people:
-        raise ValueError(
+        raise InputError(
             f"--agents {args.agents}: {args.nta} has {int(people):,} people; ask for at most that "
             "(or leave --agents out for the whole NTA)"
         )
-    population = synthetic.synthesize_nyc_population([args.nta], seed=args.seed, max_agents=args.agents)
+    population = synthesis.synthesize_nyc_population([args.nta], seed=args.seed, max_agents=args.agents)
     if population.size != args.agents:  # pragma: no cover - synthesize_nyc_population guarantees it
-        raise ValueError(f"--agents {args.agents}: the synthetic population has {population.size} agents")
+        raise InputError(f"--agents {args.agents}: the synthetic population has {population.size} agents")
     return population
 
 
 def weeks_span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
-
-
-def fitted_report(params, population, names) -> dict:
-    groups = archetypes.ARCHETYPE_ATTRIBUTE if archetypes.ARCHETYPE_ATTRIBUTE in population.attributes else "age"
-    report = covid.params_report(params, population, groups)
-    return {name: report[name] for name in names}
 
 
 def ensemble_summary(members: np.ndarray) -> dict[str, np.ndarray]:
@@ -254,11 +254,7 @@ def ensemble_summary(members: np.ndarray) -> dict[str, np.ndarray]:
 def plot_fit(path: Path, *, epiweeks, observed, train_weeks, forecast, persistence, gradient_free,
              rate, gradient_free_rate, title: str, method: str) -> None:
     """Observed vs fitted/forecast weekly cases (with band, split, baselines); weekly R(t)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = outputs.pyplot()
     weeks = len(observed)
     x = np.arange(weeks)
     split = train_weeks - 0.5
@@ -304,7 +300,7 @@ def main(argv=None) -> int:
     enable_compile_cache(args.compile_cache)
     wall_start = time.perf_counter()
     names = check_settings(args)
-    archetype_cli.check_llm_arguments(args)
+    llm_options.check_llm_arguments(args)
     observed_cases, start, prev = case_window(args)
     people = census_people(args.nta)
     train, test = args.train_weeks, args.test_weeks
@@ -316,14 +312,11 @@ def main(argv=None) -> int:
     population = build_population(args, people)
     build_seconds = time.perf_counter() - build_start
     n = population.size
-    memory.check_fits(
-        memory.run_bytes(population, 7 * total, differentiable=True), f"calibrating {n:,} agents"
-    )
     print(f"population: {n:,} agents, {population.num_contacts:,} contacts "
           f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
-    stages = population.disease_stages
+    stages = population.initial_states.get("disease_stage")
     if stages is not None and any(name.startswith("initial_") for name in names):
-        raise ValueError(
+        raise InputError(
             f"--fit {args.fit!r}: initial shares have no effect, the population's disease_stages.csv sets day 0"
         )
 
@@ -336,42 +329,43 @@ def main(argv=None) -> int:
     cases_with_prev = np.concatenate([[observed_cases.cases[prev]], reported]) * case_scale
     mobility_with_prev = np.concatenate([observed_cases.mobility[prev : prev + 1], observed_cases.mobility[window]])
 
-    # Model, parameters and initial conditions.
-    layer, isolation_groups, isolation_table = None, "age", None
+    # Behaviour: the heuristic, or a language model's answers along a forward run with the
+    # starting parameters, held fixed while the fit moves R(t) and each archetype's alignment.
+    layer, groups, table = None, "age", None
     if args.behavior != "heuristic":
         area_names = nyc_cases.neighbourhood_names([args.nta], nyc_cases.load_weekly_cases(args.cases))
-        layer, population = archetype_cli.archetype_layer_from_args(
-            args, population, area_names=area_names, neighbourhood=area_names[args.nta],
-            ascertainment=args.ascertainment, baseline_by_age=covid.DEFAULT_ISOLATION_BASELINE,
-            response=covid.DEFAULT_ISOLATION_RESPONSE,
+        grouping = behaviour.group_agents(population, llm_options.archetype_attributes(args))
+        layer = behaviour.BehaviourLayer(
+            policy=covid.ISOLATION_POLICY, grouping=grouping, backend=llm_options.backend_from_args(args),
+            options={"neighbourhood": area_names[args.nta], "area_names": area_names,
+                     "ascertainment": args.ascertainment},
+            settings=llm_options.sampling_from_args(args), samples=args.llm_samples,
         )
-        isolation_groups = archetypes.ARCHETYPE_ATTRIBUTE
-        isolation_table = archetype_cli.empty_isolation_table(total, layer)
-    setup = covid_setup_from_cases(
-        population, observed_cases, start, people, total, ascertainment=args.ascertainment,
-        isolation_groups=isolation_groups, isolation_prob=isolation_table,
+        population = behaviour.with_group_attribute(population, grouping)
+        groups, table = behaviour.ARCHETYPE_ATTRIBUTE, np.zeros((total, grouping.num_groups), np.float32)
+    model = covid.covid_model(policy="heuristic" if layer is None else "inputs")
+
+    # World, parameters and initial conditions from the start week's cases.
+    setup = covid_setup(population, CaseWindow(observed_cases, start, people, float(n)), total,
+                        ascertainment=args.ascertainment, isolation_groups=groups, isolation_prob=table,
+                        on_device=False)
+    world, params, initial_source = setup.world, setup.params, setup.initial_source
+    memory.check_fits(
+        memory.run_bytes(model, params, world, 7 * total, differentiable=True), f"calibrating {n:,} agents"
     )
-    world, params = setup.world, setup.params
-    prior_daily_cases, initial_source = setup.prior_daily_cases, setup.initial_source
-    if layer is None:
-        model = covid.covid_model(estimator="straight_through")
-    else:
-        # The archetypes' answers along a forward run with the starting parameters, held
-        # fixed while the fit moves R(t) and the per-archetype alignment a_g, b_g.
+    world = to_device(world)
+    if layer is not None:
         print(f"asking the model for {layer.grouping.num_groups} archetypes x {total} weeks")
         k_init, k_run = jax.random.split(jax.random.key(args.seed))
-        state = covid.initial_state(params, k_init, world, stages=stages, prior_daily_cases=prior_daily_cases)
-        answers = archetypes.run_with_archetypes(
-            covid.covid_model(policy="inputs"), state, params, world, k_run, 7 * total, layer,
-        )
-        world = world.replace(inputs={**world.inputs, "isolation_prob": jnp.asarray(answers.isolation_prob)})
-        model = covid.covid_model(policy="inputs", estimator="straight_through")
+        answers = behaviour.run_with_behaviour(
+            model, k_run, model.init(k_init, params, world), params, world, 7 * total, [layer])
+        world = world.with_inputs(isolation_prob=jnp.asarray(answers.tables["isolation_prob"]))
     features = None
     if args.method == "network":
         features = calibration.weekly_features(mobility_with_prev, cases_with_prev, known_weeks=train)
     problem = calibration.CalibrationProblem(
-        model=model, world=world, params=params, observed=observed, train_weeks=train,
-        ascertainment=args.ascertainment, prior_daily_cases=prior_daily_cases, stages=stages,
+        model=model, world=world, params=params, observed=observed, train_periods=train,
+        observation=calibration.Observation("new_cases", 7, scale=args.ascertainment),
         estimator="straight_through", features=features,
     )
 
@@ -439,8 +433,8 @@ def main(argv=None) -> int:
         "seed": args.seed,
         "ascertainment": args.ascertainment,
         "model": model.name,
-        "fitted_parameters": fitted_report(forecast_params, population, names),
-        "initial_parameters": fitted_report(params, population, names),
+        "fitted_parameters": nyc_calibration.fitted_report(forecast_params, world, names),
+        "initial_parameters": nyc_calibration.fitted_report(params, world, names),
         "transmission_rate_note": (
             "held-out weeks repeat the last fitted week's rate" if args.method == "params"
             else "every week's rate is the network's output for that week's features"
@@ -461,7 +455,7 @@ def main(argv=None) -> int:
                 "seconds": free.seconds,
                 "simulator_runs": free.simulator_runs,
                 "stopped": free.stopped,
-                "fitted_parameters": fitted_report(free_params, population, names),
+                "fitted_parameters": nyc_calibration.fitted_report(free_params, world, names),
                 "loss_curve": free.loss_curve,
                 "forecast": free_forecast,
             },
@@ -487,7 +481,7 @@ def main(argv=None) -> int:
         "total_seconds": time.perf_counter() - wall_start,
     }
     with outputs.StagedOutputs(out) as stage:
-        outputs.write_json(info, stage.path / "calibration.json")
+        nyc_calibration.write_calibration(stage.path / "calibration.json", info)
         plot_fit(
             stage.path / "fit.png", epiweeks=epiweeks, observed=observed, train_weeks=train,
             forecast=forecast, persistence=persistence, gradient_free=free_forecast["mean"],
@@ -506,6 +500,9 @@ def main(argv=None) -> int:
     for label, m, seconds, runs in rows:
         print(f"{label:<28}{m['mae']:>10.2f}{m['rmse']:>10.2f}{m['nd']:>8.3f}"
               f"{'-' if seconds is None else f'{seconds:.1f}':>10}{'-' if runs is None else runs:>7}")
+    if metrics["mae"] > persistence_metrics["mae"]:
+        print(f"note: the fit forecasts the held-out weeks worse than last-value persistence "
+              f"(MAE {metrics['mae']:.2f} vs {persistence_metrics['mae']:.2f})")
     print(f"wrote {out / 'calibration.json'}, {out / 'fit.png'}")
     return 0
 

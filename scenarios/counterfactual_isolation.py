@@ -12,20 +12,22 @@ epiweek 202047 and 4 weeks beyond them, 32 members per scenario.
 
 Methods
 -------
-Model. The SEIRM model with isolation behaviour of :mod:`jaxsim.covid` (household and
-community contacts, age-specific susceptibility and fatality, isolation probability set
-weekly from the simulated case trend), with interventions from :mod:`jaxsim.interventions`.
-Day 0 is the first day (Sunday) of the start week; initial exposed and infected shares and
-the isolation heuristic's prior case signal come from the reported cases of the start week
-and the 4 weeks before it, divided by the ascertainment (0.25) and the neighbourhoods'
-census people (:func:`jaxsim.covid_setup.covid_setup_from_cases`); a population directory
-with a ``disease_stages.csv`` uses those stages instead.
+Model. The SEIRM model with isolation behaviour of :mod:`jaxsim.models.covid` (household
+and community contacts, age-specific susceptibility and fatality, isolation probability
+set weekly from the simulated case trend), with its intervention kinds
+(:mod:`jaxsim.models.covid.interventions`, on the open protocol of
+:mod:`jaxsim.interventions`). Day 0 is the first day (Sunday) of the start week; initial
+exposed and infected shares and the isolation heuristic's prior case signal come from the
+reported cases of the start week and the 4 weeks before it, divided by the ascertainment
+(0.25) and the neighbourhoods' census people (:func:`jaxsim.nyc.setup.covid_setup`); a
+population directory with a ``disease_stages.csv`` uses those stages instead.
 
 Parameters. With ``--calibration`` (the ``calibration.json`` that
 ``scenarios/calibrate_covid.py`` writes) its fitted parameters are used: the weekly
 transmission rate by epiweek (weeks after the calibration window repeat its last week; a
 run starting before the window is refused), and any other fitted parameter as fitted.
-Otherwise the defaults of :mod:`jaxsim.covid` (``--transmission-rate`` for every week).
+Otherwise the defaults of :mod:`jaxsim.models.covid` (``--transmission-rate`` for every
+week). The file is read by :mod:`jaxsim.nyc.calibration`.
 
 Scenarios. All share one set of interventions, switched off in the baseline (a compliance
 multiplier of 1, a contact multiplier of 1, no doses, no tests: a set at zero effect runs
@@ -69,7 +71,7 @@ Policy design (``--design``): a weekly isolation-compliance schedule (multiplier
 simulator (Adam, straight-through estimator) to minimise infections + 0.01 x isolation-days with the
 isolation-days held to 110% of the baseline's, compared with the best constant multiplier
 of a grid on the same budget and the same evaluation seeds
-(:mod:`jaxsim.policy_design`).
+(:mod:`jaxsim.models.covid.policy_design`).
 
 Outputs (in ``--out``, default ``out/counterfactual_isolation``; all written or none):
 ``scenarios.csv`` (per scenario, period, day and metric: mean and 5/25/50/75/95%
@@ -89,14 +91,17 @@ import sys
 import time
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxsim import calibration, cli, covid, ensemble, interventions, nyc_cases, outputs
-from jaxsim.covid_setup import covid_setup_from_cases
-from jaxsim.nyc_data import load_households
+from jaxsim import cli, ensemble, interventions, outputs
+from jaxsim.errors import InputError
+from jaxsim.models import covid
+from jaxsim.nyc import cases as nyc_cases
+from jaxsim.nyc import cli as nyc_cli
+from jaxsim.nyc.calibration import calibrated_values, read_calibration
+from jaxsim.nyc.setup import case_window, covid_setup
 
 DEFAULT_START_WEEK = 202047
 SCENARIOS = (
@@ -115,7 +120,7 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_population_arguments(parser)
+    nyc_cli.add_population_arguments(parser)
     parser.add_argument("--members", type=int, default=32, help="members per scenario (default 32)")
     parser.add_argument("--out", default="out/counterfactual_isolation", help="output directory")
     parser.add_argument("--seed", type=int, default=0, help="seed of the population and the members' keys")
@@ -142,110 +147,38 @@ def parse_args(argv):
 
 
 def check_settings(args) -> None:
-    """One-line ``ValueError`` naming the flag and value for settings out of range."""
+    """One-line :class:`InputError` naming the flag and value for settings out of range."""
     for flag, value, low in (("--members", args.members, 1), ("--observed-weeks", args.observed_weeks, 1),
                              ("--weeks-ahead", args.weeks_ahead, 0), ("--design-steps", args.design_steps, 1),
                              ("--design-seeds", args.design_seeds, 1)):
         if value < low:
-            raise ValueError(f"{flag} must be >= {low}, got {value}")
+            raise InputError(f"{flag} must be >= {low}, got {value}")
     if args.batch_size is not None and args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not 0 < args.ascertainment <= 1:
-        raise ValueError(f"--ascertainment must lie in (0, 1], got {args.ascertainment}")
+        raise InputError(f"--ascertainment must lie in (0, 1], got {args.ascertainment}")
     if not (math.isfinite(args.transmission_rate) and args.transmission_rate >= 0):
-        raise ValueError(f"--transmission-rate must be a finite number >= 0, got {args.transmission_rate}")
-
-
-# ------------------------------------------------------------------------ calibration
-def read_calibration(path: str) -> dict:
-    """The calibration file's content, checked: ``fitted_parameters`` (fittable names) and
-    ``epiweeks``. Raises ``FileNotFoundError`` / ``ValueError`` naming the file and field."""
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"--calibration {path}: no such file")
-    try:
-        info = json.loads(file.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path}: not a JSON file ({err})") from None
-    if not isinstance(info, dict) or not isinstance(info.get("fitted_parameters"), dict):
-        raise ValueError(f"{path}: no 'fitted_parameters' object (write it with scenarios/calibrate_covid.py)")
-    fitted = info["fitted_parameters"]
-    if not fitted:
-        raise ValueError(f"{path}: 'fitted_parameters' is empty")
-    unknown = sorted(set(fitted) - set(calibration.FITTABLE))
-    if unknown:
-        raise ValueError(f"{path}: fitted_parameters {unknown} are not fittable parameters of the COVID model")
-    weeks = info.get("epiweeks")
-    if not isinstance(weeks, list) or not weeks or not all(isinstance(w, int) for w in weeks):
-        raise ValueError(f"{path}: 'epiweeks' must be a non-empty list of epiweeks, got {weeks!r}")
-    rates = fitted.get("transmission_rate")
-    if rates is not None and (not isinstance(rates, list) or len(rates) != len(weeks)):
-        raise ValueError(
-            f"{path}: fitted_parameters.transmission_rate needs one value per epiweek ({len(weeks)}), got {rates!r}"
-        )
-    return info
-
-
-def calibrated_values(info: dict, path: str, population, run_epiweeks: list[int | None]) -> dict:
-    """``{parameter: value for this run}`` from a checked calibration file.
-
-    The weekly transmission rate maps by epiweek (weeks after the file's last repeat its
-    last value); tables keyed by label become per-code tables of this population.
-    """
-    fitted = info["fitted_parameters"]
-    weeks = info["epiweeks"]
-    values = {}
-    for name, value in fitted.items():
-        try:
-            if name == "transmission_rate":
-                rates = np.asarray(value, np.float64)
-                if not np.all(np.isfinite(rates)) or np.any(rates < 0):
-                    raise ValueError(f"must be finite and >= 0, got {value}")
-                if run_epiweeks[0] is not None and run_epiweeks[0] < weeks[0]:
-                    raise ValueError(
-                        f"covers epiweeks {weeks[0]}..{weeks[-1]}; the run starts earlier, at {run_epiweeks[0]}"
-                    )
-                per_week = []
-                for epiweek in run_epiweeks:
-                    if epiweek is not None and epiweek in weeks:
-                        per_week.append(rates[weeks.index(epiweek)])
-                    else:
-                        per_week.append(rates[-1])
-                values[name] = np.asarray(per_week, np.float32)
-            elif isinstance(value, dict):
-                # Per-age tables, and per-isolation-group ones: the groups are the age bands here.
-                values[name] = population.table_by_label("age", {str(k): float(v) for k, v in value.items()})
-            else:
-                number = float(value)
-                if not math.isfinite(number):
-                    raise ValueError(f"must be finite, got {value}")
-                values[name] = np.float32(number)
-        except (ValueError, TypeError, KeyError) as err:
-            message = err.args[0] if err.args else err
-            raise ValueError(f"{path}: fitted_parameters.{name}: {message}") from None
-    return values
+        raise InputError(f"--transmission-rate must be a finite number >= 0, got {args.transmission_rate}")
 
 
 # --------------------------------------------------------------------------- scenarios
-def scenario_interventions(population, world, *, level: dict, closure_layer: str, trigger_on: float,
+def scenario_interventions(world, *, level: dict, closure_layer: str, trigger_on: float,
                            weeks: int) -> interventions.Interventions:
     """The shared set of interventions at the levels ``level`` (the baseline's are all at
     zero effect)."""
-    n = population.size
     return interventions.combine(
-        interventions.isolation_compliance(
+        covid.isolation_compliance(
             np.full(weeks, level["compliance"], np.float32), start=POLICY_START_DAY, name="isolation_compliance"),
-        interventions.scale_contacts(
+        covid.scale_contacts(
             closure_layer, level["closure"], start=POLICY_START_DAY, end=POLICY_START_DAY + CLOSURE_DAYS,
             name="closure"),
-        interventions.scale_contacts(
+        covid.scale_contacts(
             "community", level["distancing"], name="triggered_distancing",
-            schedule=interventions.when_cases(on_above=trigger_on, off_below=trigger_on / 2)),
-        interventions.vaccination(
-            population, world, level["doses"], priority=[b for b in VACCINATION_PRIORITY
-                                                         if b in population.category_labels("age")],
+            schedule=covid.when_cases(on_above=trigger_on, off_below=trigger_on / 2)),
+        covid.vaccination(
+            world, level["doses"], priority=[b for b in VACCINATION_PRIORITY if b in world.category_labels("age")],
             efficacy=0.9, protection_delay_days=14, start=POLICY_START_DAY, seed=1),
-        interventions.testing(
+        covid.testing(
             random_share=level["random_tests"], symptomatic_share=level["symptomatic_tests"],
             sensitivity=0.85, delay_days=2, isolation_days=10, start=POLICY_START_DAY),
     )
@@ -262,12 +195,6 @@ def scenario_levels(population) -> dict[str, dict]:
         "testing": off | {"random_tests": 0.01, "symptomatic_tests": 0.3},
         "triggered_distancing": off | {"distancing": 0.5},
     }
-
-
-def neighbourhoods_of(population) -> list[str]:
-    if "area" not in population.attributes or "area" not in population.labels:
-        return []
-    return list(population.labels["area"])
 
 
 # ------------------------------------------------------------------------------ outputs
@@ -312,11 +239,7 @@ def scenario_table(results: dict, *, observed_days: int, start_date, ascertainme
 
 def plot(path: Path, results: dict, *, weeks: int, observed_weeks: int, ascertainment: float,
          observed_used: np.ndarray, observed_later: np.ndarray, differences: dict, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = outputs.pyplot()
     fig, (ax, ax_diff) = plt.subplots(2, 1, figsize=(10, 8), gridspec_kw={"height_ratios": [3, 2]})
     x = np.arange(weeks) + 0.5
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -371,7 +294,7 @@ def main(argv=None) -> int:
     calibration_info = read_calibration(args.calibration) if args.calibration else None
     start_week = args.start_week or (calibration_info["epiweeks"][0] if calibration_info else DEFAULT_START_WEEK)
 
-    population = cli.population_from_args(args, seed=args.seed)
+    population = nyc_cli.population_from_args(args, seed=args.seed)
     n = population.size
     weeks = args.observed_weeks + args.weeks_ahead
     days = 7 * weeks
@@ -379,50 +302,45 @@ def main(argv=None) -> int:
           f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
 
     # Observed cases where the data covers the population's neighbourhoods.
-    observed = nyc_cases.observed_cases(neighbourhoods_of(population))
-    start_index, start_date, case_scale, census = 0, None, 1.0, 0.0
-    run_epiweeks: list[int | None] = [None] * weeks
-    observed_used = observed_later = np.zeros(0)
-    if observed is not None:
-        try:
-            start_index = observed.week_index(start_week)
-        except nyc_cases.CaseDataError as err:
-            raise ValueError(f"--start-week {start_week}: {err}") from None
-        start_date = observed.week_end[start_index] - pd.Timedelta(days=6)
-        area = population.attributes["area"]
-        agents_observed = float(np.isin(area, [population.code("area", a) for a in observed.ntas]).sum())
-        census = float(load_households().loc[list(observed.ntas), "people"].sum())
-        case_scale = agents_observed / census
-        available = len(observed.epiweeks) - start_index
-        if available < args.observed_weeks:
-            raise ValueError(
-                f"--observed-weeks {args.observed_weeks} from epiweek {start_week}: the data has only "
-                f"{available} weeks from there (to {int(observed.epiweeks[-1])})"
-            )
-        run_epiweeks = [int(observed.epiweeks[start_index + w]) if start_index + w < len(observed.epiweeks) else None
-                        for w in range(weeks)]
-        window = observed.cases[start_index: start_index + weeks] * case_scale
-        observed_used = window[: args.observed_weeks]
-        observed_later = window[args.observed_weeks:]
-        if not np.all(np.isfinite(observed_used)):
-            missing = [run_epiweeks[w] for w in range(args.observed_weeks) if not np.isfinite(observed_used[w])]
-            raise ValueError(f"no case count for epiweek(s) {missing} in the observed weeks")
-    elif args.start_week:
-        raise ValueError(
+    window = case_window(population)
+    if window.observed is None and args.start_week:
+        raise InputError(
             f"--start-week {args.start_week}: no case data covers this population's areas "
             f"(data covers {nyc_cases.available_ntas()})"
         )
+    if window.observed is not None:
+        try:
+            window = case_window(population, start_week)
+        except nyc_cases.CaseDataError as err:
+            raise InputError(f"--start-week {start_week}: {err}") from None
+    run_epiweeks: list[int | None] = [None] * weeks
+    observed_used = observed_later = np.zeros(0)
+    start_date, case_scale = window.start_date, window.agent_share
+    if window.observed is not None:
+        available = len(window.observed.epiweeks) - window.start_index
+        if available < args.observed_weeks:
+            raise InputError(
+                f"--observed-weeks {args.observed_weeks} from epiweek {window.start_epiweek}: the data has only "
+                f"{available} weeks from there (to {int(window.observed.epiweeks[-1])})"
+            )
+        known = window.epiweeks(weeks)
+        run_epiweeks = known + [None] * (weeks - len(known))
+        cases = window.weekly_cases(weeks)
+        observed_used = cases[: args.observed_weeks]
+        observed_later = cases[args.observed_weeks:]
+        if not np.all(np.isfinite(observed_used)):
+            missing = [run_epiweeks[w] for w in range(args.observed_weeks) if not np.isfinite(observed_used[w])]
+            raise InputError(f"no case count for epiweek(s) {missing} in the observed weeks")
 
     # Parameters: calibrated where a calibration file is given, else defaults.
-    calibrated = (calibrated_values(calibration_info, args.calibration, population, run_epiweeks)
-                  if calibration_info else {})
-    rate = calibrated.pop("transmission_rate", args.transmission_rate)
-    setup = covid_setup_from_cases(population, observed, start_index, census, weeks,
-                                   ascertainment=args.ascertainment, transmission_rate=rate)
+    setup = covid_setup(population, window, weeks, ascertainment=args.ascertainment,
+                        transmission_rate=args.transmission_rate)
     world = setup.world
+    calibrated = calibrated_values(calibration_info, args.calibration, world, run_epiweeks) if calibration_info else {}
     base_params = setup.params.replace(**{k: jnp.asarray(v) for k, v in calibrated.items()})
-    covid.validate_params(base_params, population.num_categories("age"))
-    if setup.stages is not None and any(k.startswith("initial_") for k in calibrated):
+    covid.validate_params(base_params, world.num_categories("age"), world.num_categories("isolation_group"))
+    stages = population.initial_states.get("disease_stage")
+    if stages is not None and any(k.startswith("initial_") for k in calibrated):
         print("note: the population's disease_stages.csv sets day 0; calibrated initial shares are not used",
               file=sys.stderr)
 
@@ -430,29 +348,26 @@ def main(argv=None) -> int:
     layers = sorted(world.graph)
     closure_layer = "school" if "school" in layers else "community"
     if "community" not in layers:
-        raise ValueError(f"the population has no 'community' contact layer (layers: {layers})")
+        raise InputError(f"the population has no 'community' contact layer (layers: {layers})")
     start_onsets_week = float(base_params.initial_infected_share) * n / covid.DEFAULT_INFECTED_DAYS * 7
-    if setup.stages is not None:
-        start_onsets_week = float(np.sum(setup.stages == covid.INFECTED)) / covid.DEFAULT_INFECTED_DAYS * 7
+    if stages is not None:
+        start_onsets_week = float(np.sum(stages == covid.INFECTED)) / covid.DEFAULT_INFECTED_DAYS * 7
     trigger_on = max(2.0 * start_onsets_week, 1.0)
     levels = scenario_levels(population)
     scenario_params = {
         name: base_params.replace(interventions=scenario_interventions(
-            population, world, level=level, closure_layer=closure_layer, trigger_on=trigger_on, weeks=weeks))
+            world, level=level, closure_layer=closure_layer, trigger_on=trigger_on, weeks=weeks))
         for name, level in levels.items()
     }
 
     keys = ensemble.member_keys(args.seed, args.members)
     batch, all_keys, members = ensemble.cross(list(scenario_params.values()), keys, list(scenario_params))
-    init_args = {"prior_daily_cases": jnp.asarray(setup.prior_daily_cases, jnp.float32)}
-    if setup.stages is not None:
-        init_args["stages"] = jnp.asarray(setup.stages, jnp.int8)
     model = covid.covid_model()
     total_members = len(scenario_params) * args.members
     print(f"running {len(scenario_params)} scenarios x {args.members} members = {total_members} runs of {days} days "
           f"(epiweeks {run_epiweeks[0] or '?'}.., {args.observed_weeks} observed + {args.weeks_ahead} ahead)")
     result = ensemble.run_ensemble(
-        model, batch, world, all_keys, days, init_args=init_args, batch_size=args.batch_size,
+        model, all_keys, batch, world, days, batch_size=args.batch_size,
         metric_names=METRICS, members=members,
         vector_labels={"intervention_active": list(scenario_params["baseline"].interventions.names)},
     )
@@ -488,7 +403,7 @@ def main(argv=None) -> int:
 
     design = None
     if args.design:
-        design = run_design(args, base_params, scenario_params["baseline"], world, init_args, days, baseline)
+        design = run_design(args, base_params, world, days, baseline)
 
     # Outputs: staged, so that a failure leaves no half-written set of files.
     table = scenario_table(by_scenario, observed_days=observed_days, start_date=start_date,
@@ -505,8 +420,8 @@ def main(argv=None) -> int:
         "weeks_ahead": args.weeks_ahead,
         "ascertainment": args.ascertainment,
         "parameter_source": (f"calibration: {args.calibration} (fitted {sorted(calibration_info['fitted_parameters'])})"
-                             if calibration_info else "defaults of jaxsim.covid"),
-        "parameters": covid.params_report(base_params, population),
+                             if calibration_info else "defaults of jaxsim.models.covid"),
+        "parameters": covid.params_report(base_params, world),
         "initial_conditions": {"source": setup.initial_source},
         "scenarios": {name: p.interventions.describe() for name, p in scenario_params.items()},
         "common_random_numbers": "member k of every scenario uses key k; differences are paired member by member",
@@ -526,7 +441,7 @@ def main(argv=None) -> int:
             "total_seconds": time.perf_counter() - wall,
         },
     }
-    title = (f"{', '.join(observed.ntas) if observed is not None else 'population'}, {n:,} agents, "
+    title = (f"{', '.join(window.observed.ntas) if window.observed is not None else 'population'}, {n:,} agents, "
              f"{args.members} members per scenario")
     with outputs.StagedOutputs(out) as stage:
         outputs.atomic_write_text(stage.path / "scenarios.csv", table.to_csv(index=False))
@@ -545,17 +460,17 @@ def main(argv=None) -> int:
     return 0
 
 
-def run_design(args, base_params, baseline_params, world, init_args, days, baseline) -> dict:
+def run_design(args, base_params, world, days, baseline) -> dict:
     """Gradient design of a weekly compliance schedule vs the best constant of a grid."""
-    from jaxsim import policy_design
+    from jaxsim.models.covid import policy_design
 
     weeks = -(-days // 7)
     params = base_params.replace(interventions=interventions.combine(
-        interventions.isolation_compliance(np.full(weeks, 1.2, np.float32), name="isolation_compliance")))
+        covid.isolation_compliance(np.full(weeks, 1.2, np.float32), name="isolation_compliance")))
     budget = 1.1 * float(baseline.totals("isolating").mean())
     problem = policy_design.PolicyProblem(
-        covid.covid_model(estimator="straight_through", contact_method="dense"), params, world, days,
-        budget=budget, cost_per_isolation_day=0.01, penalty=1.0, max_scale=3.0, init_args=init_args,
+        covid.covid_model(), params, world, days, budget=budget, cost_per_isolation_day=0.01, penalty=1.0,
+        max_scale=3.0, estimator="straight_through",
     )
     print(f"policy design: {args.design_steps} Adam steps x {args.design_seeds} runs, budget {budget:,.0f} isolation-days")
     designed = policy_design.optimise(problem, steps=args.design_steps, seeds_per_step=args.design_seeds,

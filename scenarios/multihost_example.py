@@ -80,23 +80,25 @@ def build_run(num_agents: int, days: int, seed: int, mesh=None):
     ``mesh`` when given; the same arguments give the same run in every process."""
     import jax
 
-    from jaxsim import covid, sharding, synthetic
+    from jaxsim import sharding
+    from jaxsim.models import covid
+    from jaxsim.nyc import synthesis
 
-    population = synthetic.synthesize_population_of_size(num_agents, seed=seed)
+    population = synthesis.synthesize_population_of_size(num_agents, seed=seed)
     world = covid.build_world(population)
     params = covid.default_params(
-        population, weeks=-(-days // 7), contact_normaliser=covid.default_contact_normaliser(world),
-        initial_exposed_share=0.004, initial_infected_share=0.004,
+        world, weeks=-(-days // 7), initial_exposed_share=0.004, initial_infected_share=0.004,
         transmission_rate=TRANSMISSION_RATE,
     )
+    model = covid.covid_model()
     init_key, run_key = jax.random.split(jax.random.key(seed))
     if mesh is not None:
         world = sharding.shard_world(world, mesh)
-    state = covid.initial_state(params, init_key, world)
+    state = model.init(init_key, params, world)
     if mesh is not None:
         state = sharding.shard_state(state, mesh, world)
         params, run_key = sharding.replicate((params, run_key), mesh)
-    return covid.covid_model(), state, params, world, run_key
+    return model, state, params, world, run_key
 
 
 def free_port() -> int:
@@ -148,7 +150,7 @@ def run_process(args) -> int:
     mesh = sharding.make_mesh()  # every device of every process
     model, state, params, world, key = build_run(args.agents, args.days, args.seed, mesh)
     stats = sharding.halo_stats(world)
-    result = engine.run(model, state, params, world, key, args.days, progress=False)
+    result = engine.run(model, key, state, params, world, args.days, progress=False, donate=True)
     if jax.process_index() == 0:
         out = Path(args.out)
         table = outputs.metrics_table(result.metrics)

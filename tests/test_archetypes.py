@@ -12,9 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsim import archetypes as arch
+from jaxsim import behaviour as arch
 from jaxsim import calibration as cal
-from jaxsim import covid, engine
+from jaxsim import engine
+from jaxsim.models import covid
+from jaxsim.models.covid import behaviour as covid_behaviour
 from jaxsim.llm import CachedBackend, FunctionBackend, ResponseCache, SamplingSettings
 from conftest import random_population
 
@@ -59,7 +61,7 @@ def test_grouping_errors(small_population, attributes, message):
 
 def test_archetype_attribute_added_with_labels(small_population):
     grouping = arch.group_agents(small_population, ["gender"])
-    pop = arch.with_archetype_attribute(small_population, grouping)
+    pop = arch.with_group_attribute(small_population, grouping)
     assert pop.category_labels("archetype") == ["gender=male", "gender=female"]
     np.testing.assert_array_equal(pop.attributes["archetype"], small_population.attributes["gender"])
     assert "archetype" not in small_population.attributes  # a copy
@@ -67,44 +69,56 @@ def test_archetype_attribute_added_with_labels(small_population):
 
 # ----------------------------------------------------------------------------- prompts
 def test_template_checks_placeholders_and_literal_numbers():
-    arch.ISOLATION_TEMPLATE.check(["age", "gender"])
+    signals = covid_behaviour.SIGNAL_FIELDS
+    covid_behaviour.ISOLATION_TEMPLATE.check(["age", "gender"], signals)
     with pytest.raises(arch.ArchetypeError, match=r"unknown placeholders \['income'\]"):
-        arch.PromptTemplate("sys", "You earn {income}.").check(["age"])
+        arch.PromptTemplate("sys", "You earn {income}.").check(["age"], signals)
     with pytest.raises(arch.ArchetypeError, match="literal number near.*placeholders"):
-        arch.PromptTemplate("sys", "For example answer 0.3 if unsure ({age}).").check(["age"])
+        arch.PromptTemplate("sys", "For example answer 0.3 if unsure ({age}).").check(["age"], signals)
     with pytest.raises(arch.ArchetypeError, match="gender"):
-        arch.ISOLATION_TEMPLATE.check(["age"])  # {gender_phrase} needs a gender attribute
-    assert "You are {gender_phrase}, living in" in arch.default_template(["gender"]).user
-    assert "You are {age_phrase}, living in" in arch.default_template(["area", "age"]).user
-    assert arch.default_template(["area"]).user.startswith("You live in {neighbourhood}.")
+        covid_behaviour.ISOLATION_TEMPLATE.check(["age"], signals)  # {gender_phrase} needs a gender attribute
+    assert "You are {gender_phrase}, living in" in covid.isolation_template(["gender"]).user
+    assert "You are {age_phrase}, living in" in covid.isolation_template(["area", "age"]).user
+    assert covid.isolation_template(["area"]).user.startswith("You live in {neighbourhood}.")
 
 
 def test_signals_and_change_phrases():
     ring = np.zeros(28, np.float32)
     ring[(np.arange(-28, 0)) % 28] = np.r_[np.full(21, 10.0), np.full(7, 20.0)]  # day 0 view
-    s = arch.WeeklySignals.from_case_ring(ring, 0, ascertainment=0.5)
+    s = covid.WeeklySignals.from_case_ring(ring, 0, ascertainment=0.5)
     assert s.onsets_this_week == 140 and s.onsets_four_week_average == pytest.approx(87.5)
     assert s.cases_this_week == 70 and s.change_phrase() == "up 60% on"
-    assert arch.WeeklySignals(1, 50, 100).change_phrase() == "down 50% from"
-    assert arch.WeeklySignals(1, 101, 100).change_phrase() == "about the same as"
-    assert arch.WeeklySignals(1, 0, 0).change_phrase() == "about the same as"
+    assert covid.WeeklySignals(1, 50, 100).change_phrase() == "down 50% from"
+    assert covid.WeeklySignals(1, 101, 100).change_phrase() == "about the same as"
+    assert covid.WeeklySignals(1, 0, 0).change_phrase() == "about the same as"
 
 
-def _layer(pop, attributes, fn, *, samples=1, cache=None, **kw):
+def _layer(pop, attributes, fn, *, samples=1, cache=None, cadence_weeks=1, **options):
     grouping = arch.group_agents(pop, attributes)
     backend = CachedBackend(FunctionBackend(fn), cache if cache is not None else ResponseCache(":memory:", mode="off"))
-    layer = arch.ArchetypeLayer(
-        grouping=grouping, backend=backend, template=arch.default_template(attributes),
-        neighbourhood="Astoria, Queens",
-        prior=arch.heuristic_prior(grouping, covid.DEFAULT_ISOLATION_BASELINE, covid.DEFAULT_ISOLATION_RESPONSE),
-        samples=samples, **kw,
+    layer = arch.BehaviourLayer(
+        policy=covid.ISOLATION_POLICY, grouping=grouping, backend=backend,
+        template=covid.isolation_template(attributes),
+        options={
+            "neighbourhood": "Astoria, Queens",
+            "baseline_by_age": covid.DEFAULT_ISOLATION_BASELINE,
+            "response": covid.DEFAULT_ISOLATION_RESPONSE,
+            **options,
+        },
+        samples=samples, every=cadence_weeks,
     )
-    return layer, arch.with_archetype_attribute(pop, grouping)
+    return layer, arch.with_group_attribute(pop, grouping)
+
+
+def _signals(layer, *args, **kw):
+    """A week's signals naming places as the layer's options do (for prompt-only checks)."""
+    naming = {k: layer.options[k] for k in ("neighbourhood", "area_names") if k in layer.options}
+    return covid.WeeklySignals(*args, **kw, **naming)
 
 
 def test_prompts_fill_labels_phrases_and_signals(small_population):
     layer, _ = _layer(small_population, ["age", "gender"], lambda r: "0.5")
-    prompts = layer.prompts(arch.WeeklySignals(3, 40.0, 20.0, ascertainment=0.25))
+    prompts = layer.prompts(_signals(layer, 3, 40.0, 20.0, ascertainment=0.25))
     assert len(prompts) == 12
     user = prompts[layer.grouping.names.index("age=65A|gender=female")][1]["content"]
     assert "sixty-five or older, a woman, living in Astoria, Queens" in user
@@ -119,7 +133,7 @@ def test_area_names_per_archetype(small_population):
                     labels={**pop.labels, "area": ["QN0103", "BK1001"]}, networks=pop.networks)
     layer, _ = _layer(pop, ["age", "area"], lambda r: "0.5",
                       area_names={"QN0103": "Astoria, Queens", "BK1001": "Bay Ridge, Brooklyn"})
-    prompts = layer.prompts(arch.WeeklySignals(0, 0, 0))
+    prompts = layer.prompts(_signals(layer, 0, 0, 0))
     for name, prompt in zip(layer.grouping.names, prompts):
         place = "Bay Ridge, Brooklyn" if "area=BK1001" in name else "Astoria, Queens"
         assert f"living in {place}" in prompt[1]["content"]
@@ -129,13 +143,15 @@ def test_area_names_per_archetype(small_population):
 def _setup(pop, layer, days, *, estimator="none", **param_kw):
     weeks = -(-days // 7)
     world = covid.build_world(pop, isolation_groups="archetype",
-                              isolation_prob=np.zeros((weeks, layer.grouping.num_groups), np.float32))
+                              isolation_prob=np.zeros((weeks, layer.grouping.num_groups), np.float32),
+                              prior_daily_cases=3.0)
     params = covid.default_params(
-        pop, weeks, contact_normaliser=covid.default_contact_normaliser(world),
-        isolation_groups="archetype", initial_exposed_share=0.01, initial_infected_share=0.01,
+        world, weeks, contact_normaliser=covid.default_contact_normaliser(world),
+        initial_exposed_share=0.01, initial_infected_share=0.01,
         **param_kw,
     )
-    state = covid.initial_state(params, jax.random.key(1), world, prior_daily_cases=3.0, estimator=estimator)
+    state = engine.initial_state(covid.covid_model(policy="inputs"), jax.random.key(1), params, world,
+                                 estimator=estimator)
     return world, params, state
 
 
@@ -149,14 +165,14 @@ def test_weekly_refresh_sets_group_probabilities_and_counts_calls(small_populati
     days = 17
     layer, pop = _layer(small_population, ["age", "gender"], _by_age, samples=2)
     world, params, state = _setup(pop, layer, days)
-    run = arch.run_with_archetypes(covid.covid_model(policy="inputs"), state, params, world,
-                                   jax.random.key(2), days, layer)
+    run = arch.run_with_behaviour(covid.covid_model(policy="inputs"), jax.random.key(2), state, params, world,
+                                  days, [layer])
     weeks = 3
     assert layer.backend.llm_calls == 12 * 2 * weeks  # archetypes x samples x weeks
     assert layer.parse_failures == 0 and layer.fallbacks == 0
     old = np.array(["65A" in n for n in layer.grouping.names])
     expected = np.where(old, 0.6, 0.1).astype(np.float32)
-    np.testing.assert_allclose(run.isolation_prob, np.tile(expected, (weeks, 1)))
+    np.testing.assert_allclose(run.tables["isolation_prob"], np.tile(expected, (weeks, 1)))
     # Inside jit each agent reads its own archetype's probability.
     np.testing.assert_allclose(run.result.metrics["isolation_prob"], np.tile(expected, (days, 1)))
     assert run.result.metrics["new_infections"].shape == (days,)
@@ -179,8 +195,8 @@ def test_cache_makes_a_second_run_free(small_population, tmp_path):
         with ResponseCache(cache_file) as cache:
             layer, pop = _layer(small_population, ["age"], _by_age, cache=cache)
             world, params, state = _setup(pop, layer, days)
-            run = arch.run_with_archetypes(covid.covid_model(policy="inputs"), state, params, world,
-                                           jax.random.key(3), days, layer)
+            run = arch.run_with_behaviour(covid.covid_model(policy="inputs"), jax.random.key(3), state, params, world,
+                                          days, [layer])
             metrics.append(run.result.metrics)
             assert (layer.backend.llm_calls, layer.backend.cache_hits) == ((12, 0) if attempt == 0 else (0, 12))
     for name in metrics[0]:
@@ -194,18 +210,18 @@ def test_unreadable_replies_fall_back_to_the_heuristic(small_population):
     days = 21
     layer, pop = _layer(small_population, ["age"], lambda r: "I cannot answer that.")
     world, params, state = _setup(pop, layer, days)
-    run = arch.run_with_archetypes(covid.covid_model(policy="inputs"), state, params, world,
-                                   jax.random.key(4), days, layer)
+    run = arch.run_with_behaviour(covid.covid_model(policy="inputs"), jax.random.key(4), state, params, world,
+                                  days, [layer])
     assert layer.parse_failures == 6 * 3 and layer.fallbacks == 6 * 3
     assert layer.retries == 6 * 3  # one retry per unreadable reply
     assert layer.backend.llm_calls == 2 * 6 * 3
 
-    world_h = covid.build_world(small_population)
-    params_h = covid.default_params(small_population, 3, contact_normaliser=covid.default_contact_normaliser(world_h),
+    world_h = covid.build_world(small_population, prior_daily_cases=3.0)
+    params_h = covid.default_params(world_h, 3, contact_normaliser=covid.default_contact_normaliser(world_h),
                                     initial_exposed_share=0.01, initial_infected_share=0.01)
-    state_h = covid.initial_state(params_h, jax.random.key(1), world_h, prior_daily_cases=3.0)
-    heuristic = engine.run(covid.covid_model(policy="heuristic"), state_h, params_h, world_h,
-                           jax.random.key(4), days)
+    state_h = covid.initial_state(jax.random.key(1), params_h, world_h)
+    heuristic = engine.run(covid.covid_model(policy="heuristic"), jax.random.key(4), state_h, params_h, world_h,
+                           days)
     # Same groups in the same order (age codes), same probabilities to float precision.
     assert layer.grouping.names == [f"age={a}" for a in small_population.labels["age"]]
     np.testing.assert_allclose(run.result.metrics["isolation_prob"], heuristic.metrics["isolation_prob"], rtol=1e-6)
@@ -218,11 +234,11 @@ def test_split_run_equals_one_run_with_the_same_table(small_population):
     days = 16
     layer, pop = _layer(small_population, ["age"], _by_age)
     world, params, state = _setup(pop, layer, days)
-    run = arch.run_with_archetypes(covid.covid_model(policy="inputs"), state, params, world,
-                                   jax.random.key(5), days, layer)
+    run = arch.run_with_behaviour(covid.covid_model(policy="inputs"), jax.random.key(5), state, params, world,
+                                  days, [layer])
     world2, params2, state2 = _setup(pop, layer, days)
-    world2 = world2.replace(inputs={**world2.inputs, "isolation_prob": jnp.asarray(run.isolation_prob)})
-    whole = engine.run(covid.covid_model(policy="inputs"), state2, params2, world2, jax.random.key(5), days)
+    world2 = world2.replace(inputs={**world2.inputs, "isolation_prob": jnp.asarray(run.tables["isolation_prob"])})
+    whole = engine.run(covid.covid_model(policy="inputs"), jax.random.key(5), state2, params2, world2, days)
     for name in whole.metrics:
         np.testing.assert_array_equal(run.result.metrics[name], whole.metrics[name], err_msg=name)
 
@@ -230,15 +246,15 @@ def test_split_run_equals_one_run_with_the_same_table(small_population):
 def test_layer_and_run_errors(small_population):
     with pytest.raises(arch.ArchetypeError, match="samples"):
         _layer(small_population, ["age"], _by_age, samples=0)
-    with pytest.raises(arch.ArchetypeError, match="cadence_weeks"):
+    with pytest.raises(arch.ArchetypeError, match="every"):
         _layer(small_population, ["age"], _by_age, cadence_weeks=0)
     layer, pop = _layer(small_population, ["age"], _by_age)
     world = covid.build_world(pop, isolation_groups="archetype")
-    params = covid.default_params(pop, 1, contact_normaliser=5.0, isolation_groups="archetype")
-    state = covid.initial_state(params, jax.random.key(0), world)
+    params = covid.default_params(world, 1, contact_normaliser=5.0)
+    state = covid.initial_state(jax.random.key(0), params, world)
     with pytest.raises(arch.ArchetypeError, match=r"inputs\['isolation_prob'\] of shape \[weeks, 6\]"):
-        arch.run_with_archetypes(covid.covid_model(policy="inputs"), state, params, world,
-                                 jax.random.key(0), 7, layer)
+        arch.run_with_behaviour(covid.covid_model(policy="inputs"), jax.random.key(0), state, params, world,
+                                7, [layer])
 
 
 # ----------------------------------------------------------------------------- alignment
@@ -250,11 +266,11 @@ def test_alignment_maps_group_probabilities(small_population):
         isolation_alignment_scale={n: (0.5 if "65A" in n else 1.0) for n in layer.grouping.names},
         isolation_alignment_offset=0.2,
     )
-    run = arch.run_with_archetypes(covid.covid_model(policy="inputs"), state, params, world,
-                                   jax.random.key(6), days, layer)
+    run = arch.run_with_behaviour(covid.covid_model(policy="inputs"), jax.random.key(6), state, params, world,
+                                  days, [layer])
     old = np.array(["65A" in n for n in layer.grouping.names])
     np.testing.assert_allclose(run.result.metrics["isolation_prob"][0], np.where(old, 0.5 * 0.6 + 0.2, 0.1 + 0.2), rtol=1e-6)
-    np.testing.assert_allclose(run.isolation_prob[0], np.where(old, 0.6, 0.1))  # the layer's answers, unaligned
+    np.testing.assert_allclose(run.tables["isolation_prob"][0], np.where(old, 0.6, 0.1))  # the layer's answers, unaligned
 
 
 def test_alignment_gradient_matches_finite_differences():
@@ -266,13 +282,13 @@ def test_alignment_gradient_matches_finite_differences():
     world, params, state0 = _setup(pop, layer, days, estimator="straight_through")
     world = world.replace(inputs={**world.inputs, "isolation_prob": jnp.full((2, 2), 0.2, jnp.float32)})
     params = params.replace(transmission_rate=jnp.full((2,), 4.0, jnp.float32))
-    model = covid.covid_model(policy="inputs", estimator="straight_through")
+    model = covid.covid_model(policy="inputs")
 
     def infections(offset, key):
         p = params.replace(isolation_alignment_offset=jnp.full((2,), offset, jnp.float32))
         k_init, k_run = jax.random.split(key)
-        s = covid.initial_state(p, k_init, world, prior_daily_cases=3.0, estimator="straight_through")
-        _, m = engine.simulate(model, s, p, world, k_run, days)
+        s = engine.initial_state(model, k_init, p, world, estimator="straight_through")
+        _, m = engine.simulate(model, k_run, s, p, world, days, estimator="straight_through")
         return m["new_infections"].sum()
 
     keys = jax.random.split(jax.random.key(7), 64)
@@ -282,4 +298,5 @@ def test_alignment_gradient_matches_finite_differences():
                         - jax.vmap(infections, (None, 0))(jnp.float32(-h), keys))) / (2 * h)
     assert fd < 0  # more isolation, fewer infections
     assert grad == pytest.approx(fd, rel=0.35)
-    assert "isolation_alignment_offset" in cal.FITTABLE and "isolation_alignment_scale" in cal.FITTABLE
+    fittable = cal.fittable(covid.CovidParams)
+    assert "isolation_alignment_offset" in fittable and "isolation_alignment_scale" in fittable

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from jaxsim import calibration as cal
-from jaxsim import covid, synthetic
+from jaxsim.models import covid
+from jaxsim.nyc import synthesis as synthetic
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +18,12 @@ def small_world():
 
 def problem_for(population, world, observed, rates, train_weeks, **kw):
     params = covid.default_params(
-        population, len(rates), contact_normaliser=covid.default_contact_normaliser(world),
+        world, len(rates), contact_normaliser=covid.default_contact_normaliser(world),
         initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=np.asarray(rates),
     )
-    model = covid.covid_model(estimator="straight_through")
-    return cal.CalibrationProblem(model, world, params, observed, train_weeks, 1.0, **kw)
+    model = covid.covid_model()
+    return cal.CalibrationProblem(model, world, params, observed, train_weeks, cal.Observation("new_cases", 7, scale=1.0),
+                                  estimator="straight_through", **kw)
 
 
 def test_bounds_round_trip_and_stay_in_range():
@@ -33,13 +35,13 @@ def test_bounds_round_trip_and_stay_in_range():
 
 
 def test_fit_names_are_checked():
-    assert cal.check_fit_names(["transmission_rate"]) == ("transmission_rate",)
-    with pytest.raises(cal.CalibrationError, match="not a parameter of the COVID model"):
-        cal.check_fit_names(["speed_of_light"])
+    assert cal.check_fit_names(covid.CovidParams, ["transmission_rate"]) == ("transmission_rate",)
+    with pytest.raises(cal.CalibrationError, match="not a parameter of CovidParams"):
+        cal.check_fit_names(covid.CovidParams, ["speed_of_light"])
     with pytest.raises(cal.CalibrationError, match="not fittable"):
-        cal.check_fit_names(["exposed_days"])
+        cal.check_fit_names(covid.CovidParams, ["exposed_days"])
     with pytest.raises(cal.CalibrationError, match="nothing to fit"):
-        cal.check_fit_names([])
+        cal.check_fit_names(covid.CovidParams, [])
 
 
 def test_losses_and_metrics():
@@ -56,7 +58,7 @@ def test_losses_and_metrics():
 
 def test_problem_validation(small_world):
     population, world = small_world
-    with pytest.raises(cal.CalibrationError, match="train_weeks"):
+    with pytest.raises(cal.CalibrationError, match="train_periods"):
         problem_for(population, world, np.ones(3), [2.0] * 3, 4)
     with pytest.raises(cal.CalibrationError, match="finite"):
         problem_for(population, world, np.array([1.0, np.nan, 2.0]), [2.0] * 3, 2)

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsim import covid, engine
+from jaxsim import engine
+from jaxsim.models import covid
 from jaxsim.population import relabel
 
 from conftest import AGE_LABELS, random_population
@@ -13,19 +14,21 @@ from conftest import AGE_LABELS, random_population
 DAYS = 30
 
 
-def setup(population, *, policy="heuristic", isolation_prob=None, layer_scale=None, **overrides):
-    world = covid.build_world(population, isolation_prob=isolation_prob, layer_scale=layer_scale)
+def setup(population, *, policy="heuristic", isolation_prob=None, layer_scale=None,
+          prior_daily_cases=0.0, **overrides):
+    world = covid.build_world(population, isolation_prob=isolation_prob, layer_scale=layer_scale,
+                              prior_daily_cases=prior_daily_cases)
     kwargs = dict(initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=4.0,
                   contact_normaliser=covid.default_contact_normaliser(world))
     kwargs.update(overrides)
-    params = covid.default_params(population, 5, **kwargs)
-    state = covid.initial_state(params, jax.random.key(7), world)
+    params = covid.default_params(world, 5, **kwargs)
+    state = covid.initial_state(jax.random.key(7), params, world)
     return covid.covid_model(policy), state, params, world
 
 
 def run(population, seed=0, days=DAYS, **kw):
     model, state, params, world = setup(population, **kw)
-    return engine.run(model, state, params, world, jax.random.key(seed), days, progress=False)
+    return engine.run(model, jax.random.key(seed), state, params, world, days, progress=False)
 
 
 def test_stage_counts_sum_to_population_every_day(small_population):
@@ -54,9 +57,9 @@ def test_chunked_run_equals_single_scan(small_population):
     model, state, params, world = setup(small_population)
     days = 17  # not a multiple of the 7-day chunk
     state_copy = jax.tree.map(jnp.copy, state)
-    chunked = engine.run(model, state, params, world, jax.random.key(1), days, progress=False)
+    chunked = engine.run(model, jax.random.key(1), state, params, world, days, progress=False)
     final, whole = jax.jit(engine.simulate, static_argnums=(0, 5))(
-        model, state_copy, params, world, jax.random.key(1), days
+        model, jax.random.key(1), state_copy, params, world, days
     )
     for key, value in whole.items():
         np.testing.assert_array_equal(chunked.metrics[key], np.asarray(value), err_msg=key)
@@ -124,7 +127,7 @@ def test_one_network_per_day_of_week(small_population):
     weekend = np.array([1.0 if d % 7 in (5, 6) else 0.0 for d in range(days)])
     scale = {"household": np.zeros(days), "community": weekend}
     model, state, params, world = setup(small_population, layer_scale=scale, transmission_rate=20.0)
-    m = engine.run(model, state, params, world, jax.random.key(0), days, progress=False).metrics
+    m = engine.run(model, jax.random.key(0), state, params, world, days, progress=False).metrics
     weekday = np.array([d % 7 not in (5, 6) for d in range(days)])
     assert m["new_infections"][weekday].sum() == 0
     assert m["new_infections"][~weekday].sum() > 0
@@ -146,9 +149,10 @@ def test_progression_timing_from_single_exposure():
     params = params.replace(mortality=jnp.zeros_like(params.mortality))
     stages = np.zeros(50, np.int8)
     stages[0] = 1
-    state = covid.initial_state(params, jax.random.key(0), world, stages=stages)
+    world = covid.build_world(population, initial_stages=stages)
+    state = covid.initial_state(jax.random.key(0), params, world)
     state = state.replace(day_infected=state.day_infected.at[0].set(0))
-    m = engine.run(model, state, params, world, jax.random.key(0), 12, progress=False).metrics
+    m = engine.run(model, jax.random.key(0), state, params, world, 12, progress=False).metrics
     np.testing.assert_array_equal(m["exposed"], [1] * 5 + [0] * 7)
     np.testing.assert_array_equal(m["infected"], [0] * 5 + [1] * 5 + [0] * 2)
     np.testing.assert_array_equal(m["recovered"], [0] * 10 + [1] * 2)
@@ -161,7 +165,8 @@ def test_initial_state_from_stage_file_and_shares(small_population):
     stages[:10] = 1
     stages[10:30] = 2
     stages[30:35] = 3
-    state = covid.initial_state(params, jax.random.key(0), world, stages=stages)
+    state = covid.initial_state(jax.random.key(0), params,
+                                covid.build_world(small_population, initial_stages=stages))
     counts = np.bincount(np.asarray(state.stage), minlength=5)
     np.testing.assert_array_equal(counts, [small_population.size - 35, 10, 20, 5, 0])
     # Exposed and infected agents are spread over their stage's days (start of day 0,
@@ -170,7 +175,7 @@ def test_initial_state_from_stage_file_and_shares(small_population):
     assert set(np.unique(-infected_on[:10])) <= set(range(1, 6)) and len(np.unique(infected_on[:10])) > 1
     assert set(np.unique(-infected_on[10:30])) <= set(range(6, 11))
     shares = params.replace(initial_exposed_share=jnp.float32(0.2), initial_infected_share=jnp.float32(0.1))
-    state = covid.initial_state(shares, jax.random.key(0), world)
+    state = covid.initial_state(jax.random.key(0), shares, world)
     frac = np.bincount(np.asarray(state.stage), minlength=5) / small_population.size
     assert abs(frac[1] - 0.2) < 0.03 and abs(frac[2] - 0.1) < 0.03
 
@@ -178,17 +183,17 @@ def test_initial_state_from_stage_file_and_shares(small_population):
 def test_parameter_validation_names_field(small_population):
     world = covid.build_world(small_population)
     with pytest.raises(ValueError, match="mortality"):
-        covid.default_params(small_population, 2, contact_normaliser=5.0,
+        covid.default_params(world, 2, contact_normaliser=5.0,
                              mortality={label: 1.5 for label in AGE_LABELS})
     with pytest.raises(ValueError, match="contact_normaliser"):
-        covid.default_params(small_population, 2, contact_normaliser=0.0)
+        covid.default_params(world, 2, contact_normaliser=0.0)
     with pytest.raises(ValueError, match="exposed_days"):
-        covid.default_params(small_population, 2, contact_normaliser=5.0, exposed_days=0)
+        covid.default_params(world, 2, contact_normaliser=5.0, exposed_days=0)
     with pytest.raises(KeyError, match="unknown labels.*'70A'"):
-        covid.default_params(small_population, 2, contact_normaliser=5.0,
+        covid.default_params(world, 2, contact_normaliser=5.0,
                              susceptibility={"70A": 1.0} | covid.DEFAULT_SUSCEPTIBILITY)
     with pytest.raises(KeyError, match="no value given"):
-        covid.default_params(small_population, 2, contact_normaliser=5.0, susceptibility={"65A": 1.0})
+        covid.default_params(world, 2, contact_normaliser=5.0, susceptibility={"65A": 1.0})
     with pytest.raises(ValueError, match="isolation_prob"):
         covid.build_world(small_population, isolation_prob=np.ones((2, 3)))
     with pytest.raises(KeyError, match="layer_scale"):
@@ -212,7 +217,7 @@ def test_padding_slots_are_inert_and_uncounted():
     model, state, params, world = setup(population)
     assert world.num_agents == 2999 and world.num_slots == 3000
     assert state.stage.shape == (3000,) and int(state.stage[-1]) == covid.ABSENT
-    result = engine.run(model, state, params, world, jax.random.key(0), 20, progress=False)
+    result = engine.run(model, jax.random.key(0), state, params, world, 20, progress=False)
     m = result.metrics
     total = m["susceptible"] + m["exposed"] + m["infected"] + m["recovered"] + m["dead"]
     np.testing.assert_array_equal(total, np.full(20, 2999))
@@ -222,10 +227,11 @@ def test_padding_slots_are_inert_and_uncounted():
 
 def test_repeated_runs_reuse_the_compiled_program(small_population):
     model, state, params, world = setup(small_population)
-    first = engine.run(model, state, params, world, jax.random.key(0), 9, progress=False)
+    first = engine.run(model, jax.random.key(0), state, params, world, 9, progress=False)
     _, state2, _, _ = setup(small_population)
-    second = engine.run(model, state2, params.replace(transmission_rate=params.transmission_rate * 2),
-                        world, jax.random.key(1), 9, progress=False)
+    second = engine.run(model, jax.random.key(1), state2,
+                        params.replace(transmission_rate=params.transmission_rate * 2),
+                        world, 9, progress=False)
     assert first.compile_seconds > 0
     assert second.compile_seconds == 0.0
     assert second.metrics["new_infections"].sum() != first.metrics["new_infections"].sum()
@@ -238,15 +244,16 @@ def test_straight_through_gradient_through_time_matches_finite_differences():
     population = random_population(n=4000, seed=3)
     world = covid.build_world(population)
     params = covid.default_params(
-        population, 3, contact_normaliser=covid.default_contact_normaliser(world),
+        world, 3, contact_normaliser=covid.default_contact_normaliser(world),
         initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=3.0,
     )
-    model = covid.covid_model(estimator="straight_through", contact_method="dense")
+    model = covid.covid_model(contact_method="dense")
 
     def week3_cases(rates, key):
         p = params.replace(transmission_rate=rates)
-        state = covid.initial_state(p, jax.random.fold_in(key, 1), world, estimator="straight_through")
-        _, m = engine.simulate(model, state, p, world, key, 21, checkpoint_days=7)
+        state = engine.initial_state(model, jax.random.fold_in(key, 1), p, world, estimator="straight_through")
+        _, m = engine.simulate(model, key, state, p, world, 21, checkpoint_days=7,
+                               estimator="straight_through")
         return m["new_cases"][14:].sum()
 
     keys = jax.random.split(jax.random.key(0), 96)
@@ -262,19 +269,19 @@ def test_straight_through_gradient_through_time_matches_finite_differences():
         assert fd > 1.0
         assert abs(mean_grad[week] - fd) < 0.3 * fd, (week, mean_grad, fd)
 
-    no_grad_model = covid.covid_model(estimator="none")
-    state = covid.initial_state(params, jax.random.key(1), world)
+    no_grad_model = covid.covid_model()
+    state = covid.initial_state(jax.random.key(1), params, world)
     zero = jax.grad(
-        lambda r: engine.simulate(no_grad_model, state, params.replace(transmission_rate=r), world,
-                                  jax.random.key(0), 7)[1]["new_cases"].sum()
+        lambda r: engine.simulate(no_grad_model, jax.random.key(0), state, params.replace(transmission_rate=r),
+                                  world, 7, estimator="none")[1]["new_cases"].sum()
     )(params.transmission_rate)
     assert float(jnp.abs(zero).sum()) == 0.0
 
 
 def test_checkpointed_simulate_equals_plain(small_population):
     model, state, params, world = setup(small_population)
-    plain = engine.simulate(model, state, params, world, jax.random.key(2), 17)[1]
-    blocks = engine.simulate(model, state, params, world, jax.random.key(2), 17, checkpoint_days=7)[1]
+    plain = engine.simulate(model, jax.random.key(2), state, params, world, 17)[1]
+    blocks = engine.simulate(model, jax.random.key(2), state, params, world, 17, checkpoint_days=7)[1]
     for key in plain:
         np.testing.assert_array_equal(np.asarray(plain[key]), np.asarray(blocks[key]), err_msg=key)
 
@@ -283,9 +290,10 @@ def test_isolation_heuristic_follows_simulated_cases(small_population):
     """Week w's probability = heuristic(cases of days 7w-7..7w-1, their 4-week mean with
     the prior before day 0), recomputed here from the run's own metrics."""
     prior_per_day = 2.0
-    model, _, params, world = setup(small_population, transmission_rate=6.0)
-    state = covid.initial_state(params, jax.random.key(7), world, prior_daily_cases=prior_per_day)
-    m = engine.run(model, state, params, world, jax.random.key(0), 23, progress=False).metrics
+    # The prior case signal lives in the world; setup draws the state with key 7.
+    model, state, params, world = setup(small_population, transmission_rate=6.0,
+                                        prior_daily_cases=prior_per_day)
+    m = engine.run(model, jax.random.key(0), state, params, world, 23, progress=False).metrics
     daily = np.concatenate([np.full(28, prior_per_day), m["new_cases"]])  # day d at index d + 28
     base = np.asarray(params.isolation_baseline, np.float64)
     response = np.asarray(params.isolation_response, np.float64)
@@ -313,12 +321,12 @@ def test_isolation_groups_by_another_attribute(small_population):
     table[:, small_population.code("gender", "female")] = 1.0
     world = covid.build_world(small_population, isolation_groups="gender", isolation_prob=table)
     params = covid.default_params(
-        small_population, 5, contact_normaliser=covid.default_contact_normaliser(world),
-        isolation_groups="gender", isolation_baseline={"male": 0.1, "female": 0.2},
+        world, 5, contact_normaliser=covid.default_contact_normaliser(world),
+        isolation_baseline={"male": 0.1, "female": 0.2},
         initial_infected_share=0.01,
     )
-    state = covid.initial_state(params, jax.random.key(0), world)
-    m = engine.run(covid.covid_model("inputs"), state, params, world, jax.random.key(0), 7,
+    state = covid.initial_state(jax.random.key(0), params, world)
+    m = engine.run(covid.covid_model("inputs"), jax.random.key(0), state, params, world, 7,
                    progress=False).metrics
     females = small_population.counts_by_label("gender")["female"]
     assert np.all(m["isolating"] == females)
@@ -327,10 +335,10 @@ def test_isolation_groups_by_another_attribute(small_population):
 def test_run_validates_params_and_inputs(small_population):
     model, state, params, world = setup(small_population)
     with pytest.raises(ValueError, match="susceptibility: needs one value per age code"):
-        engine.run(model, state, params.replace(susceptibility=params.susceptibility[:5]), world,
-                   jax.random.key(0), 3, progress=False)
+        engine.run(model, jax.random.key(0), state, params.replace(susceptibility=params.susceptibility[:5]),
+                   world, 3, progress=False)
     with pytest.raises(ValueError, match="isolation_prob"):
-        engine.run(covid.covid_model("inputs"), state, params, world, jax.random.key(0), 3,
+        engine.run(covid.covid_model("inputs"), jax.random.key(0), state, params, world, 3,
                    progress=False)
     with pytest.raises(ValueError, match="layer_scale"):
         covid.build_world(small_population, layer_scale={"community": np.array([-1.0])})
@@ -349,19 +357,18 @@ def test_gradients_of_other_leaves_match_finite_differences(leaf, metric, first_
     each set to one value for every group, against a 400-seed central difference with
     common random numbers (measured when written: 1078 vs 896, -4.56 vs -4.22, 153 vs 154)."""
     population = random_population(n=4000, seed=3)
-    world = covid.build_world(population)
+    world = covid.build_world(population, prior_daily_cases=5.0)
     params = covid.default_params(
-        population, 3, contact_normaliser=covid.default_contact_normaliser(world),
+        world, 3, contact_normaliser=covid.default_contact_normaliser(world),
         initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=3.0,
         isolation_response=2.0,
     )
-    model = covid.covid_model(estimator="straight_through", contact_method="dense")
+    model = covid.covid_model(contact_method="dense")
 
     def total(v, key):
         p = params.replace(**{leaf: jnp.broadcast_to(v, getattr(params, leaf).shape).astype(jnp.float32)})
-        state = covid.initial_state(p, jax.random.fold_in(key, 1), world, estimator="straight_through",
-                                    prior_daily_cases=5.0)
-        _, m = engine.simulate(model, state, p, world, key, 21, checkpoint_days=7)
+        state = engine.initial_state(model, jax.random.fold_in(key, 1), p, world, estimator="straight_through")
+        _, m = engine.simulate(model, key, state, p, world, 21, checkpoint_days=7, estimator="straight_through")
         return m[metric][first_day:].sum()
 
     grads = jax.jit(jax.vmap(jax.grad(total), in_axes=(None, 0)))(

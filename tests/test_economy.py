@@ -10,19 +10,46 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsim import boroughs, coupling, covid, economy, engine
-from jaxsim import economy_calibration as ec
+from jaxsim import coupling, engine
+from jaxsim.coupling import Parts
 from jaxsim.engine import Model
+from jaxsim.models import covid, labour
+from jaxsim.models.labour import calibration as ec
+from jaxsim.nyc import boroughs
 from jaxsim.population import EdgeList, Population, PopulationError
 
 START = dt.date(2020, 8, 1)
 MONTHS = 3
-DAYS = economy.days_in_months(START, MONTHS)  # Aug, Sep, Oct 2020: 92 days
+DAYS = labour.days_in_months(START, MONTHS)  # Aug, Sep, Oct 2020: 92 days
 AGENTS = 3000
+CLAIMS = np.tile(np.asarray([[0.19, 0.16, 0.11, 0.17, 0.12]], np.float32), (MONTHS, 1))
+INITIAL_UNEMPLOYMENT = np.asarray([0.2, 0.15, 0.12, 0.15, 0.12], np.float32)
+PRIOR_CASE_SIGNAL = np.full(5, 1.0, np.float32)
+#: Readable borough names, in borough-code order (for prompts).
+BOROUGH_NAMES = tuple(boroughs.BOROUGH_NAMES[b] for b in boroughs.BOROUGHS)
+
+
+def borough_of_labels(labels):
+    """An archetype's borough code from its ``county`` (or ``area``: an NTA code) label,
+    ``None`` when its labels name no borough (the layer option ``region_of``)."""
+    if "county" in labels:
+        borough = boroughs.COUNTY_TO_BOROUGH.get(" ".join(str(labels["county"]).strip().lower().replace("_", " ").split()))
+    elif "area" in labels:
+        borough = boroughs.NTA_PREFIX_TO_BOROUGH.get(str(labels["area"]).strip()[:2].upper())
+    else:
+        return None
+    return None if borough is None else boroughs.BOROUGHS.index(borough)
+
+
+def _economy_world(world, population, attributes, **kw):
+    """The labour model's arrays added to ``world`` for the five boroughs."""
+    kw = {"start": START, "claims_rate": CLAIMS, "initial_unemployment": INITIAL_UNEMPLOYMENT,
+          "prior_case_signal": PRIOR_CASE_SIGNAL} | kw
+    return labour.build_world(world, population, attributes, regions=boroughs.BOROUGHS, **kw)
 
 
 # ----------------------------------------------------------------------------- fixtures
-def _violations(state, world):
+def _violations(state, params, world):
     """End-of-day checks: work done by agents who may not work."""
     worked = state.economy.worked_today
     stage = state.covid.stage
@@ -39,28 +66,25 @@ def setup():
     population = boroughs.five_borough_population(AGENTS, seed=3, cached=False)
     world = covid.build_world(population)
     covid_params = covid.default_params(
-        population, 14, contact_normaliser=covid.default_contact_normaliser(world), transmission_rate=4.0,
+        world, 14, contact_normaliser=covid.default_contact_normaliser(world), transmission_rate=4.0,
         initial_exposed_share=0.03, initial_infected_share=0.03,
         mortality={a: 0.3 for a in population.category_labels("age")},  # deaths within the run
     )
-    attributes = economy.labour_attributes(population, seed=3)
-    claims = np.tile(np.asarray([[0.19, 0.16, 0.11, 0.17, 0.12]], np.float32), (MONTHS, 1))
-    world = economy.build_economy_world(world, population, attributes, start=START, claims_rate=claims)
-    baseline_stimulus = economy.stimulus_payment(0.0, [1], num_months=MONTHS)
-    params = economy.CoupledParams(covid_params, economy.default_economy_params(population, stimulus=baseline_stimulus))
-    init_args = {"initial_unemployment": np.asarray([0.2, 0.15, 0.12, 0.15, 0.12], np.float32),
-                 "prior_case_signal": np.full(5, 1.0, np.float32)}
-    base = economy.coupled_model()
-    model = coupling.compose([base, Model(substeps=(), observe=_violations, name="checks")], name="checked")
-    return population, attributes, world, params, init_args, model
+    attributes = labour.labour_attributes(population, boroughs.borough_codes(population), seed=3)
+    world = _economy_world(world, population, attributes)
+    baseline_stimulus = labour.stimulus_payment(0.0, [1], num_months=MONTHS)
+    params = Parts(covid=covid_params, economy=labour.default_params(world, stimulus=baseline_stimulus))
+    model = coupling.compose({"covid": covid.covid_model(), "economy": labour.labour_model()},
+                             extra=[Model(name="checks", observe=_violations)], name="checked")
+    return population, attributes, world, params, model
 
 
 def _run(setup, params=None, seed=0):
-    population, attributes, world, base_params, init_args, model = setup
+    population, attributes, world, base_params, model = setup
     params = base_params if params is None else params
-    state = economy.coupled_initial_state(params, jax.random.key(seed), world, init_args)
-    initial = jax.tree.map(jnp.copy, state)  # engine.run donates the state it is given
-    result = engine.run(model, state, params, world, jax.random.key(100 + seed), DAYS, chunk_days=DAYS)
+    state = model.init(jax.random.key(seed), params, world)
+    initial = jax.tree.map(jnp.copy, state)
+    result = engine.run(model, jax.random.key(100 + seed), state, params, world, DAYS, chunk_days=DAYS)
     return result, initial
 
 
@@ -81,7 +105,7 @@ def test_no_agent_works_while_sick_dead_isolating_or_outside_the_labour_force(ba
 
 def test_calendar_month_ends_weekends_and_month_index(baseline):
     metrics = baseline[0].metrics
-    rows = economy.monthly_rows(metrics)
+    rows = labour.monthly_rows(metrics)
     np.testing.assert_array_equal(rows, [30, 60, 91])  # 31 Aug, 30 Sep, 31 Oct 2020
     np.testing.assert_array_equal(metrics["month_index"][rows], [0, 1, 2])
     weekend = np.asarray([(START + dt.timedelta(days=d)).weekday() >= 5 for d in range(DAYS)])
@@ -94,8 +118,8 @@ def test_calendar_month_ends_weekends_and_month_index(baseline):
 def test_case_signal_counts_the_months_onsets(setup, baseline):
     world, params = setup[2], setup[3]
     metrics = baseline[0].metrics
-    rows = economy.monthly_rows(metrics)
-    residents = np.asarray(world.inputs["borough_residents"])
+    rows = labour.monthly_rows(metrics)
+    residents = np.asarray(world.inputs["region_residents"])
     ascertainment = float(params.economy.ascertainment)
     onsets = (metrics["case_signal"][rows] * residents / 1000.0 / ascertainment).sum(axis=1)
     first = np.r_[0, rows[:-1] + 1]
@@ -106,7 +130,7 @@ def test_case_signal_counts_the_months_onsets(setup, baseline):
 
 def test_tax_collected_equals_tax_redistributed_every_month(baseline):
     metrics = baseline[0].metrics
-    rows = economy.monthly_rows(metrics)
+    rows = labour.monthly_rows(metrics)
     tax, transfers = metrics["city_tax"][rows], metrics["city_transfers"][rows]
     assert np.all(tax > 0)
     np.testing.assert_allclose(transfers, tax, rtol=1e-5)
@@ -117,8 +141,8 @@ def test_savings_change_equals_income_minus_consumption_in_every_borough(setup, 
     result, initial = baseline
     world = setup[2]
     metrics = result.metrics
-    rows = economy.monthly_rows(metrics)
-    start = np.asarray(jax.ops.segment_sum(initial.economy.savings, world.agents["borough"].astype(jnp.int32), 6))[:5]
+    rows = labour.monthly_rows(metrics)
+    start = np.asarray(jax.ops.segment_sum(initial.economy.savings, world.agents["region"].astype(jnp.int32), 6))[:5]
     savings = np.vstack([start, metrics["savings"][rows]])
     income = sum(metrics[k][rows] for k in ("earnings", "transfers", "ui_benefits", "pensions", "stimulus_paid")) - metrics["tax"][rows]
     np.testing.assert_allclose(np.diff(savings, axis=0), income - metrics["consumption"][rows], rtol=1e-4, atol=50.0)
@@ -127,7 +151,7 @@ def test_savings_change_equals_income_minus_consumption_in_every_borough(setup, 
 
 def test_unemployment_stays_in_unit_interval_with_extreme_labour_markets(setup, baseline):
     params = setup[3]
-    rows = economy.monthly_rows(baseline[0].metrics)
+    rows = labour.monthly_rows(baseline[0].metrics)
     for separation, hiring, sensitivity, expected_last in ((60.0, -60.0, 50.0, 1.0), (-60.0, 60.0, 0.0, None)):
         extreme = params.replace(economy=params.economy.replace(
             separation_logit=jnp.full(5, separation), hiring_logit=jnp.full(5, hiring),
@@ -145,16 +169,56 @@ def test_unemployment_stays_in_unit_interval_with_extreme_labour_markets(setup, 
 
 
 def test_epidemic_is_the_plain_covid_model_draw_for_draw(setup, baseline):
-    _, _, world, params, init_args, _ = setup
+    _, _, world, params, _ = setup
     result, initial = baseline
-    plain = engine.run(covid.covid_model(), jax.tree.map(jnp.copy, initial.covid), params.covid, world, jax.random.key(100), DAYS, chunk_days=DAYS)
+    plain = engine.run(covid.covid_model(), jax.random.key(100), jax.tree.map(jnp.copy, initial.covid), params.covid, world, DAYS, chunk_days=DAYS)
     for name in ("new_infections", "new_cases", "new_deaths", "isolating", "susceptible", "dead"):
         np.testing.assert_array_equal(plain.metrics[name], result.metrics[name], err_msg=name)
 
 
+def test_labour_model_runs_alone_without_an_epidemic(setup):
+    """The labour model with no epidemic composed: every real agent is alive and available
+    and nobody has symptoms (the bridges' defaults); money is still conserved."""
+    from jaxsim.world import make_world
+
+    population, attributes = setup[0], setup[1]
+    world = _economy_world(make_world(population, attributes=("age",)), population, attributes)
+    assert "stage" not in world.agents and "initial_stage" not in world.agents  # no epidemic in this world
+    params = labour.default_params(world, stimulus=labour.stimulus_payment(500.0, [1], num_months=MONTHS))
+    model = labour.labour_model()
+    state = model.init(jax.random.key(0), params, world)
+    assert isinstance(state, labour.LabourState)
+    result = engine.run(model, jax.random.key(1), state, params, world, DAYS, chunk_days=DAYS)
+    metrics = result.metrics
+    assert result.days == DAYS and "new_cases" not in metrics and "infected" not in metrics
+    rows = labour.monthly_rows(metrics)
+    np.testing.assert_array_equal(rows, [30, 60, 91])
+    # Nobody is sick: no onsets, so the case signal stays 0; nobody dies: the labour force stays whole.
+    np.testing.assert_array_equal(metrics["case_signal"], 0.0)
+    force = np.bincount(attributes.region[attributes.labour_force], minlength=5)
+    np.testing.assert_array_equal(metrics["labour_force"][rows], np.tile(force, (MONTHS, 1)))
+    assert metrics["working"].max() > 500
+    # Tax collected == tax redistributed, every month.
+    tax, transfers = metrics["city_tax"][rows], metrics["city_transfers"][rows]
+    assert np.all(tax > 0)
+    np.testing.assert_allclose(transfers, tax, rtol=1e-5)
+    np.testing.assert_allclose(metrics["transfers"][rows].sum(axis=1), tax, rtol=1e-5)
+    # Income == consumption + change in savings, in every borough (stimulus included).
+    start = np.asarray(jax.ops.segment_sum(state.savings, world.agents["region"].astype(jnp.int32), 6))[:5]
+    savings = np.vstack([start, metrics["savings"][rows]])
+    income = sum(metrics[k][rows] for k in ("earnings", "transfers", "ui_benefits", "pensions", "stimulus_paid")) - metrics["tax"][rows]
+    np.testing.assert_allclose(np.diff(savings, axis=0), income - metrics["consumption"][rows], rtol=1e-4, atol=50.0)
+    assert np.all(metrics["consumption"][rows] > 0) and np.all(metrics["earnings"][rows] > 0)
+    assert metrics["stimulus_paid"][rows[1]].sum() > 0
+    # Unemployment stays a fraction.
+    rate = metrics["unemployment_rate"][rows]
+    assert np.all(np.isfinite(rate)) and np.all((rate >= 0) & (rate <= 1))
+    assert np.all((rate > 0) & (rate < 0.5))
+
+
 def test_stimulus_under_common_random_numbers(setup, baseline):
-    population, attributes, world, params, init_args, _ = setup
-    rows = economy.monthly_rows(baseline[0].metrics)
+    population, attributes, world, params, _ = setup
+    rows = labour.monthly_rows(baseline[0].metrics)
     paid = params.replace(economy=params.economy.replace(
         stimulus=params.economy.stimulus.replace(amount=jnp.float32(1000.0))
     ))
@@ -185,7 +249,7 @@ def test_agents_average_to_the_expected_flows(setup):
     rows = None
     for seed in range(5):
         metrics = _run(setup, seed=seed)[0].metrics
-        rows = economy.monthly_rows(metrics)
+        rows = labour.monthly_rows(metrics)
         force = metrics["labour_force"][rows]
         rate = metrics["unemployment_rate"][rows]
         problem = ec.LabourCalibrationProblem(
@@ -202,10 +266,10 @@ def test_agents_average_to_the_expected_flows(setup):
 
 
 # ------------------------------------------------------------------------ calibration
-def _problem(population, months=10, train=7, **params_kw):
+def _problem(world, months=10, train=7, **params_kw):
     rng = np.random.default_rng(5)
-    truth = economy.default_economy_params(
-        population, separation_logit=[-3.6, -3.9, -4.2, -3.8, -4.0], hiring_logit=[-1.5, -1.2, -0.9, -1.1, -1.0],
+    truth = labour.default_params(
+        world, separation_logit=[-3.6, -3.9, -4.2, -3.8, -4.0], hiring_logit=[-1.5, -1.2, -0.9, -1.1, -1.0],
         hiring_claims_sensitivity=-0.08,
     )
     inputs = dict(
@@ -214,12 +278,12 @@ def _problem(population, months=10, train=7, **params_kw):
     )
     scratch = ec.LabourCalibrationProblem(params=truth, observed=np.full((months, 5), 0.1), train_months=train, **inputs)
     observed = np.asarray(ec.expected_unemployment(truth, scratch))
-    start = economy.default_economy_params(population, **params_kw)
+    start = labour.default_params(world, **params_kw)
     return ec.LabourCalibrationProblem(params=start, observed=observed, train_months=train, **inputs), truth
 
 
 def test_calibration_gradient_matches_finite_differences(setup):
-    problem, _ = _problem(setup[0])
+    problem, _ = _problem(setup[2])
     names = ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
              "quit_if_unwilling")
     loss = jax.jit(ec.loss_of_unconstrained(problem, names))
@@ -239,7 +303,7 @@ def test_calibration_gradient_matches_finite_differences(setup):
 
 
 def test_calibration_recovers_the_labour_market_and_scores_held_out_months(setup):
-    problem, truth = _problem(setup[0])
+    problem, truth = _problem(setup[2])
     fit = ec.fit_labour_market(problem, ("separation_logit", "hiring_logit", "hiring_claims_sensitivity"), steps=1500)
     assert fit.stopped == "completed" and fit.loss_curve[-1] < 1e-4 * fit.loss_curve[0]
     for name in ("separation_logit", "hiring_logit", "hiring_claims_sensitivity"):
@@ -254,7 +318,7 @@ def test_calibration_recovers_the_labour_market_and_scores_held_out_months(setup
 def test_evaluate_and_persistence_by_hand():
     observed = np.tile(np.asarray([[0.10], [0.09], [0.08], [0.07]]), (1, 5))
     predicted = observed + np.asarray([[0], [0.01], [0.0], [0.02]])
-    scores = ec.evaluate(predicted, observed, train_months=2, boroughs=np.asarray([1, 1, 0, 0, 0], bool))
+    scores = ec.evaluate(predicted, observed, train_months=2, regions=np.asarray([1, 1, 0, 0, 0], bool))
     assert scores["train"]["mae"] == pytest.approx(1.0)  # month 1 only, pp
     assert scores["test"]["mae"] == pytest.approx(1.0) and scores["test"]["points"] == 4
     assert scores["persistence_test"]["mae"] == pytest.approx(1.5)  # 9 % repeated vs 8 %, 7 %
@@ -273,7 +337,7 @@ def test_evaluate_and_persistence_by_hand():
     ],
 )
 def test_bad_calibration_problems(setup, change, message):
-    problem, _ = _problem(setup[0])
+    problem, _ = _problem(setup[2])
     fields = {k: getattr(problem, k) for k in ("params", "observed", "willingness", "case_signal", "claims_rate",
                                                 "initial_unemployment", "train_months")}
     with pytest.raises(ec.CalibrationError, match=message):
@@ -281,7 +345,7 @@ def test_bad_calibration_problems(setup, change, message):
 
 
 def test_bad_fit_names(setup):
-    problem, _ = _problem(setup[0])
+    problem, _ = _problem(setup[2])
     with pytest.raises(ec.CalibrationError, match=r"cannot fit \['transmission_rate'\]"):
         ec.fit_labour_market(problem, ["transmission_rate"])
     with pytest.raises(ec.CalibrationError, match="named more than once"):
@@ -292,20 +356,20 @@ def test_bad_fit_names(setup):
 
 # ----------------------------------------------------------------------------- calendar
 def test_civil_date_matches_python_for_every_day_of_several_years():
-    days = np.arange(economy.epoch_day("2019-12-25"), economy.epoch_day("2025-01-05"))
-    year, month, day = (np.asarray(v) for v in jax.jit(economy.civil_date)(jnp.asarray(days)))
+    days = np.arange(labour.epoch_day("2019-12-25"), labour.epoch_day("2025-01-05"))
+    year, month, day = (np.asarray(v) for v in jax.jit(labour.civil_date)(jnp.asarray(days)))
     dates = [dt.date(1970, 1, 1) + dt.timedelta(days=int(d)) for d in days]
     np.testing.assert_array_equal(year, [d.year for d in dates])
     np.testing.assert_array_equal(month, [d.month for d in dates])
     np.testing.assert_array_equal(day, [d.day for d in dates])
-    start = economy.epoch_day("2020-11-15")
-    cal = jax.jit(jax.vmap(lambda t: economy.calendar_of_day(t, jnp.int32(start))))(jnp.arange(80))
+    start = labour.epoch_day("2020-11-15")
+    cal = jax.jit(jax.vmap(lambda t: labour.calendar_of_day(t, jnp.int32(start))))(jnp.arange(80))
     dates = [dt.date(2020, 11, 15) + dt.timedelta(days=t) for t in range(80)]
     np.testing.assert_array_equal(cal["month_end"], [(d + dt.timedelta(days=1)).day == 1 for d in dates])
     np.testing.assert_array_equal(cal["workday"], [d.weekday() < 5 for d in dates])
     np.testing.assert_array_equal(cal["run_month"], [(d.year - 2020) * 12 + d.month - 11 for d in dates])
-    assert economy.days_in_months(dt.date(2020, 8, 1), 12) == 365
-    assert economy.days_in_months(dt.date(2023, 12, 1), 3) == 31 + 31 + 29
+    assert labour.days_in_months(dt.date(2020, 8, 1), 12) == 365
+    assert labour.days_in_months(dt.date(2023, 12, 1), 3) == 31 + 31 + 29
 
 
 # --------------------------------------------------------------------- labour force
@@ -322,13 +386,13 @@ def _tiny_population(soc=None, county=True):
 
 def test_occupations_from_soc_codes():
     population = _tiny_population(["15-1252", "", "35-2014", "411011", "47", "nan", "53-3032", "11-1021"])
-    attributes = economy.labour_attributes(population, seed=0)
-    names = [economy.OCCUPATIONS[o] if o >= 0 else None for o in attributes.occupation]
+    attributes = labour.labour_attributes(population, boroughs.borough_codes(population), seed=0)
+    names = [labour.OCCUPATIONS[o] if o >= 0 else None for o in attributes.occupation]
     assert names == ["management_professional", None, "service", "sales_office", "construction_maintenance",
                      None, "production_transport", "management_professional"]
     np.testing.assert_array_equal(attributes.labour_force, [o is not None for o in names])
     assert attributes.source == "soc_code" and np.all((attributes.wage > 0) == attributes.labour_force)
-    np.testing.assert_array_equal(attributes.borough, [0, 1, 2, 3, 4, 0, 1, 2])
+    np.testing.assert_array_equal(attributes.region, [0, 1, 2, 3, 4, 0, 1, 2])
 
 
 @pytest.mark.parametrize(
@@ -339,33 +403,35 @@ def test_occupations_from_soc_codes():
 )
 def test_bad_soc_codes(code, message):
     codes = ["15-1252", "", code, "", "", "", "", ""]
-    with pytest.raises(economy.EconomyError, match="column 'soc_code', " + message):
-        economy.labour_attributes(_tiny_population(codes), seed=0)
+    population = _tiny_population(codes)
+    with pytest.raises(labour.EconomyError, match="column 'soc_code', " + message):
+        labour.labour_attributes(population, boroughs.borough_codes(population), seed=0)
 
 
 def test_sampled_labour_force_follows_participation():
     population = boroughs.five_borough_population(6000, seed=1, cached=False)
-    attributes = economy.labour_attributes(population, seed=1)
+    attributes = labour.labour_attributes(population, boroughs.borough_codes(population), seed=1)
     age = population.attributes["age"]
-    for label, rate in economy.DEFAULT_PARTICIPATION.items():
+    for label, rate in labour.DEFAULT_PARTICIPATION.items():
         share = attributes.labour_force[age == population.code("age", label)].mean()
         assert share == pytest.approx(rate, abs=0.05), label
     occupation = attributes.occupation[attributes.labour_force]
-    assert np.mean(occupation == economy.OCCUPATIONS.index("service")) == pytest.approx(0.22, abs=0.04)
+    assert np.mean(occupation == labour.OCCUPATIONS.index("service")) == pytest.approx(0.22, abs=0.04)
     assert np.all(attributes.occupation[~attributes.labour_force] == -1)
 
 
 def test_population_without_boroughs_or_age_bands_is_refused():
+    no_boroughs = _tiny_population(county=False)
     with pytest.raises(PopulationError, match="needs each agent's borough"):
-        economy.labour_attributes(_tiny_population(county=False), seed=0)
+        labour.labour_attributes(no_boroughs, boroughs.borough_codes(no_boroughs), seed=0)
     bad = _tiny_population()
     bad.labels["county"] = ["Bronx", "Kings", "Essex", "Queens", "Richmond"]
     with pytest.raises(PopulationError, match="label 'Essex' is not a New York City county"):
-        economy.labour_attributes(bad, seed=0)
+        labour.labour_attributes(bad, boroughs.borough_codes(bad), seed=0)
     odd_ages = _tiny_population()
     odd_ages.labels["age"] = ["young", "30t39", "40t49", "50t64", "65A", "U19"]
-    with pytest.raises(economy.EconomyError, match="participation"):
-        economy.labour_attributes(odd_ages, seed=0)
+    with pytest.raises(labour.EconomyError, match="participation"):
+        labour.labour_attributes(odd_ages, boroughs.borough_codes(odd_ages), seed=0)
 
 
 def test_five_borough_population_covers_every_borough_in_proportion():
@@ -384,21 +450,21 @@ def test_five_borough_population_covers_every_borough_in_proportion():
     [
         ({"tax_thresholds": (0.0, 5000.0, 3000.0), "tax_rates": (0.0, 0.1, 0.2)}, "tax_thresholds: must start at 0 and increase"),
         ({"tax_thresholds": (100.0, 5000.0), "tax_rates": (0.0, 0.1)}, "tax_thresholds: must start at 0"),
-        ({"tax_rates": (0.0, 0.1, 0.2, 0.3, 1.5)}, r"tax_rates: must lie in \[0, 1\]"),
+        ({"tax_rates": (0.0, 0.1, 0.2, 0.3, 1.5)}, r"tax_rates: \[0\.0, 0\.1, 0\.2, 0\.3, 1\.5\] is outside its bounds \[0\.0, 1\.0\]"),
         ({"tax_rates": (0.0, 0.1)}, "tax_thresholds: needs one lower edge per rate"),
         ({"willingness_baseline": 1.0}, "willingness_baseline: probabilities must lie strictly between 0 and 1"),
-        ({"ui_replacement": 1.2}, r"ui_replacement: must lie in \[0, 1\]"),
+        ({"ui_replacement": 1.2}, r"ui_replacement: 1\.2 is outside its bounds \[0\.0, 1\.0\]"),
         ({"mpc": float("nan")}, "mpc: non-finite value"),
-        ({"subsistence": -1.0}, "subsistence: must be >= 0"),
+        ({"subsistence": -1.0}, r"subsistence: -1\.0 is outside its bounds \[0\.0, inf\]"),
         ({"ascertainment": 0.0}, r"ascertainment: must lie in \(0, 1\]"),
-        ({"separation_logit": [1.0, 2.0]}, "separation_logit: needs 5 values"),
-        ({"hiring_logit": {"bronx": 0.0}}, "hiring_logit: needs one value per borough"),
+        ({"separation_logit": [1.0, 2.0]}, r"separation_logit: needs one value per 'region' category \(5: .*got shape \(2,\)"),
+        ({"hiring_logit": {"bronx": 0.0}}, r"hiring_logit: no value given for 'region' labels \['brooklyn', 'manhattan', 'queens', 'staten_island'\]"),
         ({"willingness_baseline": {"20t29": 0.9}}, "willingness_baseline: .*no value given"),
     ],
 )
 def test_bad_economy_parameters(setup, change, message):
-    with pytest.raises(economy.EconomyError, match=message):
-        economy.default_economy_params(setup[0], **change)
+    with pytest.raises(labour.EconomyError, match=message):
+        labour.default_params(setup[2], **change)
 
 
 @pytest.mark.parametrize(
@@ -415,72 +481,78 @@ def test_bad_economy_parameters(setup, change, message):
 )
 def test_bad_stimulus(kwargs, message):
     arguments = {"amount": 1000.0, "months": [1], "num_months": 3} | kwargs
-    with pytest.raises(economy.EconomyError, match=message):
-        economy.stimulus_payment(**arguments)
+    with pytest.raises(labour.EconomyError, match=message):
+        labour.stimulus_payment(**arguments)
 
 
 def test_bad_economy_world(setup):
     population, attributes = setup[0], setup[1]
     world = covid.build_world(population)
-    with pytest.raises(economy.EconomyError, match=r"claims_rate must have shape \[months, 5\]"):
-        economy.build_economy_world(world, population, attributes, start=START, claims_rate=np.zeros((3, 4)))
-    with pytest.raises(economy.EconomyError, match=r"claims_rate: beneficiaries per labour-force member must lie in \[0, 1\]"):
-        economy.build_economy_world(world, population, attributes, start=START, claims_rate=np.full((3, 5), 2.0))
-    with pytest.raises(economy.EconomyError, match=r"willingness must have shape \[months, 6\]"):
-        economy.build_economy_world(world, population, attributes, start=START, claims_rate=np.zeros((3, 5)),
-                                    willingness=np.zeros((3, 2)))
-    with pytest.raises(economy.EconomyError, match=r"willingness: probabilities must lie in \[0, 1\]"):
-        economy.build_economy_world(world, population, attributes, start=START, claims_rate=np.zeros((3, 5)),
-                                    willingness=np.full((3, 6), 1.5))
+    with pytest.raises(labour.EconomyError, match=r"claims_rate must have shape \[months, 5\]"):
+        _economy_world(world, population, attributes, claims_rate=np.zeros((3, 4)))
+    with pytest.raises(labour.EconomyError, match=r"claims_rate: beneficiaries per labour-force member must lie in \[0, 1\]"):
+        _economy_world(world, population, attributes, claims_rate=np.full((3, 5), 2.0))
+    with pytest.raises(labour.EconomyError, match=r"willingness must have shape \[months, 6\]"):
+        _economy_world(world, population, attributes, claims_rate=np.zeros((3, 5)),
+                       willingness=np.zeros((3, 2)))
+    with pytest.raises(labour.EconomyError, match=r"willingness: probabilities must lie in \[0, 1\]"):
+        _economy_world(world, population, attributes, claims_rate=np.zeros((3, 5)),
+                       willingness=np.full((3, 6), 1.5))
 
 
 def test_compose_refuses_clashes_and_strangers():
     from jaxsim.engine import Substep
 
-    def report(state, world):
+    def report(state, params, world):
         return {"x": jnp.float32(0.0)}
 
-    same = Model(substeps=(), observe=report, name="a")
-    twice = coupling.compose([same, same], name="twice")
+    same = Model(name="a", substeps=(), observe=report)
+    twice = coupling.compose({"a": same, "b": same}, name="twice")
     with pytest.raises(ValueError, match=r"observations \['x'\] reported twice"):
-        twice.observe(None, None)
-    step = Substep("s", lambda state, params, key, t, world: (state, {}))
+        twice.observe(Parts(a=None, b=None), Parts(a=None, b=None), None)
+    step = Substep("s", lambda key, state, params, t, world: (state, {}))
     with pytest.raises(ValueError, match=r"duplicate substep names \['s'\]"):
-        coupling.compose([step, step], name="dupes")
+        coupling.compose({"a": Model(name="a", substeps=(step,)), "b": Model(name="b", substeps=(step,))},
+                         name="dupes")
     with pytest.raises(TypeError, match="expected a Model or a Substep"):
-        coupling.compose([lambda: None], name="bad")
+        coupling.compose({"bad": lambda: None}, name="bad")
 
 
 def test_model_validation_names_what_is_missing(setup):
-    population, attributes, world, params, init_args, _ = setup
-    state = economy.coupled_initial_state(params, jax.random.key(0), world, init_args)
-    model = economy.coupled_model(willingness_policy="inputs")
-    with pytest.raises(economy.EconomyError, match=r"policy 'inputs' needs world.inputs\['willingness'\]"):
+    population, attributes, world, params, _ = setup
+    coupled = coupling.compose({"covid": covid.covid_model(), "economy": labour.labour_model()})
+    state = coupled.init(jax.random.key(0), params, world)
+    model = coupling.compose({"covid": covid.covid_model(), "economy": labour.labour_model(policy="inputs")})
+    with pytest.raises(labour.EconomyError, match=r"policy 'inputs' needs world.inputs\['willingness'\]"):
         model.validate(state, params, world)
     plain_world = covid.build_world(population)
-    with pytest.raises(economy.EconomyError, match="no economy array 'borough'"):
-        economy.coupled_model().validate(state, params, plain_world)
-    with pytest.raises(economy.EconomyError, match="unknown willingness policy"):
-        economy.economy_model(policy="llm")
+    with pytest.raises(labour.EconomyError, match="no economy array 'region'"):
+        coupled.validate(state, params, plain_world)
+    with pytest.raises(labour.EconomyError, match="unknown willingness policy"):
+        labour.labour_model(policy="llm")
 
 
 # ----------------------------------------------------------------- the LLM work layer
 def test_work_template_checks_and_prompts(setup):
-    from jaxsim import archetypes
-    from jaxsim.work_archetypes import MonthlySignals, WorkLayer, WorkPromptTemplate, work_template
+    from jaxsim import behaviour
+    from jaxsim.behaviour import BehaviourLayer, PromptTemplate
     from jaxsim.llm import FunctionBackend
+    from jaxsim.models.labour import MonthlySignals, WILLINGNESS_POLICY, work_template
 
-    work_template(["age", "gender"]).check(["age", "gender"])
-    with pytest.raises(archetypes.ArchetypeError, match=r"unknown placeholders \['cases_this_week'\]"):
-        WorkPromptTemplate("sys", "This week {cases_this_week} cases.").check(["age"])
-    with pytest.raises(archetypes.ArchetypeError, match="literal number near"):
-        WorkPromptTemplate("sys", "Answer 0.9 if unsure, {month_name}.").check(["age"])
-    grouping = archetypes.group_agents(setup[0], ["age", "county"])
-    layer = WorkLayer(grouping=grouping, backend=FunctionBackend(lambda r: "0.5"))
+    fields = WILLINGNESS_POLICY.signal_fields
+    work_template(["age", "gender"]).check(["age", "gender"], fields)
+    with pytest.raises(behaviour.ArchetypeError, match=r"unknown placeholders \['cases_this_week'\]"):
+        PromptTemplate("sys", "This week {cases_this_week} cases.").check(["age"], fields)
+    with pytest.raises(behaviour.ArchetypeError, match="literal number near"):
+        PromptTemplate("sys", "Answer 0.9 if unsure, {month_name}.").check(["age"], fields)
+    grouping = behaviour.group_agents(setup[0], ["age", "county"])
+    options = {"region_of": borough_of_labels, "region_names": BOROUGH_NAMES}
+    layer = BehaviourLayer(WILLINGNESS_POLICY, grouping, FunctionBackend(lambda r: "0.5"), options=options)
     signals = MonthlySignals(
         2, dt.date(2020, 10, 1), case_signal=np.asarray([4.0, 2.0, 1.0, 3.0, 5.0]),
         previous_case_signal=np.asarray([2.0, 2.0, 2.0, 3.0, 5.0]), unemployment=np.asarray([0.2, 0.1, 0.1, 0.1, 0.1]),
         labour_force=np.ones(5), residents=np.ones(5), price_level=1.012, stimulus_usd=1400.0,
+        region_names=BOROUGH_NAMES, region_of=borough_of_labels,
     )
     prompts = layer.prompts(signals)
     user = prompts[grouping.names.index("age=65A|county=Bronx")][1]["content"]
@@ -488,17 +560,18 @@ def test_work_template_checks_and_prompts(setup):
     assert "Last month 4.0 in every thousand residents of the Bronx" in user and "up 100% on the month before" in user
     assert "unemployment rate in the Bronx is 20.0%" in user and "risen by 1.2%" in user
     assert "stimulus payment of $1,400" in user and "{" not in user
-    city = WorkLayer(grouping=archetypes.group_agents(setup[0], ["gender"]), backend=FunctionBackend(lambda r: "0.5"))
+    city = BehaviourLayer(WILLINGNESS_POLICY, behaviour.group_agents(setup[0], ["gender"]),
+                          FunctionBackend(lambda r: "0.5"), options=options)
     assert "living in New York City" in city.prompts(signals)[0][1]["content"]
 
 
 def test_work_layer_run_feeds_answers_into_the_simulation(setup):
-    from jaxsim import archetypes
+    from jaxsim import behaviour
+    from jaxsim.behaviour import BehaviourLayer, run_with_behaviour
     from jaxsim.llm import CachedBackend, FunctionBackend, ResponseCache
-    from jaxsim.work_archetypes import WorkLayer, run_with_work_layer
 
-    population, attributes, world, params, init_args, _ = setup
-    grouping = archetypes.group_agents(population, ["age"])
+    population, attributes, world, params, _ = setup
+    grouping = behaviour.group_agents(population, ["age"])
 
     def answer(request):
         text = request.messages[1]["content"]
@@ -506,18 +579,23 @@ def test_work_layer_run_feeds_answers_into_the_simulation(setup):
             return "not sure"  # unreadable twice: falls back to the heuristic prior
         return '{"probability": 0.0}' if "August" in text else '{"probability": 1.0}'
 
-    layer = WorkLayer(grouping=grouping, backend=CachedBackend(FunctionBackend(answer), ResponseCache(":memory:", mode="off")))
     months = 2
-    world = economy.build_economy_world(
-        covid.build_world(population), population, attributes, start=START,
+    world = _economy_world(
+        covid.build_world(population), population, attributes,
         claims_rate=np.full((months, 5), 0.1, np.float32), work_groups=grouping.codes,
-        num_work_groups=grouping.num_groups, willingness=np.zeros((months, grouping.num_groups), np.float32),
+        work_group_labels=grouping.names, willingness=np.zeros((months, grouping.num_groups), np.float32),
     )
-    model = economy.coupled_model(willingness_policy="inputs")
-    state = economy.coupled_initial_state(params, jax.random.key(0), world, init_args)
-    run = run_with_work_layer(model, state, params, world, jax.random.key(1), START, months, layer)
+    model = coupling.compose({"covid": covid.covid_model(), "economy": labour.labour_model(policy="inputs")})
+    layer = BehaviourLayer(
+        behaviour.policy_of(model, "willingness"), grouping,
+        CachedBackend(FunctionBackend(answer), ResponseCache(":memory:", mode="off")),
+        options={"region_of": borough_of_labels, "region_names": BOROUGH_NAMES},
+    )
+    state = model.init(jax.random.key(0), params, world)
+    days = labour.days_in_months(START, months)
+    run = run_with_behaviour(model, jax.random.key(1), state, params, world, days, [layer])
     twenties = grouping.names.index("age=20t29")
-    table = run.willingness
+    table = run.tables["willingness"]
     assert table.shape == (2, grouping.num_groups)
     assert np.all(np.delete(table[0], twenties) == 0.0) and np.all(np.delete(table[1], twenties) == 1.0)
     assert 0.5 < table[0, twenties] < 1.0  # the prior (heuristic willingness)
@@ -534,6 +612,6 @@ def test_work_layer_run_feeds_answers_into_the_simulation(setup):
     assert run.result.days == 61
     # A table with one column per age band, not per archetype, is refused before running.
     wrong = world.replace(inputs={**world.inputs, "willingness": jnp.zeros((months, grouping.num_groups + 1))})
-    with pytest.raises(archetypes.ArchetypeError,
+    with pytest.raises(behaviour.ArchetypeError,
                        match=rf"inputs\['willingness'\] of shape \[months, {grouping.num_groups}\].*got \(2, "):
-        run_with_work_layer(model, state, params, wrong, jax.random.key(1), START, months, layer)
+        run_with_behaviour(model, jax.random.key(1), state, params, wrong, days, [layer])

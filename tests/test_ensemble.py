@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxsim import covid, engine, ensemble, memory
+from jaxsim import engine, ensemble, memory
 from jaxsim import interventions as iv
+from jaxsim.models import covid
 
 from conftest import random_population
 
@@ -22,7 +23,7 @@ def setting():
     population = random_population(2500, seed=21)
     world = covid.build_world(population)
     params = covid.default_params(
-        population, 3, contact_normaliser=covid.default_contact_normaliser(world),
+        world, 3, contact_normaliser=covid.default_contact_normaliser(world),
         initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=4.0,
     )
     return population, world, params
@@ -30,8 +31,8 @@ def setting():
 
 def with_levels(params, compliance, contact):
     return params.replace(interventions=iv.combine(
-        iv.isolation_compliance(np.full(3, compliance, np.float32), start=7),
-        iv.scale_contacts("community", contact, start=7, end=14),
+        covid.isolation_compliance(np.full(3, compliance, np.float32), start=7),
+        covid.scale_contacts("community", contact, start=7, end=14),
     ))
 
 
@@ -43,15 +44,15 @@ def grid(setting):
     sets = [with_levels(params, 1.0, 1.0), with_levels(params, 1.6, 0.4)]
     keys = ensemble.member_keys(5, 8)
     batch, all_keys, members = ensemble.cross(sets, keys, ["baseline", "stricter"])
-    result = ensemble.run_ensemble(MODEL, batch, world, all_keys, DAYS, capacity_bytes=room_for(6, sets[0], world),
+    result = ensemble.run_ensemble(MODEL, all_keys, batch, world, DAYS, capacity_bytes=room_for(6, sets[0], world),
                                    members=members)
     return sets, keys, all_keys, result
 
 
 def room_for(members, params, world):
     """A device capacity (bytes) with room for ``members`` members of this ensemble."""
-    state = covid.initial_state(params, jax.random.key(0), world)
-    metrics = jax.eval_shape(lambda k: ensemble.member_metrics(MODEL, params, world, k, DAYS), jax.random.key(0))
+    state = covid.initial_state(jax.random.key(0), params, world)
+    metrics = jax.eval_shape(lambda k: ensemble.member_metrics(MODEL, k, params, world, DAYS), jax.random.key(0))
     per_member = ensemble.member_bytes(world, state, metrics)
     shared = ensemble.tree_bytes(world) + ensemble.tree_bytes(params)
     return int((shared + (members + 0.5) * per_member) / memory.HEADROOM)
@@ -60,8 +61,8 @@ def room_for(members, params, world):
 def single_run(model, params, world, key, days=DAYS):
     """One member written out by hand: initial state from split(key)[0], run from split(key)[1]."""
     init_key, run_key = jax.random.split(key)
-    state = covid.initial_state(params, init_key, world)
-    _, metrics = jax.jit(engine.simulate, static_argnums=(0, 5))(model, state, params, world, run_key, days)
+    state = covid.initial_state(init_key, params, world)
+    _, metrics = jax.jit(engine.simulate, static_argnums=(0, 5))(model, run_key, state, params, world, days)
     return {k: np.asarray(v) for k, v in metrics.items()}
 
 
@@ -85,7 +86,7 @@ def test_memory_chooses_the_batch_size(setting, grid):
     _, world, _ = setting
     sets, _, _, result = grid
     assert result.batch_size == 6
-    state = covid.initial_state(sets[0], jax.random.key(0), world)
+    state = covid.initial_state(jax.random.key(0), sets[0], world)
     per_member = ensemble.member_bytes(world, state, {"x": jnp.zeros((DAYS, 40))})
     assert per_member > world.num_slots * memory.WORKING_BYTES_PER_SLOT
     shared = ensemble.tree_bytes(world)
@@ -97,7 +98,7 @@ def test_memory_chooses_the_batch_size(setting, grid):
         ensemble.choose_batch_size(6, shared, per_member, capacity_bytes=shared)
     # Batches of one member run the single-run program (no vmap): the same metrics.
     batch, all_keys, _ = ensemble.cross(sets, grid[1])
-    one_by_one = ensemble.run_ensemble(MODEL, batch, world, all_keys, DAYS, batch_size=1,
+    one_by_one = ensemble.run_ensemble(MODEL, all_keys, batch, world, DAYS, batch_size=1,
                                        metric_names=["new_infections", "isolating"])
     for name in ("new_infections", "isolating"):
         np.testing.assert_array_equal(one_by_one.metrics[name], result.metrics[name])
@@ -115,9 +116,9 @@ def test_stack_params_keeps_shared_leaves_once_and_checks_structure(setting):
     with pytest.raises(ensemble.EnsembleError, match="differs in structure"):
         ensemble.stack_params([a, params])
     with pytest.raises(ensemble.EnsembleError, match="parameter sets for"):
-        ensemble.run_ensemble(covid.covid_model(), batch, world, ensemble.member_keys(0, 2), 3)
+        ensemble.run_ensemble(covid.covid_model(), ensemble.member_keys(0, 2), batch, world, 3)
     with pytest.raises(ensemble.EnsembleError, match="typed JAX keys"):
-        ensemble.run_ensemble(covid.covid_model(), params, world, np.zeros((2, 2), np.uint32), 3)
+        ensemble.run_ensemble(covid.covid_model(), np.zeros((2, 2), np.uint32), params, world, 3)
 
 
 def test_tables_and_quantile_bands(grid):
@@ -180,7 +181,7 @@ def test_common_random_numbers_shrink_the_noise_of_a_difference(setting, grid):
     _, world, params = setting
     sets = [with_levels(params, 1.0, 1.0), with_levels(params, 1.2, 0.9)]
     batch, all_keys, members = ensemble.cross(sets, ensemble.member_keys(9, 8), ["a", "b"])
-    result = ensemble.run_ensemble(MODEL, batch, world, all_keys, DAYS, batch_size=6, members=members)
+    result = ensemble.run_ensemble(MODEL, all_keys, batch, world, DAYS, batch_size=6, members=members)
     assert result.compile_seconds < grid[3].compile_seconds / 10  # reused, not recompiled
     a, b = (part.totals("new_infections") for part in result.split("set").values())
     paired = np.std(a - b)
@@ -192,14 +193,14 @@ def test_member_batched_contact_pressure_equals_the_kernel_under_vmap(setting):
     """The batching rule (one push for all members, or the transposed pull) gives every
     member exactly the kernel's sums, for sparse and dense infectiousness, with
     per-member layer multipliers."""
-    from jaxsim.kernels.contact_infection import contact_pressure
+    from jaxsim.kernels.neighbour_sums import neighbour_sum
 
     _, world, _ = setting
     rng = np.random.default_rng(0)
     n = world.num_slots
-    batched_fn = jax.jit(jax.vmap(lambda v, s: ensemble.member_batched_contact_pressure(
+    batched_fn = jax.jit(jax.vmap(lambda v, s: neighbour_sum(
         v, world.graph, {"community": s}, "auto")))
-    single = jax.jit(lambda v, s: contact_pressure(v, world.graph, {"community": s}, "auto"))
+    single = jax.jit(lambda v, s: neighbour_sum(v, world.graph, {"community": s}, "auto"))
     scales = jnp.asarray([1.0, 0.5, 0.0, 1.0, 0.25], jnp.float32)
     for share in (0.002, 0.02, 0.5):  # tier 0, tier 1 and the dense pull at 2,500 agents
         x = jnp.asarray((rng.random((5, n)) < share) * rng.random((5, n)), jnp.float32)

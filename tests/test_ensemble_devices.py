@@ -29,16 +29,17 @@ def _setting():
     import jax
 
     from conftest import random_population
-    from jaxsim import covid, ensemble
+    from jaxsim import ensemble
     from jaxsim import interventions as iv
+    from jaxsim.models import covid
 
     population = random_population(2000, seed=31)
     world = covid.build_world(population)
     params = covid.default_params(
-        population, 2, contact_normaliser=covid.default_contact_normaliser(world),
+        world, 2, contact_normaliser=covid.default_contact_normaliser(world),
         initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=4.0,
     )
-    sets = [params.replace(interventions=iv.combine(iv.scale_contacts("community", scale, start=5)))
+    sets = [params.replace(interventions=iv.combine(covid.scale_contacts("community", scale, start=5)))
             for scale in (1.0, 0.3)]
     batch, keys, members = ensemble.cross(sets, ensemble.member_keys(9, 5), ["baseline", "closed"])
     return jax, covid, ensemble, world, sets, batch, keys, members
@@ -50,7 +51,7 @@ def _run_configs(out: Path) -> None:
 
     saved = {}
     for devices, batch_size in CONFIGS:
-        result = ensemble.run_ensemble(covid.covid_model(), batch, world, keys, DAYS, devices=devices,
+        result = ensemble.run_ensemble(covid.covid_model(), keys, batch, world, DAYS, devices=devices,
                                        batch_size=batch_size, members=members)
         tag = f"d{devices}_b{batch_size}"
         saved[f"{tag}_devices"] = result.devices
@@ -61,14 +62,14 @@ def _run_configs(out: Path) -> None:
     for member in range(keys.shape[0]):
         init_key, run_key = jax.random.split(keys[member])
         params = sets[member // 5]
-        state = covid.initial_state(params, init_key, world)
-        _, metrics = jax.jit(engine.simulate, static_argnums=(0, 5))(model, state, params, world, run_key, DAYS)
+        state = covid.initial_state(init_key, params, world)
+        _, metrics = jax.jit(engine.simulate, static_argnums=(0, 5))(model, run_key, state, params, world, DAYS)
         for name, values in metrics.items():
             saved[f"single{member}_{name}"] = np.asarray(values)
     # A world split over the devices keeps its members on one device.
     split = sharding.shard_world(world, sharding.make_mesh(2))
     try:
-        ensemble.run_ensemble(covid.covid_model(), sets[0], split, keys[:2], 3, devices=2)
+        ensemble.run_ensemble(covid.covid_model(), keys[:2], sets[0], split, 3, devices=2)
     except ensemble.EnsembleError as err:
         saved["split_world_error"] = str(err)
     default = ensemble._ensemble_devices(None, split, 4)
@@ -111,22 +112,23 @@ def test_a_world_split_over_devices_keeps_members_on_one(runs):
 def test_device_counts_are_checked():
     import jax
 
-    from jaxsim import covid, ensemble
+    from jaxsim import ensemble
+    from jaxsim.models import covid
     from conftest import random_population
 
     population = random_population(300, seed=3)
     world = covid.build_world(population)
-    params = covid.default_params(population, 1, contact_normaliser=covid.default_contact_normaliser(world))
+    params = covid.default_params(world, 1, contact_normaliser=covid.default_contact_normaliser(world))
     keys = ensemble.member_keys(0, 2)
     available = jax.local_device_count()
     for bad, message in [(available + 1, "between 1 and the"), (0, "between 1 and the"),
                          (True, "whole number"), (1.5, "whole number")]:
         with pytest.raises(ensemble.EnsembleError, match=message):
-            ensemble.run_ensemble(covid.covid_model(), params, world, keys, 2, devices=bad)
+            ensemble.run_ensemble(covid.covid_model(), keys, params, world, 2, devices=bad)
     if jax.default_backend() == "cpu":
         with pytest.raises(ensemble.EnsembleError, match="xla_force_host_platform_device_count"):
-            ensemble.run_ensemble(covid.covid_model(), params, world, keys, 2, devices=available + 1)
-    result = ensemble.run_ensemble(covid.covid_model(), params, world, keys, 2)
+            ensemble.run_ensemble(covid.covid_model(), keys, params, world, 2, devices=available + 1)
+    result = ensemble.run_ensemble(covid.covid_model(), keys, params, world, 2)
     assert result.devices == min(available, 2)
 
 

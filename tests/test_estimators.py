@@ -144,14 +144,32 @@ def test_estimator_specs_parse_normalise_and_round_trip():
     ],
 )
 def test_bad_estimator_specs_raise_value_error_naming_the_value(spec, fragment):
-    for call in (
-        lambda: sampling.check_estimator(spec),
-        lambda: bernoulli(jax.random.key(0), jnp.full((4,), 0.5), spec),
-        lambda: categorical(jax.random.key(0), jnp.full((4, 2), 0.5), spec),
-    ):
+    calls = [lambda: sampling.check_estimator(spec)]
+    if spec is not None:
+        # A draw's ``estimator=None`` now means "the run's estimator" (checked in the
+        # None branch below), so only a given spec can be a bad one there.
+        calls += [
+            lambda: bernoulli(jax.random.key(0), jnp.full((4,), 0.5), spec),
+            lambda: categorical(jax.random.key(0), jnp.full((4, 2), 0.5), spec),
+        ]
+    for call in calls:
         with pytest.raises(ValueError) as err:
             call()
         assert fragment in str(err.value), str(err.value)
+    if spec is None:
+        # None in a draw is the enclosing run's estimator (sampling.estimator_scope),
+        # "none" outside any run: same events, and the scope's gradient.
+        p = jnp.full((64,), 0.5)
+        key = jax.random.key(0)
+        np.testing.assert_array_equal(np.asarray(bernoulli(key, p, spec)), np.asarray(bernoulli(key, p, "none")))
+        np.testing.assert_array_equal(
+            np.asarray(categorical(key, jnp.full((4, 2), 0.5), spec)),
+            np.asarray(categorical(key, jnp.full((4, 2), 0.5), "none")),
+        )
+        assert float(jnp.abs(jax.grad(lambda q: bernoulli(key, q, spec).sum())(p)).sum()) == 0.0
+        with sampling.estimator_scope("straight_through"):
+            g = jax.grad(lambda q: bernoulli(key, q, spec).sum())(p)
+        np.testing.assert_array_equal(np.asarray(g), np.ones(64))
     if spec in ("magic", "", None, "magic:0.3"):
         with pytest.raises(ValueError, match="unknown gradient estimator"):
             sampling.check_estimator(spec)

@@ -9,14 +9,13 @@ from scipy import stats
 from jaxsim.graph import build_contact_layer
 from jaxsim.kernels import (
     agent_infectiousness,
-    contact_pressure,
-    contact_tier,
     exposure_probability,
     gamma_infectiousness_profile,
     heuristic_isolation_probability,
     seirm_progression,
     weekly_case_signal,
 )
+from jaxsim.kernels.neighbour_sums import neighbour_sum, sparse_tier
 from jaxsim.population import EdgeList
 
 
@@ -59,7 +58,7 @@ def test_infection_formula_exact_on_five_agents():
         jnp.asarray(stage), jnp.asarray(day_infected), transmitting, jnp.int32(t),
         jnp.asarray(alpha), jnp.asarray(profile),
     )
-    pressure = contact_pressure(x, layers, {"household": jnp.float32(1.0), "work": jnp.float32(work_scale)})
+    pressure = neighbour_sum(x, layers, {"household": jnp.float32(1.0), "work": jnp.float32(work_scale)})
     p = exposure_probability(
         pressure, jnp.float32(R), jnp.asarray(sigma_by_age[age]), jnp.float32(c),
         jnp.asarray((stage == 0) & ~isolating),
@@ -80,6 +79,34 @@ def test_infection_formula_exact_on_five_agents():
     np.testing.assert_allclose(float(pressure[4]), 0.25 * 2.0 * x1, rtol=1e-6)
 
 
+def test_exposure_probability_matches_expm1_at_small_and_moderate_rates():
+    """``1 - exp(-rate)`` in float32 loses digits to cancellation at small rates; the kernel
+    switches to a series there. Over rates 1e-6 .. 0.02 (both sides of the switch) and a
+    few above, its value must match ``-expm1(-rate)`` computed in float64."""
+    rates = np.concatenate([
+        np.geomspace(1e-6, 0.02, 400),
+        [0.0099, 0.00999, 0.01, 0.01001, 0.0101, 0.015],  # around the series' cut-off
+        [0.025, 0.05, 0.1, 0.3, 1.0, 2.5],
+    ])
+    n = rates.size
+    R, c = np.float32(2.5), np.float32(7.0)
+    sigma = np.where(np.arange(n) % 2 == 0, 0.5, 1.3).astype(np.float32)
+    # Pressure chosen so that rate = R * sigma * pressure / c takes the values above.
+    pressure = (rates * np.float64(c) / (np.float64(R) * sigma)).astype(np.float32)
+    p = np.asarray(exposure_probability(
+        jnp.asarray(pressure), jnp.float32(R), jnp.asarray(sigma), jnp.float32(c), jnp.ones(n, bool),
+    ), np.float64)
+    # The reference from the float32 inputs the kernel saw, in float64.
+    rate = np.float64(R) * sigma.astype(np.float64) * pressure.astype(np.float64) / np.float64(c)
+    assert rate.min() < 1.01e-6 and np.sum(rate > 0.02) >= 6
+    expected = -np.expm1(-rate)
+    abs_err = np.abs(p - expected)
+    assert abs_err.max() < 2e-7, (abs_err.max(), rate[abs_err.argmax()])
+    relevant = rate >= 1e-6 * (1 - 1e-6)
+    rel_err = abs_err[relevant] / expected[relevant]
+    assert rel_err.max() < 1e-5, (rel_err.max(), rate[relevant][rel_err.argmax()])
+
+
 def test_isolating_agents_do_not_transmit_and_closed_layer_is_skipped():
     layers = _five_agent_layers()
     alpha = jnp.asarray([0.0, 0.33, 0.72, 0.0, 0.0])
@@ -90,9 +117,9 @@ def test_isolating_agents_do_not_transmit_and_closed_layer_is_skipped():
     x = agent_infectiousness(stage, day_infected, isolating_agent_1, jnp.int32(8), alpha, profile)
     assert float(jnp.abs(x).sum()) == 0.0
     x = agent_infectiousness(stage, day_infected, jnp.ones(5), jnp.int32(8), alpha, profile)
-    closed = contact_pressure(x, layers, {"household": jnp.float32(0.0), "work": jnp.float32(0.0)})
+    closed = neighbour_sum(x, layers, {"household": jnp.float32(0.0), "work": jnp.float32(0.0)})
     assert float(jnp.abs(closed).sum()) == 0.0
-    only_work = contact_pressure(x, layers, {"household": jnp.float32(0.0)})
+    only_work = neighbour_sum(x, layers, {"household": jnp.float32(0.0)})
     assert float(only_work[4]) == pytest.approx(2.0 * float(x[1]))
     assert float(only_work[0]) == 0.0
 
@@ -165,9 +192,9 @@ def test_sparse_push_equals_dense_pull_in_every_tier(prevalence, tier):
     }
     x = np.where(rng.random(n) < prevalence, rng.random(n), 0.0).astype(np.float32)
     scale = {"a": jnp.float32(0.7), "b": jnp.float32(1.3)}
-    assert int(contact_tier(jnp.asarray(x), layers)) == tier  # the path under test
-    dense = np.asarray(contact_pressure(jnp.asarray(x), layers, scale, "dense"))
-    auto = np.asarray(jax.jit(lambda v: contact_pressure(v, layers, scale, "auto"))(jnp.asarray(x)))
+    assert int(sparse_tier(jnp.asarray(x), layers)) == tier  # the path under test
+    dense = np.asarray(neighbour_sum(jnp.asarray(x), layers, scale, "dense"))
+    auto = np.asarray(jax.jit(lambda v: neighbour_sum(v, layers, scale, "auto"))(jnp.asarray(x)))
     np.testing.assert_allclose(auto, dense, rtol=1e-5, atol=1e-6)
     # Brute force: the same sum over an explicit neighbour list.
     expected = np.zeros(n)
@@ -179,15 +206,15 @@ def test_sparse_push_equals_dense_pull_in_every_tier(prevalence, tier):
     # A closed layer contributes nothing on either path.
     closed = {"a": jnp.float32(0.0), "b": jnp.float32(1.0)}
     np.testing.assert_allclose(
-        np.asarray(contact_pressure(jnp.asarray(x), layers, closed, "auto")),
-        np.asarray(contact_pressure(jnp.asarray(x), {"b": layers["b"]}, {}, "dense")),
+        np.asarray(neighbour_sum(jnp.asarray(x), layers, closed, "auto")),
+        np.asarray(neighbour_sum(jnp.asarray(x), {"b": layers["b"]}, {}, "dense")),
         rtol=1e-5, atol=1e-6,
     )
 
 
 def test_unknown_contact_method_is_an_error():
-    with pytest.raises(ValueError, match="unknown contact method"):
-        contact_pressure(jnp.zeros(3), {}, {}, "magic")
+    with pytest.raises(ValueError, match="unknown neighbour-sum method"):
+        neighbour_sum(jnp.zeros(3), {}, {}, "magic")
 
 
 def test_edge_list_canonicalisation():

@@ -8,8 +8,21 @@ import numpy as np
 import pytest
 
 from jaxsim.kernels import labour
+from jaxsim.models.covid import CASE_HISTORY_DAYS, EXPOSURE_HISTORY_DAYS, CovidState
+from jaxsim.models.covid.model import available
 
 S, E, I, R, M, PAD = 0, 1, 2, 3, 4, 5
+
+
+def _can_work_today(stage, isolating):
+    """The COVID model's ``available`` bridge on a state holding these stages and isolation flags."""
+    n = stage.shape[0]
+    state = CovidState(
+        stage=stage, day_infected=jnp.zeros(n, jnp.int16), isolating=isolating,
+        daily_exposures=jnp.zeros(EXPOSURE_HISTORY_DAYS, jnp.float32), isolation_prob=jnp.zeros(1, jnp.float32),
+        daily_cases=jnp.zeros(CASE_HISTORY_DAYS, jnp.float32),
+    )
+    return available(state, None, jnp.int32(0), None)
 
 
 def test_sum_by_code_one_and_many_columns():
@@ -23,9 +36,9 @@ def test_sum_by_code_one_and_many_columns():
 def test_sick_dead_isolating_and_padding_agents_cannot_work():
     stage = jnp.asarray([S, E, I, R, M, PAD, S, R], jnp.int8)
     isolating = jnp.asarray([0, 0, 0, 0, 0, 0, 1, 1], jnp.float32)
-    np.testing.assert_array_equal(labour.can_work_today(stage, isolating), [1, 1, 0, 1, 0, 0, 0, 0])
+    np.testing.assert_array_equal(_can_work_today(stage, isolating), [1, 1, 0, 1, 0, 0, 0, 0])
     ones = jnp.ones(8)
-    able = labour.can_work_today(stage, isolating)
+    able = _can_work_today(stage, isolating)
     np.testing.assert_array_equal(labour.works_today(ones, ones, able, 1.0), able)
     assert float(labour.works_today(ones, ones, able, 0.0).sum()) == 0.0  # weekend
     employed = jnp.asarray([1, 0, 1, 1, 1, 1, 1, 1], jnp.float32)

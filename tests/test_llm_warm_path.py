@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from jaxsim import archetypes as arch
+from jaxsim import behaviour
+from jaxsim.models import covid
 from jaxsim.llm import (
     CachedBackend,
     CacheMissError,
@@ -233,13 +234,13 @@ def test_a_partly_cached_batch_asks_only_the_misses(tmp_path):
 
 
 # ------------------------------------------------------------------ templates bound per archetype
-SIGNALS = arch.WeeklySignals(week=3, onsets_this_week=412.0, onsets_four_week_average=300.0, ascertainment=0.25)
+SIGNALS = covid.WeeklySignals(week=3, onsets_this_week=412.0, onsets_four_week_average=300.0, ascertainment=0.25)
 
 
 @pytest.mark.parametrize("template", [
-    arch.isolation_template(("age", "gender")),
-    arch.isolation_template(("age", "area")),
-    arch.PromptTemplate(
+    covid.isolation_template(("age", "gender")),
+    covid.isolation_template(("age", "area")),
+    behaviour.PromptTemplate(
         system='Reply as JSON {{"probability": p}}; you are {age!r} ({gender_phrase:>12}).',
         user="{{literal}} {cases_this_week:>6} cases, {cases_change}, week {weeks_since_start!s}, "
              "{neighbourhood}; {age_phrase} {{{gender}}}",
@@ -251,12 +252,12 @@ def test_bound_templates_render_what_the_template_renders(template):
         {"age": "80+", "gender": "male", "area": "{odd} label"},
     ]
     for labels in label_sets:
-        fixed = {"neighbourhood": "Astoria, Queens"} | arch.label_values(labels)
+        fixed = {"neighbourhood": "Astoria, Queens"} | behaviour.label_values(labels)
         bound = template.bind(fixed)
         assert bound.render(SIGNALS.values()) == template.render(SIGNALS.values() | fixed)
 
 
 def test_binding_a_nested_format_spec_is_refused():
-    template = arch.PromptTemplate(system="s", user="{age:{width}}")
-    with pytest.raises(arch.ArchetypeError, match="nested format spec"):
+    template = behaviour.PromptTemplate(system="s", user="{age:{width}}")
+    with pytest.raises(behaviour.ArchetypeError, match="nested format spec"):
         template.bind({"age": "20-29"})

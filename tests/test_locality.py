@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from jaxsim import locality, synthetic
+from jaxsim import locality
+from jaxsim.nyc import synthesis
 from jaxsim.population import EdgeList, Population
 
 from conftest import random_population
@@ -19,7 +20,7 @@ def edge_set(population, ids=None):
 
 @pytest.fixture(scope="module")
 def shuffled():
-    population = synthetic.synthesize_population_of_size(3000, seed=2)
+    population = synthesis.synthesize_population_of_size(3000, seed=2)
     order = np.random.default_rng(0).permutation(population.size)
     return population, locality.reorder(population, order)
 

@@ -4,7 +4,8 @@ import jax
 import numpy as np
 import pytest
 
-from jaxsim import covid, memory
+from jaxsim import memory
+from jaxsim.models import covid
 from jaxsim.population import EdgeList
 
 from conftest import random_population
@@ -17,14 +18,17 @@ def test_world_estimate_matches_allocated_bytes():
     )
     world = covid.build_world(population)
     allocated = sum(leaf.nbytes for leaf in jax.tree.leaves(world))
-    assert memory.world_bytes(population) == allocated
+    assert covid.estimate_world_bytes(population) == allocated
 
 
 def test_run_estimate_grows_with_members_and_gradients():
     population = random_population(n=1000, seed=1)
-    one = memory.run_bytes(population, 28)
-    assert memory.run_bytes(population, 28, members=10) > 5 * (one - memory.world_bytes(population))
-    assert memory.run_bytes(population, 28, differentiable=True) > one
+    world = covid.build_world(population)
+    params = covid.default_params(world, 4)
+    model = covid.covid_model()
+    one = memory.run_bytes(model, params, world, 28)
+    assert memory.run_bytes(model, params, world, 28, members=10) > 5 * (one - covid.estimate_world_bytes(population))
+    assert memory.run_bytes(model, params, world, 28, differentiable=True) > one
 
 
 def test_refuses_with_estimate_and_capacity(monkeypatch):

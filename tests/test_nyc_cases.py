@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxsim import nyc_cases
+from jaxsim.nyc import cases as nyc_cases
 
 
 def test_loader_reads_shipped_file_and_sums_ntas():

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxsim import nyc_economy_data as data
-from jaxsim.boroughs import BOROUGHS
+from jaxsim.nyc import economy_data as data
+from jaxsim.nyc.boroughs import BOROUGHS
 
 UNEMPLOYMENT = data.DATA_DIR / data.UNEMPLOYMENT_FILE
 CLAIMS = data.DATA_DIR / data.UI_CLAIMS_FILE

@@ -6,9 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxsim import covid, ensemble
+from jaxsim import ensemble
 from jaxsim import interventions as iv
-from jaxsim import policy_design as design
+from jaxsim.models import covid
+from jaxsim.models.covid import policy_design as design
 
 from conftest import random_population
 
@@ -18,11 +19,11 @@ def setting():
     population = random_population(3000, seed=3)
     world = covid.build_world(population)
     params = covid.default_params(
-        population, 3, contact_normaliser=covid.default_contact_normaliser(world),
+        world, 3, contact_normaliser=covid.default_contact_normaliser(world),
         initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=3.0,
         isolation_baseline=0.2,
     )
-    params = params.replace(interventions=iv.combine(iv.isolation_compliance(np.full(3, 1.5, np.float32))))
+    params = params.replace(interventions=iv.combine(covid.isolation_compliance(np.full(3, 1.5, np.float32))))
     return population, world, params
 
 
@@ -41,7 +42,7 @@ def test_compliance_gradient_matches_finite_differences(setting):
     """d(infections over 3 weeks)/d(compliance multiplier, every week) from 32 vmapped
     straight-through gradients vs a 160-seed central difference with common random
     numbers (measured when written: -26.1 vs -25.7 at 4,000 agents)."""
-    grad_problem = problem_for(setting, covid.covid_model(estimator="straight_through", contact_method="dense"))
+    grad_problem = problem_for(setting, covid.covid_model(contact_method="dense"), estimator="straight_through")
 
     def infections(c, key):
         return grad_problem.outcomes(jnp.full(3, c), key)[0]
@@ -57,12 +58,13 @@ def test_compliance_gradient_matches_finite_differences(setting):
 
 
 def test_optimiser_lowers_the_objective_and_grid_finds_the_best_feasible_level(setting):
-    model = covid.covid_model(estimator="straight_through", contact_method="dense")
+    model = covid.covid_model(contact_method="dense")
     forward = FORWARD
     keys = ensemble.member_keys(3, 8)
     start = design.evaluate(problem_for(setting, model), np.full((4, 3), 1.5), keys, model=forward)
     budget = float(start.isolation_days.mean()) * 1.3
-    problem = problem_for(setting, model, budget=budget, cost_per_isolation_day=0.002, penalty=1.0, max_scale=3.0)
+    problem = problem_for(setting, model, budget=budget, cost_per_isolation_day=0.002, penalty=1.0, max_scale=3.0,
+                          estimator="straight_through")
     result = design.optimise(problem, steps=6, learning_rate=0.5, seeds_per_step=3, seed=1)
     assert len(result.loss_curve) == 6 and result.simulator_runs == 18 and result.stopped == "completed"
     assert np.all((result.scale >= 1.0) & (result.scale <= 3.0))
@@ -91,7 +93,7 @@ def test_problem_validation_names_the_value(setting):
         design.PolicyProblem(model, params, world, 35, budget=10.0)
     with pytest.raises(design.PolicyDesignError, match="max_scale must be a finite number > 1"):
         design.PolicyProblem(model, params, world, 21, budget=10.0, max_scale=1.0)
-    closure = params.replace(interventions=iv.combine(iv.scale_contacts("community", 0.5, name="isolation_compliance")))
+    closure = params.replace(interventions=iv.combine(covid.scale_contacts("community", 0.5, name="isolation_compliance")))
     with pytest.raises(design.PolicyDesignError, match="is a ContactScale, not an IsolationCompliance"):
         design.PolicyProblem(model, closure, world, 21, budget=10.0)
     with pytest.raises(design.PolicyDesignError, match="params.interventions is empty"):

@@ -1,4 +1,4 @@
-"""The on-disk cache of synthetic populations (jaxsim.cli.cached_synthetic_population)."""
+"""The on-disk cache of synthetic populations (jaxsim.nyc.cli.cached_synthetic_population)."""
 
 import argparse
 import warnings
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from jaxsim import cli, synthetic
+from jaxsim.nyc import cli, synthesis
 
 NTAS = ["QN0103"]
 SMALL = 2000  # agents: Astoria capped, fast to build
@@ -45,7 +45,7 @@ def test_second_call_loads_the_cached_population(tmp_path):
     assert not any(k.startswith("population_cache") for k in second.metadata)
     assert list(second.networks) == ["household", "community"]  # the build's order, not by name
     assert_same_population(second, first)
-    assert_same_population(second, synthetic.synthesize_nyc_population(NTAS, seed=3, max_agents=SMALL))
+    assert_same_population(second, synthesis.synthesize_nyc_population(NTAS, seed=3, max_agents=SMALL))
     assert entries(tmp_path) == [entry]
 
 
@@ -55,7 +55,7 @@ def test_arguments_select_separate_entries(tmp_path):
     cli.cached_synthetic_population(NTAS, seed=3, max_agents=SMALL + 8, cache_dir=tmp_path)
     sized = cli.cached_synthetic_population(agents=SMALL, seed=3, cache_dir=tmp_path)
     assert len(entries(tmp_path)) == 4
-    assert_same_population(sized, synthetic.synthesize_population_of_size(SMALL, seed=3))
+    assert_same_population(sized, synthesis.synthesize_population_of_size(SMALL, seed=3))
     keys = {
         cli.synthetic_cache_key(NTAS, seed=3, max_agents=SMALL),
         cli.synthetic_cache_key(NTAS, seed=4, max_agents=SMALL),

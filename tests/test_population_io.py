@@ -75,7 +75,7 @@ def make_population(n: int = 12) -> Population:
         labels={"age": list(AGE_LABELS), "gender": list(GENDER_LABELS)},
         strings={"soc_code": soc},
         networks={"household": household, "10": community, "2": household},
-        disease_stages=(np.arange(n) % 5).astype(np.int8),
+        initial_states={"disease_stage": (np.arange(n) % 5).astype(np.int8)},
         metadata={"generator": "test", "seed": 7, "ntas": ["BK0101", "BK0102"]},
     )
 
@@ -98,11 +98,11 @@ def assert_same_population(a: Population, b: Population) -> None:
             assert other.weight is None, layer
         else:
             np.testing.assert_array_equal(edges.weight, other.weight, err_msg=layer)
-    if a.disease_stages is None:
-        assert b.disease_stages is None
+    if a.initial_states.get("disease_stage") is None:
+        assert b.initial_states.get("disease_stage") is None
     else:
-        assert b.disease_stages.dtype == np.int8
-        np.testing.assert_array_equal(a.disease_stages, b.disease_stages)
+        assert b.initial_states["disease_stage"].dtype == np.int8
+        np.testing.assert_array_equal(a.initial_states["disease_stage"], b.initial_states["disease_stage"])
 
 
 def siblings(path: Path) -> list[str]:
@@ -156,7 +156,7 @@ def test_round_trip_awkward_text_columns(tmp_path):
     target = save_population(pop, tmp_path / "pop")
     loaded = load_population(target)
     assert_same_population(pop, loaded)
-    assert loaded.disease_stages is None and loaded.networks == {}
+    assert loaded.initial_states.get("disease_stage") is None and loaded.networks == {}
     assert "string_columns" not in loaded.metadata
 
 
@@ -183,7 +183,7 @@ def test_load_basic_directory(tmp_path):
     assert pop.labels == MAPPING
     assert pop.strings["soc_code"].tolist() == ["13-2099.01", "", "11-1011.00", "15-1252.00", "13-2099.01"]
     assert pop.code("age", "U19") == 5
-    assert pop.networks == {} and pop.disease_stages is None
+    assert pop.networks == {} and pop.initial_states.get("disease_stage") is None
     assert pop.metadata == {"source": str(root)}
 
 
@@ -316,7 +316,7 @@ def test_population_json_becomes_metadata(tmp_path):
 )
 def test_disease_stages_formats(tmp_path, text):
     root = write_dir(tmp_path / "pop", base_files(**{"disease_stages.csv": text}))
-    stages = load_population(root).disease_stages
+    stages = load_population(root).initial_states["disease_stage"]
     assert stages.dtype == np.int8
     assert stages.tolist() == [0, 2, 1, 3, 4]
 
@@ -436,7 +436,7 @@ def test_pickle_layout_loads_with_opt_in(tmp_path):
     assert pop.attributes["household"].tolist() == [4, 4, 9]
     assert pop.strings["soc_code"].tolist() == ["13-2099.01", "", "11-1011.00"]
     assert pop.labels == MAPPING
-    assert pop.disease_stages.tolist() == [0, 2, 1]
+    assert pop.initial_states["disease_stage"].tolist() == [0, 2, 1]
     assert pop.networks["0"].u.tolist() == [0, 1] and pop.networks["0"].v.tolist() == [1, 2]
 
 

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from conftest import load_script
 
-from jaxsim import nyc_cases, synthetic
+from jaxsim.nyc import cases as nyc_cases
+from jaxsim.nyc import synthesis as synthetic
 from jaxsim.population_io import save_population
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import load_script
 
-from jaxsim import synthetic
+from jaxsim.nyc import synthesis
 from jaxsim.population_io import save_population
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,12 +54,12 @@ def test_same_seed_same_metrics(scenario, tmp_path):
 
 
 def test_population_directory_with_stage_file(scenario, tmp_path):
-    population = synthetic.synthesize_population_of_size(1500, seed=1)
+    population = synthesis.synthesize_population_of_size(1500, seed=1)
     stages = np.zeros(population.size, np.int8)
     stages[:40] = 2
     stages[40:60] = 1
     stages[60:100] = 3
-    population.disease_stages = stages
+    population.initial_states["disease_stage"] = stages
     directory = save_population(population, tmp_path / "pop")
     out = tmp_path / "out"
     assert scenario.main(["--population", str(directory), "--days", "5", "--out", str(out)]) == 0

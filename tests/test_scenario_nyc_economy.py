@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import load_script, require_llama_cpp_or_skip
 
-from jaxsim import boroughs
+from jaxsim.nyc import boroughs
 from jaxsim.population_io import save_population
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,21 @@ def _population_with_stages(n: int = CHECK_AGENTS):
     stages = np.zeros(n, np.int8)
     rng = np.random.default_rng(2)
     stages[rng.choice(n, 60, replace=False)] = 2  # 2 % infected on day 0: an epidemic
-    population.disease_stages = stages
+    population.initial_states["disease_stage"] = stages
+    return population
+
+
+def _weighted_population(n: int = CHECK_AGENTS):
+    """:func:`_population_with_stages` with a WEIGHTED community layer: weights uniform in
+    0.1 .. 3 (far from 1, so a kernel that drops them gives other sums); the household
+    layer stays unweighted (a world mixing both)."""
+    from jaxsim.population import EdgeList
+
+    population = _population_with_stages(n)
+    community = population.networks["community"]
+    rng = np.random.default_rng(8)
+    weight = rng.uniform(0.1, 3.0, community.num_edges).astype(np.float32)
+    population.networks["community"] = EdgeList(community.u, community.v, weight)
     return population
 
 
@@ -168,22 +182,23 @@ def test_one_device_mesh_equals_the_unsharded_run(small_population):
     """The sharded code path on a 1-device mesh (the subprocess below covers several)."""
     import jax
 
-    from jaxsim import covid, engine, sharding
+    from jaxsim import engine, sharding
+    from jaxsim.models import covid
 
     def run(mesh):
         world = covid.build_world(small_population)
         params = covid.default_params(
-            small_population, weeks=2, contact_normaliser=covid.default_contact_normaliser(world),
+            world, weeks=2, contact_normaliser=covid.default_contact_normaliser(world),
             initial_exposed_share=0.01, initial_infected_share=0.01, transmission_rate=4.0,
         )
         key = jax.random.key(0)
         if mesh is not None:
             world = sharding.shard_world(world, mesh)
-        state = covid.initial_state(params, jax.random.key(1), world)
+        state = covid.initial_state(jax.random.key(1), params, world)
         if mesh is not None:
             state = sharding.shard_state(state, mesh, world)
             params, key = sharding.replicate((params, key), mesh)
-        return engine.run(covid.covid_model(), state, params, world, key, 10, progress=False).metrics
+        return engine.run(covid.covid_model(), key, state, params, world, 10, progress=False).metrics
 
     plain, sharded = run(None), run(sharding.make_mesh(1))
     assert plain["new_infections"].sum() > 20
@@ -192,18 +207,19 @@ def test_one_device_mesh_equals_the_unsharded_run(small_population):
 
 
 def test_mixed_graph_is_rejected(small_population):
-    from jaxsim import covid, sharding
-    from jaxsim.kernels.contact_infection import contact_pressure
+    from jaxsim import sharding
+    from jaxsim.kernels.neighbour_sums import neighbour_sum
+    from jaxsim.models import covid
 
     world = covid.build_world(small_population)
     sharded = sharding.shard_world(world, sharding.make_mesh(1))
     mixed = {"household": world.graph["household"], "community": sharded.graph["community"]}
     with pytest.raises(ValueError, match="mixes sharded and unsharded layers"):
-        contact_pressure(np.zeros(world.num_slots, np.float32), mixed, {})
+        neighbour_sum(np.zeros(world.num_slots, np.float32), mixed, {})
     with pytest.raises(ValueError, match="already sharded"):
         sharding.shard_world(sharded, sharding.make_mesh(1))
     with pytest.raises(ValueError, match=r"infectiousness has shape \(2992,\), the sharded graph expects \(3000,\)"):
-        contact_pressure(np.zeros(2992, np.float32), sharded.graph, {})
+        neighbour_sum(np.zeros(2992, np.float32), sharded.graph, {})
 
 
 # ------------------------------------------------------------- several devices (subprocess)
@@ -277,6 +293,100 @@ def test_state_from_the_unsharded_world_is_refused(device_runs):
     assert "3008 agent slots but the sharded world has 3024" in message
 
 
+# ----------------------------------------------------- a weighted layer on several devices
+WEIGHTED_DEVICES = (2, 3)
+
+
+@pytest.fixture(scope="module")
+def weighted_runs(tmp_path_factory):
+    """Metrics and neighbour sums of a world with a weighted layer on 1, 2 and 3 devices,
+    from one subprocess (this file run as ``python tests/test_sharding.py --weighted OUT``)."""
+    out = tmp_path_factory.mktemp("weighted")
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={HOST_DEVICES}")
+    result = subprocess.run(
+        [sys.executable, __file__, "--weighted", str(out)],
+        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return out
+
+
+@pytest.mark.parametrize("devices", WEIGHTED_DEVICES)
+def test_weighted_layer_on_several_devices_equals_one_device(weighted_runs, devices):
+    """A contact layer with weights far from 1 (uniform in 0.1 .. 3): the run's metrics and
+    the neighbour sum over the sharded world equal the one-device ones, bit for bit. (The
+    other multi-device tests use unweighted layers: dropping the weights in
+    kernels/sharded_contacts.py would pass them.)"""
+    one = np.load(weighted_runs / "weighted-1.npz")
+    many = np.load(weighted_runs / f"weighted-{devices}.npz")
+    assert int(many["devices"]) == devices and int(one["devices"]) == 1
+    # The weights matter: the weighted sum is not the sum with every weight 1.
+    assert not np.allclose(one["sum:dense"], one["unweighted:dense"])
+    assert float(one["min_weight"]) < 0.2 and float(one["max_weight"]) > 2.8
+    metric_names = [k for k in one.files if k.startswith("metric:")]
+    assert len(metric_names) >= 9 and one["metric:new_infections"].sum() > 100
+    for name in metric_names:
+        np.testing.assert_array_equal(many[name], one[name], err_msg=f"{devices} devices: {name}")
+    sums = [k for k in one.files if k.startswith("sum:")]
+    assert sorted(sums) == ["sum:dense", "sum:scaled", "sum:sparse"]
+    for name in sums:
+        assert np.any(one[name] != 0), name
+        np.testing.assert_array_equal(many[name], one[name], err_msg=f"{devices} devices: {name}")
+
+
+def _weighted_main(out: Path) -> int:
+    """Run in a process with several CPU devices: a world with a weighted layer on 1, 2 and 3
+    devices; writes ``weighted-D.npz`` (metrics and neighbour sums, real agents only)."""
+    import jax
+    import jax.numpy as jnp
+
+    from jaxsim import engine, sharding
+    from jaxsim.kernels.neighbour_sums import neighbour_sum
+    from jaxsim.models import covid
+
+    assert jax.device_count() >= max(WEIGHTED_DEVICES), jax.devices()
+    population = _weighted_population()
+    n = population.size
+    rng = np.random.default_rng(9)
+    dense = rng.random(n).astype(np.float32) + 0.5  # every agent sends: the dense pull
+    sparse = np.where(rng.random(n) < 0.01, rng.random(n), 0.0).astype(np.float32)  # a push tier
+    model = covid.covid_model()
+    for devices in (1,) + WEIGHTED_DEVICES:
+        world = covid.build_world(population)
+        assert world.graph["community"].weight is not None and world.graph["household"].weight is None
+        params = covid.default_params(world, weeks=3, transmission_rate=8.0)
+        key = jax.random.key(0)
+        if devices > 1:
+            mesh = sharding.make_mesh(devices)
+            world = sharding.shard_world(world, mesh)
+        state = model.init(jax.random.key(1), params, world)
+        if devices > 1:
+            state = sharding.shard_state(state, mesh, world)
+            params, key = sharding.replicate((params, key), mesh)
+        metrics = engine.run(model, key, state, params, world, CHECK_DAYS, progress=False).metrics
+        arrays = {f"metric:{k}": np.asarray(v) for k, v in metrics.items()}
+
+        def summed(x, scale=None, world=world):
+            padded = np.zeros(world.num_slots, np.float32)
+            padded[:n] = x
+            fn = jax.jit(lambda v: neighbour_sum(v, world.graph, scale))
+            return np.asarray(jax.device_get(fn(jnp.asarray(padded))))[:n]
+
+        arrays["sum:dense"] = summed(dense)
+        arrays["sum:sparse"] = summed(sparse)
+        arrays["sum:scaled"] = summed(dense, {"community": jnp.float32(0.5), "household": jnp.float32(2.0)})
+        if devices == 1:
+            layer = world.graph["community"]
+            arrays["min_weight"] = np.asarray(layer.weight).min()
+            arrays["max_weight"] = np.asarray(layer.weight).max()
+            unweighted = {**world.graph, "community": layer.replace(weight=None)}
+            padded = np.zeros(world.num_slots, np.float32)
+            padded[:n] = dense
+            arrays["unweighted:dense"] = np.asarray(neighbour_sum(jnp.asarray(padded), unweighted))[:n]
+        np.savez(out / f"weighted-{devices}.npz", devices=devices, **arrays)
+    return 0
+
+
 # ---------------------------------------------------------------- two processes, localhost
 def test_two_process_example_equals_one_device(tmp_path):
     from conftest import load_script
@@ -293,7 +403,8 @@ def test_two_process_example_equals_one_device(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 processes, 4 devices" in result.stdout
     example = load_script(MULTIHOST)
-    reference = engine.run(*example.build_run(agents, days, 0), days, progress=False).metrics
+    model, state, params, world, key = example.build_run(agents, days, 0)
+    reference = engine.run(model, key, state, params, world, days, progress=False).metrics
     got = np.load(out / "metrics.npz")
     assert sorted(got.files) == sorted(reference)
     assert reference["new_infections"].sum() > 50
@@ -309,7 +420,8 @@ def _subprocess_main(out: Path, population_dir: Path) -> int:
     import jax
     import jax.numpy as jnp
 
-    from jaxsim import covid, engine, sharding
+    from jaxsim import engine, sharding
+    from jaxsim.models import covid
     from conftest import load_script
 
     assert jax.device_count() == HOST_DEVICES, jax.devices()
@@ -324,28 +436,27 @@ def _subprocess_main(out: Path, population_dir: Path) -> int:
         assert code == 0, devices
 
     population = _population_with_stages()
-    model = covid.covid_model(estimator="straight_through")
+    model = covid.covid_model()
 
     def setup(mesh):
         world = covid.build_world(population)
         params = covid.default_params(
-            population, weeks=2, contact_normaliser=covid.default_contact_normaliser(world),
+            world, weeks=2, contact_normaliser=covid.default_contact_normaliser(world),
             transmission_rate=4.0,
         )
         key = jax.random.key(0)
         if mesh is not None:
             world = sharding.shard_world(world, mesh)
-        state = covid.initial_state(
-            params, jax.random.key(1), world, stages=population.disease_stages,
-            estimator="straight_through",
-        )
+        # The day-0 stages come from the world (the population's initial "disease_stage").
+        state = engine.initial_state(model, jax.random.key(1), params, world, estimator="straight_through")
         if mesh is not None:
             state = sharding.shard_state(state, mesh, world)
             params, key = sharding.replicate((params, key), mesh)
         return state, params, world, key
 
     def loss(params, state, world, key):
-        _, metrics = engine.simulate(model, state, params, world, key, GRADIENT_DAYS, checkpoint_days=7)
+        _, metrics = engine.simulate(model, key, state, params, world, GRADIENT_DAYS, checkpoint_days=7,
+                                     estimator="straight_through")
         return jnp.sum(metrics["new_cases"] ** 2) / 100.0, metrics
 
     value_and_grad = jax.jit(jax.value_and_grad(loss, has_aux=True, allow_int=True))
@@ -364,14 +475,14 @@ def _subprocess_main(out: Path, population_dir: Path) -> int:
         ensemble_model = covid.covid_model(contact_method="dense")
         keys = jax.random.split(jax.random.key(7), 2)
         members = jax.jit(jax.vmap(
-            lambda k: engine.simulate(ensemble_model, state, params, world, k, 7)[1]["new_infections"]
+            lambda k: engine.simulate(ensemble_model, k, state, params, world, 7)[1]["new_infections"]
         ))(keys)
         np.save(out / f"ensemble-{devices}.npy", np.asarray(members))
 
     params = setup(None)[1]
     mesh = sharding.make_mesh(3)
     plain_world = covid.build_world(population)
-    state = covid.initial_state(params, jax.random.key(1), plain_world)
+    state = covid.initial_state(jax.random.key(1), params, plain_world)
     try:
         sharding.shard_state(state, mesh, sharding.shard_world(plain_world, mesh))
     except ValueError as err:
@@ -380,4 +491,6 @@ def _subprocess_main(out: Path, population_dir: Path) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--weighted":
+        sys.exit(_weighted_main(Path(sys.argv[2])))
     sys.exit(_subprocess_main(Path(sys.argv[1]), Path(sys.argv[2])))

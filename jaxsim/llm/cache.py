@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from jaxsim.errors import InputError, JaxsimError
+
 from jaxsim.llm.backends import _ROLES, Backend, ChatReply, ChatRequest, SamplingSettings, _schema_json, canonical_json
 
 __all__ = [
@@ -54,11 +56,11 @@ CREATE TABLE IF NOT EXISTS {_TABLE} (
 """
 
 
-class CacheMissError(LookupError):
+class CacheMissError(JaxsimError, LookupError):
     """A request has no stored reply while the cache is replay-only."""
 
 
-class CacheFileError(ValueError):
+class CacheFileError(InputError):
     """The cache file cannot be used (not sqlite, corrupt, another table layout, missing in replay)."""
 
 
@@ -151,7 +153,7 @@ class ResponseCache:
 
     def __init__(self, path: str | os.PathLike | None, mode: str = "readwrite") -> None:
         if mode not in MODES:
-            raise ValueError(f"ResponseCache mode must be one of {MODES}, got {mode!r}")
+            raise InputError(f"ResponseCache mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
         self.path = None if path is None else Path(path).expanduser()
         self._lock = threading.Lock()
@@ -162,7 +164,7 @@ class ResponseCache:
         if mode == "off":
             return
         if self.path is None:
-            raise ValueError(f"ResponseCache needs a path in mode {mode!r} (only mode 'off' works without one)")
+            raise InputError(f"ResponseCache needs a path in mode {mode!r} (only mode 'off' works without one)")
         if self.path.is_dir():
             raise CacheFileError(f"response cache {self.path} is a directory, not a file")
         if mode == "replay" and not self.path.is_file():

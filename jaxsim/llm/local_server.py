@@ -30,6 +30,7 @@ import urllib.request
 from pathlib import Path
 
 from jaxsim.llm.backends import require_llama_cpp, resolve_model_path
+from jaxsim.errors import InputError
 
 __all__ = ["LocalLlamaServer", "LocalServerError"]
 
@@ -76,13 +77,13 @@ class LocalLlamaServer:
         require_llama_cpp()
         self.model_path = resolve_model_path(model_path)
         if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
-            raise ValueError(f"LocalLlamaServer port must be None or an int in 1..65535, got {port!r}")
+            raise InputError(f"LocalLlamaServer port must be None or an int in 1..65535, got {port!r}")
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 16:
-            raise ValueError(f"LocalLlamaServer n_ctx must be an int >= 16, got {n_ctx!r}")
+            raise InputError(f"LocalLlamaServer n_ctx must be an int >= 16, got {n_ctx!r}")
         if not startup_timeout_s > 0:
-            raise ValueError(f"LocalLlamaServer startup_timeout_s must be > 0, got {startup_timeout_s!r}")
+            raise InputError(f"LocalLlamaServer startup_timeout_s must be > 0, got {startup_timeout_s!r}")
         if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1):
-            raise ValueError(f"LocalLlamaServer n_threads must be None or an int >= 1, got {n_threads!r}")
+            raise InputError(f"LocalLlamaServer n_threads must be None or an int >= 1, got {n_threads!r}")
         self.host = host
         self.requested_port = port
         self.port: int | None = None

@@ -23,6 +23,7 @@ import numpy as np
 from jaxsim.llm.backends import Backend, ChatReply, ChatRequest, SamplingSettings
 from jaxsim.llm.cache import prompt_keys
 from jaxsim.llm.parsing import parse_probability
+from jaxsim.errors import InputError
 
 __all__ = ["PROBABILITY_SCHEMA", "RETRY_MESSAGE", "ProbabilityAnswers", "query_probabilities"]
 
@@ -64,12 +65,12 @@ def _check_prior(prior: Sequence[float], n_prompts: int) -> np.ndarray:
     try:
         values = np.asarray(prior, dtype=np.float64)
     except (TypeError, ValueError):
-        raise ValueError(f"query_probabilities prior must be {n_prompts} numbers in [0, 1], got {prior!r}") from None
+        raise InputError(f"query_probabilities prior must be {n_prompts} numbers in [0, 1], got {prior!r}") from None
     if values.shape != (n_prompts,):
-        raise ValueError(f"query_probabilities prior has shape {values.shape}, expected ({n_prompts},): one per prompt")
+        raise InputError(f"query_probabilities prior has shape {values.shape}, expected ({n_prompts},): one per prompt")
     bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values > 1))
     if bad.size:
-        raise ValueError(f"query_probabilities prior[{int(bad[0])}] = {float(values[bad[0]])!r} is not a probability in [0, 1]")
+        raise InputError(f"query_probabilities prior[{int(bad[0])}] = {float(values[bad[0]])!r} is not a probability in [0, 1]")
     return values
 
 
@@ -93,7 +94,7 @@ def query_probabilities(
     if not isinstance(settings, SamplingSettings):
         raise TypeError(f"query_probabilities settings must be a SamplingSettings, got {type(settings).__name__}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"query_probabilities samples must be an int >= 1, got {samples!r}")
+        raise InputError(f"query_probabilities samples must be an int >= 1, got {samples!r}")
     prompts = [tuple(p) for p in prompts]
     n_prompts = len(prompts)
     prior_values = None if callable(prior) else _check_prior(prior, n_prompts)

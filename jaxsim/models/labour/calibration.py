@@ -1,26 +1,29 @@
-"""Calibrating the labour market by gradient against observed borough unemployment.
+"""Calibrating the labour market by gradient against observed unemployment per region.
 
-The agent-based labour market (:mod:`jaxsim.economy`) moves each worker with monthly
-probabilities that depend only on its borough's signals and its own willingness:
+The agent-based labour market (:mod:`jaxsim.models.labour`) moves each worker with monthly
+probabilities that depend only on its region's signals and its own willingness:
 layoffs ``s_b(m)``, hiring ``h_b(m)``, quits of the unwilling ``q``
 (:func:`jaxsim.kernels.labour.job_flow_probabilities`). Calibration integrates the draws
-out: a representative agent per borough holds a job with probability ``e_b(m)``, and
+out: a representative agent per region holds a job with probability ``e_b(m)``, and
 
 ``e_b(m + 1) = e_b(m) (1 - s_b) (1 - q (1 - w_b)) + (1 - e_b(m)) h_b w_b``,
 
-the expected flows of :func:`jaxsim.kernels.labour.next_employment` with the borough's
+the expected flows of :func:`jaxsim.kernels.labour.next_employment` with the region's
 mean willingness ``w_b(m)``. This is the mean of the agent-based unemployment rate when
-willingness is independent of holding a job within a borough (checked against many
-seeds in ``tests/test_economy.py``), smooth in every parameter, and costs ``M x 5``
+willingness is independent of holding a job within a region (checked against many
+seeds in ``tests/test_economy.py``), smooth in every parameter, and costs ``M x R``
 operations, so hundreds of Adam steps take seconds.
 
-Inputs per month and borough are held fixed: the UI claims rate (observed), and the
-mean willingness and reported case signal of a forward run of the coupled model (as the
-LLM answers are held fixed in :mod:`jaxsim.calibration`). Month 0 starts at the
+Inputs per month and region are held fixed: the UI claims rate (observed), and the
+mean willingness and reported case signal of a forward run of the model (as a behaviour
+layer's answers are held fixed in :mod:`jaxsim.calibration`). Month 0 starts at the
 simulated (or observed) rate; the loss is the mean squared error in percentage points
-over the training months ``1 .. train_months - 1`` and the boroughs with a labour
+over the training months ``1 .. train_months - 1`` and the regions with a labour
 force. Later months are held out: :func:`evaluate` reports the forecast's MAE
 (percentage points) and normalised deviation next to last-value persistence.
+
+The fitted parameters and their search ranges are the declared ones of
+:class:`jaxsim.models.labour.LabourParams` (``fit_bounds``).
 """
 
 from __future__ import annotations
@@ -34,18 +37,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsim.calibration import Bounds, CalibrationError, heldout_metrics, persistence_forecast
-from jaxsim.economy import NUM_BOROUGHS, EconomyParams
+from jaxsim.calibration import Bounds, CalibrationError, fittable, heldout_metrics, persistence_forecast
 from jaxsim.kernels import labour
+from jaxsim.models.labour.params import LabourParams
 
-#: Labour-market parameters that can be fitted, with their ranges (see
-#: :class:`jaxsim.economy.EconomyParams` for units).
+#: Labour-market parameters that can be fitted by the expected flows, with their declared
+#: search ranges (see :class:`jaxsim.models.labour.LabourParams` for units).
 LABOUR_FITTABLE: dict[str, Bounds] = {
-    "separation_logit": Bounds(-9.0, 0.0),
-    "hiring_logit": Bounds(-6.0, 2.0),
-    "separation_case_sensitivity": Bounds(-3.0, 3.0),
-    "hiring_claims_sensitivity": Bounds(-2.0, 2.0),
-    "quit_if_unwilling": Bounds(0.0, 1.0),
+    name: bounds for name, bounds in fittable(LabourParams).items()
+    if name in ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
+                "quit_if_unwilling")
 }
 #: What :func:`fit_labour_market` fits by default.
 DEFAULT_FIT: tuple[str, ...] = (
@@ -75,32 +76,34 @@ class LabourCalibrationProblem:
     Attributes:
         params: the economy's parameters: the starting point of the fitted ones and the
             values of the others.
-        observed: float ``[M, 5]`` observed unemployment rate (fraction), NaN where unknown.
-        willingness: float ``[M, 5]`` mean willingness of each borough's labour force.
-        case_signal: float ``[M, 5]`` reported cases per 1,000 residents in the month.
-        claims_rate: float ``[M, 5]`` UI beneficiaries per labour-force member.
-        initial_unemployment: float ``[5]`` the rate in month 0.
+        observed: float ``[M, R]`` observed unemployment rate (fraction), NaN where unknown.
+        willingness: float ``[M, R]`` mean willingness of each region's labour force.
+        case_signal: float ``[M, R]`` reported cases per 1,000 residents in the month.
+        claims_rate: float ``[M, R]`` UI beneficiaries per labour-force member.
+        initial_unemployment: float ``[R]`` the rate in month 0.
         train_months: months ``0 .. train_months - 1`` are fitted (month 0 is the start,
             so at least 2), the rest held out.
-        boroughs: bool ``[5]``, boroughs that count in the loss (those with a labour force).
+        regions: bool ``[R]``, regions that count in the loss (those with a labour force).
     """
 
-    params: EconomyParams
+    params: LabourParams
     observed: np.ndarray
     willingness: np.ndarray
     case_signal: np.ndarray
     claims_rate: np.ndarray
     initial_unemployment: np.ndarray
     train_months: int
-    boroughs: np.ndarray | None = None
+    regions: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.observed = np.asarray(self.observed, np.float32)
-        months = self.observed.shape[0]
+        if self.observed.ndim != 2:
+            raise CalibrationError(f"observed must have shape [months, regions], got {self.observed.shape}")
+        months, num_regions = self.observed.shape
         for name in ("observed", "willingness", "case_signal", "claims_rate"):
             value = np.asarray(getattr(self, name), np.float32)
-            if value.shape != (months, NUM_BOROUGHS):
-                raise CalibrationError(f"{name} must have shape [{months}, {NUM_BOROUGHS}], got {value.shape}")
+            if value.shape != (months, num_regions):
+                raise CalibrationError(f"{name} must have shape [{months}, {num_regions}], got {value.shape}")
             if name != "observed" and not np.all(np.isfinite(value)):
                 raise CalibrationError(f"{name} has non-finite values")
             setattr(self, name, value)
@@ -108,32 +111,32 @@ class LabourCalibrationProblem:
         if np.any((finite < 0) | (finite > 1)):
             raise CalibrationError("observed unemployment rates must be fractions in [0, 1]")
         self.initial_unemployment = np.asarray(self.initial_unemployment, np.float32)
-        if self.initial_unemployment.shape != (NUM_BOROUGHS,) or np.any(
+        if self.initial_unemployment.shape != (num_regions,) or np.any(
             ~np.isfinite(self.initial_unemployment) | (self.initial_unemployment < 0) | (self.initial_unemployment > 1)
         ):
-            raise CalibrationError(f"initial_unemployment must be {NUM_BOROUGHS} fractions in [0, 1]")
+            raise CalibrationError(f"initial_unemployment must be {num_regions} fractions in [0, 1]")
         if not 2 <= int(self.train_months) <= months:
             raise CalibrationError(
                 f"train_months must be in 2..{months} (month 0 is the starting point), got {self.train_months}"
             )
         self.train_months = int(self.train_months)
-        mask = np.ones(NUM_BOROUGHS, bool) if self.boroughs is None else np.asarray(self.boroughs, bool)
-        if mask.shape != (NUM_BOROUGHS,):
-            raise CalibrationError(f"boroughs must be {NUM_BOROUGHS} flags, got shape {mask.shape}")
+        mask = np.ones(num_regions, bool) if self.regions is None else np.asarray(self.regions, bool)
+        if mask.shape != (num_regions,):
+            raise CalibrationError(f"regions must be {num_regions} flags, got shape {mask.shape}")
         train = self.observed[1 : self.train_months][:, mask]
         if mask.sum() == 0 or not np.isfinite(train).any():
-            raise CalibrationError("no observed unemployment in the training months for the boroughs fitted")
-        self.boroughs = mask
+            raise CalibrationError("no observed unemployment in the training months for the regions fitted")
+        self.regions = mask
 
     @property
     def months(self) -> int:
         return int(self.observed.shape[0])
 
 
-def expected_unemployment(params: EconomyParams, problem: LabourCalibrationProblem) -> jax.Array:
-    """float32 ``[M, 5]``: each month's expected unemployment rate per borough (month 0 =
+def expected_unemployment(params: LabourParams, problem: LabourCalibrationProblem) -> jax.Array:
+    """float32 ``[M, R]``: each month's expected unemployment rate per region (month 0 =
     ``problem.initial_unemployment``); differentiable in ``params``."""
-    boroughs = jnp.arange(NUM_BOROUGHS)
+    regions = jnp.arange(problem.observed.shape[1])
     inputs = (
         jnp.asarray(problem.willingness), jnp.asarray(problem.case_signal), jnp.asarray(problem.claims_rate),
     )
@@ -141,7 +144,7 @@ def expected_unemployment(params: EconomyParams, problem: LabourCalibrationProbl
     def month(employed, signals):
         willing, cases, claims = signals
         leave, hire = labour.job_flow_probabilities(
-            boroughs, willing, params.separation_logit, params.hiring_logit, cases, claims,
+            regions, willing, params.separation_logit, params.hiring_logit, cases, claims,
             params.separation_case_sensitivity, params.hiring_claims_sensitivity, params.quit_if_unwilling,
         )
         return labour.next_employment(employed, leave, hire), employed
@@ -153,18 +156,18 @@ def expected_unemployment(params: EconomyParams, problem: LabourCalibrationProbl
 
 def training_loss(predicted: jax.Array, problem: LabourCalibrationProblem) -> jax.Array:
     """Mean squared error in percentage points over training months ``1 .. train - 1``
-    and the fitted boroughs (unknown observations skipped)."""
+    and the fitted regions (unknown observations skipped)."""
     observed = jnp.asarray(problem.observed[1 : problem.train_months])
-    weight = jnp.isfinite(observed) & jnp.asarray(problem.boroughs)[None, :]
+    weight = jnp.isfinite(observed) & jnp.asarray(problem.regions)[None, :]
     error = 100.0 * (predicted[1 : problem.train_months] - jnp.nan_to_num(observed))
     return jnp.sum(jnp.where(weight, error**2, 0.0)) / jnp.maximum(jnp.sum(weight), 1)
 
 
-def _assemble(params: EconomyParams, names: Sequence[str], z: dict) -> EconomyParams:
+def _assemble(params: LabourParams, names: Sequence[str], z: dict) -> LabourParams:
     return params.replace(**{name: LABOUR_FITTABLE[name].to_value(z[name]) for name in names})
 
 
-def unconstrained(params: EconomyParams, names: Sequence[str]) -> dict:
+def unconstrained(params: LabourParams, names: Sequence[str]) -> dict:
     """``{name: z}`` with ``value = low + (high - low) sigmoid(z)`` (see :class:`~jaxsim.calibration.Bounds`)."""
     return {n: LABOUR_FITTABLE[n].to_unconstrained(getattr(params, n)) for n in names}
 
@@ -191,7 +194,7 @@ class LabourFit:
         stopped: ``"completed"`` or why the fit stopped early (keeping the last good values).
     """
 
-    params: EconomyParams
+    params: LabourParams
     names: tuple[str, ...]
     loss_curve: list[float]
     seconds: float
@@ -244,20 +247,20 @@ def fit_labour_market(
 
 
 def evaluate(
-    predicted: np.ndarray, observed: np.ndarray, train_months: int, boroughs: np.ndarray | None = None,
+    predicted: np.ndarray, observed: np.ndarray, train_months: int, regions: np.ndarray | None = None,
 ) -> dict:
-    """Held-out accuracy of a forecast ``[M, 5]`` against ``observed`` ``[M, 5]``
-    (fractions), next to last-value persistence (each borough's last training month
+    """Held-out accuracy of a forecast ``[M, R]`` against ``observed`` ``[M, R]``
+    (fractions), next to last-value persistence (each region's last training month
     repeated): MAE and RMSE in percentage points, normalised deviation
-    ``sum |error| / sum observed``, over the held-out months and boroughs with data.
+    ``sum |error| / sum observed``, over the held-out months and regions with data.
     Also the training-month fit (months ``1 .. train - 1``)."""
     predicted = np.asarray(predicted, np.float64) * 100.0
     observed = np.asarray(observed, np.float64) * 100.0
-    months = observed.shape[0]
-    mask = np.ones(NUM_BOROUGHS, bool) if boroughs is None else np.asarray(boroughs, bool)
+    months, num_regions = observed.shape
+    mask = np.ones(num_regions, bool) if regions is None else np.asarray(regions, bool)
     train_months = int(train_months)
     persistence = np.stack(
-        [persistence_forecast(observed[:train_months, b], months - train_months) for b in range(NUM_BOROUGHS)], axis=1
+        [persistence_forecast(observed[:train_months, b], months - train_months) for b in range(num_regions)], axis=1
     )
 
     def score(pred, obs):

@@ -13,16 +13,18 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from jaxsim.errors import InputError
+
 #: The packaged NYC data directory (``jaxsim/data/nyc``); a copy of ``shared/data/nyc``.
-DATA_DIR: Path = Path(__file__).resolve().parent / "data" / "nyc"
+DATA_DIR: Path = Path(__file__).resolve().parent / "data"
 
 
-class NYCDataError(ValueError):
+class NYCDataError(InputError):
     """An NYC data file is missing or malformed; the message names file, column and row."""
 
 
 # =============================================================================================
-# Households by neighbourhood (NTA) — used by jaxsim.synthetic
+# Households by neighbourhood (NTA) — used by jaxsim.nyc.synthesis
 # =============================================================================================
 
 HOUSEHOLDS_FILE = "households_by_nta.csv"

@@ -1,6 +1,7 @@
-"""Command-line options of the LLM archetype layer, shared by the scenario scripts.
+"""Command-line options of the behaviour layer (a language model asked once per archetype),
+for any scenario script.
 
-``--behavior heuristic`` (default) keeps the case-trend isolation heuristic;
+``--behavior heuristic`` (default) keeps the model's own heuristic;
 ``--behavior llm`` asks an OpenAI-compatible server (``--llm-url``, ``--llm-model``);
 ``--behavior llm-local`` runs the small instruct model shipped in the ``llm-local`` extra
 in-process through llama.cpp. Answers are cached in sqlite (``--llm-cache``); with
@@ -13,12 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Mapping
 
-import numpy as np
-
-from jaxsim import archetypes
-from jaxsim.population import Population
+from jaxsim.errors import InputError
 
 BEHAVIORS = ("heuristic", "llm", "llm-local")
 
@@ -31,7 +28,7 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("behaviour (LLM archetypes)")
     group.add_argument(
         "--behavior", choices=BEHAVIORS, default="heuristic",
-        help="isolation behaviour: the case-trend heuristic, an OpenAI-compatible LLM server "
+        help="behaviour: the model's heuristic, an OpenAI-compatible LLM server "
              "(--llm-url, --llm-model) or the bundled local model (needs the llm-local extra)",
     )
     group.add_argument("--llm-url", help="base URL of an OpenAI-compatible API, e.g. http://127.0.0.1:8080/v1")
@@ -61,7 +58,7 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_llm_arguments(args: argparse.Namespace) -> None:
-    """Raise ``ValueError`` naming the option when the behaviour options do not fit together."""
+    """Raise :class:`InputError` naming the option when the behaviour options do not fit together."""
     llm_only = {
         "--llm-url": args.llm_url, "--llm-model": args.llm_model,
         "--llm-model-path": args.llm_model_path,
@@ -69,35 +66,35 @@ def check_llm_arguments(args: argparse.Namespace) -> None:
     if args.behavior == "heuristic":
         given = [k for k, v in llm_only.items() if v] + (["--llm-replay"] if args.llm_replay else [])
         if given:
-            raise ValueError(f"{', '.join(given)} only apply with --behavior llm or llm-local")
+            raise InputError(f"{', '.join(given)} only apply with --behavior llm or llm-local")
     if args.behavior == "llm":
         if not args.llm_url:
-            raise ValueError("--behavior llm needs --llm-url, the base URL of an OpenAI-compatible server "
+            raise InputError("--behavior llm needs --llm-url, the base URL of an OpenAI-compatible server "
                              "(e.g. http://127.0.0.1:8080/v1 for llama.cpp's server)")
         if not args.llm_model:
-            raise ValueError("--behavior llm needs --llm-model, the model name the server serves")
+            raise InputError("--behavior llm needs --llm-model, the model name the server serves")
         if not args.llm_url.startswith(("http://", "https://")):
-            raise ValueError(f"--llm-url must start with http:// or https://, got {args.llm_url!r}")
+            raise InputError(f"--llm-url must start with http:// or https://, got {args.llm_url!r}")
         if args.llm_model_path:
-            raise ValueError("--llm-model-path applies to --behavior llm-local only")
+            raise InputError("--llm-model-path applies to --behavior llm-local only")
     if args.behavior == "llm-local" and args.llm_url:
-        raise ValueError("--llm-url applies to --behavior llm only (llm-local runs the model in-process)")
+        raise InputError("--llm-url applies to --behavior llm only (llm-local runs the model in-process)")
     if args.llm_model_path and not Path(args.llm_model_path).is_file():
-        raise ValueError(f"--llm-model-path: no such file {args.llm_model_path}")
+        raise InputError(f"--llm-model-path: no such file {args.llm_model_path}")
     if args.llm_samples < 1:
-        raise ValueError(f"--llm-samples must be >= 1, got {args.llm_samples}")
+        raise InputError(f"--llm-samples must be >= 1, got {args.llm_samples}")
     if not 0 <= args.llm_temperature <= 2:
-        raise ValueError(f"--llm-temperature must lie in [0, 2], got {args.llm_temperature}")
+        raise InputError(f"--llm-temperature must lie in [0, 2], got {args.llm_temperature}")
     if args.llm_max_tokens < 1:
-        raise ValueError(f"--llm-max-tokens must be >= 1, got {args.llm_max_tokens}")
+        raise InputError(f"--llm-max-tokens must be >= 1, got {args.llm_max_tokens}")
     if args.llm_timeout <= 0:
-        raise ValueError(f"--llm-timeout must be > 0 seconds, got {args.llm_timeout}")
+        raise InputError(f"--llm-timeout must be > 0 seconds, got {args.llm_timeout}")
     if args.llm_concurrency < 1:
-        raise ValueError(f"--llm-concurrency must be >= 1, got {args.llm_concurrency}")
+        raise InputError(f"--llm-concurrency must be >= 1, got {args.llm_concurrency}")
     if args.llm_replay and (args.llm_cache or "").strip().lower() == "off":
-        raise ValueError("--llm-replay needs a cache: drop --llm-cache off")
+        raise InputError("--llm-replay needs a cache: drop --llm-cache off")
     if not [a for a in args.archetypes.split(",") if a.strip()]:
-        raise ValueError("--archetypes: name at least one attribute, e.g. age,gender")
+        raise InputError("--archetypes: name at least one attribute, e.g. age,gender")
 
 
 def cache_path(args: argparse.Namespace) -> Path | None:
@@ -127,35 +124,19 @@ def backend_from_args(args: argparse.Namespace):
     return CachedBackend(inner, cache)
 
 
-def archetype_layer_from_args(
-    args: argparse.Namespace,
-    population: Population,
-    *,
-    area_names: Mapping[str, str],
-    neighbourhood: str,
-    ascertainment: float,
-    baseline_by_age: Mapping[str, float],
-    response: float,
-) -> tuple[archetypes.ArchetypeLayer, Population]:
-    """The layer and the population with its ``archetype`` attribute added."""
+def sampling_from_args(args: argparse.Namespace):
+    """The :class:`jaxsim.llm.backends.SamplingSettings` the options ask for."""
     from jaxsim.llm.backends import SamplingSettings
 
-    attributes = [a.strip() for a in args.archetypes.split(",") if a.strip()]
-    grouping = archetypes.group_agents(population, attributes)
-    layer = archetypes.ArchetypeLayer(
-        grouping=grouping,
-        backend=backend_from_args(args),
-        template=archetypes.default_template(attributes),
-        neighbourhood=neighbourhood,
-        prior=archetypes.heuristic_prior(grouping, baseline_by_age, response),
-        settings=SamplingSettings(temperature=args.llm_temperature, max_tokens=args.llm_max_tokens, seed=args.seed),
-        samples=args.llm_samples,
-        ascertainment=ascertainment,
-        area_names=area_names,
-    )
-    return layer, archetypes.with_archetype_attribute(population, grouping)
+    return SamplingSettings(temperature=args.llm_temperature, max_tokens=args.llm_max_tokens, seed=args.seed)
 
 
-def empty_isolation_table(weeks: int, layer: archetypes.ArchetypeLayer) -> np.ndarray:
-    """``[weeks, G]`` zeros: the input table the layer fills week by week."""
-    return np.zeros((int(weeks), layer.grouping.num_groups), np.float32)
+def archetype_attributes(args: argparse.Namespace) -> list[str]:
+    """The attributes of ``--archetypes``."""
+    return [a.strip() for a in args.archetypes.split(",") if a.strip()]
+
+
+__all__ = [
+    "BEHAVIORS", "DEFAULT_CACHE", "add_llm_arguments", "archetype_attributes", "backend_from_args", "cache_path",
+    "check_llm_arguments", "sampling_from_args",
+]

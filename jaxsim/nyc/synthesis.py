@@ -1,7 +1,7 @@
 """Synthetic New York City populations built from neighbourhood (NTA) household counts.
 
 :func:`synthesize_nyc_population` turns rows of ``households_by_nta.csv`` (see
-:func:`jaxsim.nyc_data.load_households`) into a :class:`~jaxsim.population.Population` with
+:func:`jaxsim.nyc.households.load_households`) into a :class:`~jaxsim.population.Population` with
 households, ages, genders and two contact layers. :func:`synthesize_population_of_size`
 builds a population of an exact size for benchmarks. Everything is vectorised numpy driven
 by one ``np.random.default_rng(seed)``: the same arguments and seed give identical output.
@@ -47,8 +47,8 @@ difference is taken from (given to) the 20-64 bands. Gender is an independent dr
 
 Contact layers
 --------------
-* ``household``: every pair of members of every household (cliques), built without a loop
-  over households; edges come out sorted by ``(u, v)``.
+* ``household``: every pair of members of every household (cliques,
+  :func:`jaxsim.generators.household_cliques`); edges come out sorted by ``(u, v)``.
 * ``community``: a configuration-model graph. Each agent draws a negative-binomial number of
   stubs with mean :data:`DEFAULT_COMMUNITY_MEAN_CONTACTS` for its age band and dispersion
   ``k`` (:data:`DEFAULT_COMMUNITY_DISPERSION`; variance ``mu + mu**2 / k``). A binomial
@@ -58,8 +58,8 @@ Contact layers
   edges are dropped by :meth:`EdgeList.from_pairs`, so the realised mean degree is a hair
   below the configured one (noticeably only in NTAs of a few dozen people).
 
-Both layers carry no weights (every contact has weight 1). ``disease_stages`` is left
-``None``: initial stages are the scenario's business.
+Both layers carry no weights (every contact has weight 1). No initial states: initial
+stages are the scenario's business.
 """
 
 from __future__ import annotations
@@ -72,8 +72,10 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from jaxsim.nyc_data import DATA_DIR, HOUSEHOLDS_FILE, load_households
+from jaxsim import generators
+from jaxsim.nyc.households import DATA_DIR, HOUSEHOLDS_FILE, load_households
 from jaxsim.population import EdgeList, Population
+from jaxsim.errors import InputError
 
 __all__ = [
     "AGE_LABELS",
@@ -311,22 +313,6 @@ def _assign_ages(
     return age
 
 
-def _household_cliques(sizes: np.ndarray) -> EdgeList:
-    """All within-household pairs for contiguous households of ``sizes``, sorted by (u, v)."""
-    n = int(sizes.sum(dtype=np.int64))
-    per_agent_size = np.repeat(sizes, sizes)
-    starts = np.cumsum(sizes, dtype=np.int64) - sizes
-    rank = np.arange(n, dtype=np.int64) - np.repeat(starts, sizes)
-    later = (per_agent_size - 1 - rank).astype(np.int64)  # members after me in my household
-    del per_agent_size, rank, starts
-    u = np.repeat(np.arange(n, dtype=np.int32), later)
-    first = np.cumsum(later) - later
-    offset = np.arange(u.shape[0], dtype=np.int64) - np.repeat(first, later)
-    del first, later
-    v = (u + 1 + offset).astype(np.int32)
-    return EdgeList(u, v, None)
-
-
 def _community_graph(
     rng: np.random.Generator,
     age: np.ndarray,
@@ -335,47 +321,10 @@ def _community_graph(
     dispersion: float,
     cross_share: float,
 ) -> EdgeList:
-    """Configuration model: negative-binomial stubs, paired within NTA or across NTAs."""
-    n = age.shape[0]
-    mu = mean_by_code[age]
-    degree = rng.negative_binomial(dispersion, dispersion / (dispersion + mu))
-    del mu
-    cross = rng.binomial(degree, cross_share) if cross_share > 0 else np.zeros_like(degree)
-    local = degree - cross
-    del degree
-    agents = np.arange(n, dtype=np.int32)
-    local_stubs = np.repeat(agents, local)
-    cross_stubs = [np.repeat(agents, cross)]
-    del cross
-    bounds = np.concatenate([[0], np.cumsum(local, dtype=np.int64)])[
-        np.concatenate([[0], np.cumsum(nta_sizes, dtype=np.int64)])
-    ]
-    del local, agents
-    lengths = np.diff(bounds)
-    pairs = lengths // 2
-    pair_at = np.concatenate([[0], np.cumsum(pairs)])
-    src = np.empty(int(pair_at[-1]), dtype=np.int32)
-    dst = np.empty_like(src)
-    for i in range(len(nta_sizes)):
-        seg = local_stubs[bounds[i] : bounds[i + 1]]
-        if seg.shape[0] < 2:
-            cross_stubs.append(seg.copy())
-            continue
-        rng.shuffle(seg)
-        k = int(pairs[i])
-        src[pair_at[i] : pair_at[i + 1]] = seg[0 : 2 * k : 2]
-        dst[pair_at[i] : pair_at[i + 1]] = seg[1 : 2 * k : 2]
-        if seg.shape[0] % 2:
-            cross_stubs.append(seg[-1:].copy())
-    del local_stubs
-    pool = np.concatenate(cross_stubs)
-    del cross_stubs
-    rng.shuffle(pool)
-    k = pool.shape[0] // 2
-    src = np.concatenate([src, pool[0 : 2 * k : 2]])
-    dst = np.concatenate([dst, pool[1 : 2 * k : 2]])
-    del pool
-    return EdgeList.from_pairs(src, dst)
+    """Configuration model: negative-binomial stubs, paired within NTA or across NTAs
+    (:func:`jaxsim.generators.grouped_configuration_model`)."""
+    degrees = generators.negative_binomial_degrees(rng, mean_by_code[age], dispersion)
+    return generators.grouped_configuration_model(rng, degrees, nta_sizes, cross_share)
 
 
 # ------------------------------------------------------------------------------- inputs
@@ -387,19 +336,19 @@ def _resolve_ntas(ntas: Sequence[str] | str, table: pd.DataFrame) -> list[str]:
         ntas = [ntas]
     codes = [str(c).strip().upper() for c in ntas]
     if not codes:
-        raise ValueError("no NTA codes given; pass a list of codes such as ['QN0103'] or 'all'")
+        raise InputError("no NTA codes given; pass a list of codes such as ['QN0103'] or 'all'")
     seen: set[str] = set()
     dups = sorted({c for c in codes if c in seen or seen.add(c)})
     if dups:
-        raise ValueError(f"NTA codes repeated: {dups}")
+        raise InputError(f"NTA codes repeated: {dups}")
     unknown = [c for c in codes if c not in table.index]
     if unknown:
         hints = {c: difflib.get_close_matches(c, valid, n=3) for c in unknown[:5]}
         hint_txt = "; ".join(f"{c}: did you mean {h}?" for c, h in hints.items() if h)
-        raise ValueError(
+        raise InputError(
             f"unknown NTA code(s) {unknown[:10]}{' ...' if len(unknown) > 10 else ''}; "
             f"valid codes are the {len(valid)} NTAs of the households file, e.g. "
-            f"{sorted(valid)[:5]} (see jaxsim.nyc_data.nta_codes_with_people())"
+            f"{sorted(valid)[:5]} (see jaxsim.nyc.households.nta_codes_with_people())"
             + (f". {hint_txt}" if hint_txt else "")
         )
     return codes
@@ -412,13 +361,13 @@ def _resolve_means(
     if community_mean_contacts is not None:
         unknown = sorted(set(map(str, community_mean_contacts)) - set(AGE_LABELS))
         if unknown:
-            raise ValueError(
+            raise InputError(
                 f"community_mean_contacts: unknown age bands {unknown}; bands are {list(AGE_LABELS)}"
             )
         for band, value in community_mean_contacts.items():
             value = float(value)
             if not np.isfinite(value) or value < 0:
-                raise ValueError(
+                raise InputError(
                     f"community_mean_contacts[{band!r}] = {value}: must be finite and >= 0"
                 )
             means[str(band)] = value
@@ -460,14 +409,14 @@ def synthesize_nyc_population(
 
     Raises:
         ValueError: unknown or repeated NTA codes, no people in the chosen NTAs, or a bad
-            parameter; :class:`jaxsim.nyc_data.NYCDataError` for a malformed data file.
+            parameter; :class:`jaxsim.nyc.households.NYCDataError` for a malformed data file.
     """
     if community_dispersion is None or not np.isfinite(community_dispersion) or community_dispersion <= 0:
-        raise ValueError(f"community_dispersion must be > 0, got {community_dispersion}")
+        raise InputError(f"community_dispersion must be > 0, got {community_dispersion}")
     if not 0.0 <= float(cross_nta_share) <= 1.0:
-        raise ValueError(f"cross_nta_share must be in [0, 1], got {cross_nta_share}")
+        raise InputError(f"cross_nta_share must be in [0, 1], got {cross_nta_share}")
     if max_agents is not None and int(max_agents) < 1:
-        raise ValueError(f"max_agents must be >= 1, got {max_agents}")
+        raise InputError(f"max_agents must be >= 1, got {max_agents}")
     means = _resolve_means(community_mean_contacts)
     table = load_households(households_path)
     codes = _resolve_ntas(ntas, table)
@@ -475,7 +424,7 @@ def synthesize_nyc_population(
     plans = [_plan_from_row(c, table.loc[c]) for c in codes]
     total = sum(p.people for p in plans)
     if total == 0:
-        raise ValueError(f"the NTAs {codes[:10]} have no people; choose populated NTAs")
+        raise InputError(f"the NTAs {codes[:10]} have no people; choose populated NTAs")
     scaled_nta = None
     if max_agents is not None and total > max_agents:
         kept: list[_NTAPlan] = []
@@ -517,14 +466,14 @@ def synthesize_nyc_population(
     county = county_of_area[area]
     household = np.repeat(np.arange(sizes.shape[0], dtype=np.int32), sizes)
 
-    household_layer = _household_cliques(sizes)
+    household_layer = generators.household_cliques(sizes)
     mean_by_code = np.array([means[b] for b in AGE_LABELS], dtype=np.float64)
     community_layer = _community_graph(
         rng, age, nta_people, mean_by_code, float(community_dispersion), float(cross_nta_share)
     )
 
     metadata = {
-        "generator": "jaxsim.synthetic",
+        "generator": "jaxsim.nyc.synthesis",
         "ntas": codes,
         "seed": int(seed),
         "max_agents": None if max_agents is None else int(max_agents),
@@ -560,7 +509,6 @@ def synthesize_nyc_population(
             "county": list(COUNTY_LABELS),
         },
         networks={"household": household_layer, "community": community_layer},
-        disease_stages=None,
         metadata=metadata,
     )
 
@@ -589,5 +537,5 @@ def synthesize_population_of_size(
     table = load_households(kwargs.get("households_path"))
     total = int(table.loc[order, "people"].sum())
     if not 1 <= n_agents <= total:
-        raise ValueError(f"n_agents must be in [1, {total}] (all of NYC), got {n_agents}")
+        raise InputError(f"n_agents must be in [1, {total}] (all of NYC), got {n_agents}")
     return synthesize_nyc_population(order, seed=seed, max_agents=n_agents, **kwargs)

@@ -9,7 +9,7 @@ the same files as ``shared/data/nyc``).
   borough per month, ``month`` 0 = Jan 2019 through 61 = Feb 2024. An input signal.
 
 Months are ``pandas.Period`` (``"2020-08"``); the loaders return ``[months, 5]`` arrays in
-the borough order of :data:`jaxsim.boroughs.BOROUGHS`. Every loader validates its file and
+the borough order of :data:`jaxsim.nyc.boroughs.BOROUGHS`. Every loader validates its file and
 raises :class:`EconomyDataError` (a ``ValueError``) naming the file, the line, the column
 and the value at fault.
 """
@@ -23,10 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from jaxsim.boroughs import BOROUGHS
-from jaxsim.nyc_data import read_text_csv
+from jaxsim.errors import InputError
 
-DATA_DIR: Path = Path(__file__).resolve().parent / "data" / "nyc"
+from jaxsim.nyc.boroughs import BOROUGHS
+from jaxsim.nyc.households import read_text_csv
+
+DATA_DIR: Path = Path(__file__).resolve().parent / "data"
 UNEMPLOYMENT_FILE = "monthly_unemployment_by_borough.csv"
 UI_CLAIMS_FILE = "monthly_ui_claims_by_borough.csv"
 
@@ -39,7 +41,7 @@ UNEMPLOYMENT_YEAR_ORIGIN = 2019
 UI_CLAIMS_MONTH_ORIGIN = pd.Period("2019-01", freq="M")
 
 
-class EconomyDataError(ValueError):
+class EconomyDataError(InputError):
     """A labour-market data file is missing or malformed; the message names file, line,
     column and value."""
 
@@ -228,7 +230,7 @@ def parse_month(text: str | pd.Period) -> pd.Period:
         return text.asfreq("M")
     match = re.fullmatch(r"\s*(\d{4})-(\d{2})\s*", str(text))
     if not match or not 1 <= int(match.group(2)) <= 12:
-        raise ValueError(f"month {text!r} is not a month like 2020-08")
+        raise InputError(f"month {text!r} is not a month like 2020-08")
     return pd.Period(year=int(match.group(1)), month=int(match.group(2)), freq="M")
 
 

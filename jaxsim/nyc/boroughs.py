@@ -6,7 +6,7 @@ code = index), whatever the population: per-borough arrays in the economy are al
 ``[5]``, and a borough with no agents simply has an empty labour force.
 
 An agent's borough comes from the population's ``county`` attribute (labels ``Bronx``,
-``Kings``, ``New York``, ``Queens``, ``Richmond``, as :mod:`jaxsim.synthetic` writes them,
+``Kings``, ``New York``, ``Queens``, ``Richmond``, as :mod:`jaxsim.nyc.synthesis` writes them,
 or the borough names themselves), else from its ``area`` label, an NTA code whose two-letter
 prefix names the borough (``QN0103`` is in Queens).
 """
@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from jaxsim.population import EdgeList, Population, PopulationError
+from jaxsim.errors import InputError
 
 #: Borough codes of the economy (code = index), as the data files name them.
 BOROUGHS: tuple[str, ...] = ("bronx", "brooklyn", "manhattan", "queens", "staten_island")
@@ -105,7 +106,7 @@ def borough_codes(population: Population) -> np.ndarray:
 
 def borough_people(households_path=None) -> dict[str, int]:
     """Census people per borough (sum over its NTAs of ``households_by_nta.csv``)."""
-    from jaxsim.nyc_data import load_households
+    from jaxsim.nyc.households import load_households
 
     table = load_households(households_path)
     out = {b: 0 for b in BOROUGHS}
@@ -119,7 +120,7 @@ def borough_quotas(agents: int, people: dict[str, int]) -> dict[str, int]:
     each borough at least one agent."""
     agents = int(agents)
     if agents < len(BOROUGHS):
-        raise ValueError(f"a five-borough population needs at least {len(BOROUGHS)} agents, got {agents}")
+        raise InputError(f"a five-borough population needs at least {len(BOROUGHS)} agents, got {agents}")
     weights = np.asarray([people[b] for b in BOROUGHS], np.float64)
     exact = weights / weights.sum() * (agents - len(BOROUGHS))
     base = np.floor(exact).astype(np.int64)
@@ -134,7 +135,7 @@ def five_borough_population(agents: int = 20_000, seed: int = 0, *, cached: bool
 
     Each borough's share is one neighbourhood of :data:`CASE_DATA_NTAS` (the one with
     observed weekly cases), scaled down to its quota by
-    :func:`jaxsim.synthetic.synthesize_nyc_population` (``max_agents``: households,
+    :func:`jaxsim.nyc.synthesis.synthesize_nyc_population` (``max_agents``: households,
     ages and contacts of the whole NTA, scaled). The five parts are concatenated (agents
     of a borough contiguous, in :data:`BOROUGHS` order); their contact layers stay within
     each part. Attributes as the synthetic populations (``age, gender, area, county,
@@ -142,24 +143,24 @@ def five_borough_population(agents: int = 20_000, seed: int = 0, *, cached: bool
 
     Args:
         cached: build the parts through the population cache
-            (:func:`jaxsim.cli.cached_synthetic_population`).
+            (:func:`jaxsim.nyc.cli.cached_synthetic_population`).
     """
-    from jaxsim import synthetic
+    from jaxsim.nyc import synthesis
 
     quotas = borough_quotas(agents, borough_people())
     parts = []
     for index, borough in enumerate(BOROUGHS):
         nta = CASE_DATA_NTAS[borough]
         if cached:
-            from jaxsim.cli import cached_synthetic_population
+            from jaxsim.nyc.cli import cached_synthetic_population
 
             part = cached_synthetic_population([nta], seed=seed + index, max_agents=quotas[borough])
         else:
-            part = synthetic.synthesize_nyc_population([nta], seed=seed + index, max_agents=quotas[borough])
+            part = synthesis.synthesize_nyc_population([nta], seed=seed + index, max_agents=quotas[borough])
         parts.append(part)
     population = concatenate_populations(parts)
     population.metadata = {
-        "generator": "jaxsim.boroughs.five_borough_population",
+        "generator": "jaxsim.nyc.boroughs.five_borough_population",
         "agents": int(agents),
         "seed": int(seed),
         "ntas": [CASE_DATA_NTAS[b] for b in BOROUGHS],
@@ -175,7 +176,7 @@ def concatenate_populations(parts: Sequence[Population]) -> Population:
     unlabelled ``household`` ids are offset so that households stay distinct, contact
     layers are offset and kept within each part."""
     if not parts:
-        raise ValueError("concatenate_populations: no populations given")
+        raise InputError("concatenate_populations: no populations given")
     names = list(parts[0].attributes)
     for part in parts[1:]:
         if sorted(part.attributes) != sorted(names):
@@ -230,8 +231,32 @@ __all__ = [
     "COUNTY_TO_BOROUGH",
     "NTA_PREFIX_TO_BOROUGH",
     "borough_codes",
+    "borough_of_label",
+    "borough_of_labels",
     "borough_people",
     "borough_quotas",
     "concatenate_populations",
     "five_borough_population",
 ]
+
+
+def borough_of_label(attribute: str, label: str) -> int | None:
+    """The borough code (index into :data:`BOROUGHS`) a ``county`` or ``area`` (NTA) label
+    names, or ``None`` (another attribute, or a label naming no borough)."""
+    if attribute == "county":
+        borough = COUNTY_TO_BOROUGH.get(_normalise(label))
+    elif attribute == "area":
+        borough = NTA_PREFIX_TO_BOROUGH.get(str(label).strip()[:2].upper())
+    else:
+        return None
+    return None if borough is None else BOROUGHS.index(borough)
+
+
+def borough_of_labels(labels) -> int | None:
+    """The borough of an archetype from its labels (``county`` first, else ``area``), or
+    ``None`` when they name none: the ``region_of`` option of the labour model's
+    willingness layer (:mod:`jaxsim.models.labour.behaviour`)."""
+    for attribute in ("county", "area"):
+        if attribute in labels:
+            return borough_of_label(attribute, labels[attribute])
+    return None

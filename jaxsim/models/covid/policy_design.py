@@ -14,9 +14,8 @@ agent-days spent isolating (the sum of the daily ``isolating`` metric); ``budget
 isolation-days the policy may use and ``penalty`` (per isolation-day over it) makes going
 over it costly. Units: agents and agent-days.
 
-:func:`optimise` runs Adam on ``z`` with gradients through the model's estimator
-(``covid_model(estimator="straight_through", contact_method="dense")``), a few fresh seeds
-per step; :func:`grid_search` evaluates constant schedules on fixed evaluation seeds and
+:func:`optimise` runs Adam on ``z`` with gradients through the problem's estimator
+(``"straight_through"`` by default), a few fresh seeds per step (vmapped); :func:`grid_search` evaluates constant schedules on fixed evaluation seeds and
 keeps the best that stays within the budget; :func:`evaluate` scores any schedules on the
 same seeds (paired), so the gradient design and the best grid point are compared on
 equal terms.
@@ -34,12 +33,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxsim import ensemble, interventions as iv_lib
-from jaxsim.covid import CovidParams
+from jaxsim import ensemble
 from jaxsim.engine import Model, World
+from jaxsim.errors import InputError
+from jaxsim.models.covid.interventions import IsolationCompliance
+from jaxsim.models.covid.params import CovidParams
 
 
-class PolicyDesignError(ValueError):
+class PolicyDesignError(InputError):
     """A policy-design problem was set up with values it cannot use."""
 
 
@@ -48,7 +49,7 @@ class PolicyProblem:
     """What a design needs.
 
     Attributes:
-        model: a COVID model; for :func:`optimise` one with a gradient estimator.
+        model: a COVID model.
         params: parameters whose ``interventions`` hold an
             :class:`~jaxsim.interventions.IsolationCompliance` named ``intervention``
             with one scale per week of the horizon (its values are the starting point).
@@ -58,7 +59,7 @@ class PolicyProblem:
         penalty: cost per isolation-day over the budget (>= 0).
         max_scale: largest weekly multiplier (> 1).
         intervention: the name of the compliance intervention to design.
-        init_args: initial conditions (see :func:`jaxsim.ensemble.default_init`).
+        estimator: the gradient estimator of :func:`optimise`'s runs.
     """
 
     model: Model
@@ -70,7 +71,7 @@ class PolicyProblem:
     penalty: float = 1.0
     max_scale: float = 3.0
     intervention: str = "isolation_compliance"
-    init_args: dict | None = None
+    estimator: str = "straight_through"
 
     def __post_init__(self) -> None:
         if self.params.interventions is None:
@@ -79,7 +80,7 @@ class PolicyProblem:
         if self.intervention not in names:
             raise PolicyDesignError(f"no intervention named {self.intervention!r}; the set has {list(names)}")
         item = self.params.interventions.items[names.index(self.intervention)]
-        if not isinstance(item, iv_lib.IsolationCompliance):
+        if not isinstance(item, IsolationCompliance):
             raise PolicyDesignError(
                 f"intervention {self.intervention!r} is a {type(item).__name__}, not an IsolationCompliance"
             )
@@ -131,8 +132,8 @@ class PolicyProblem:
     def outcomes(self, scale: jax.Array, key: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(infections, isolation_days)`` of one run with schedule ``scale``."""
         metrics = ensemble.member_metrics(
-            self.model, self.with_schedule(scale), self.world, key, self.days,
-            init_args=self.init_args, metric_names=("new_infections", "isolating"), checkpoint_days=7,
+            self.model, key, self.with_schedule(scale), self.world, self.days,
+            metric_names=("new_infections", "isolating"), checkpoint_days=7, estimator=self.estimator,
         )
         return metrics["new_infections"].sum(), metrics["isolating"].sum()
 
@@ -165,8 +166,8 @@ def evaluate(problem: PolicyProblem, scales, keys: jax.Array, *, model: Model | 
     sets = [problem.with_schedule(s) for s in scales]
     batch, all_keys, _ = ensemble.cross(sets, keys)
     result = ensemble.run_ensemble(
-        model or problem.model, batch, problem.world, all_keys, problem.days,
-        init_args=problem.init_args, metric_names=("new_infections", "isolating"), batch_size=batch_size,
+        model or problem.model, all_keys, batch, problem.world, problem.days,
+        metric_names=("new_infections", "isolating"), batch_size=batch_size,
     )
     reps = int(keys.shape[0])
     infections = result.totals("new_infections").reshape(len(scales), reps)
@@ -207,7 +208,7 @@ def optimise(
 ) -> DesignResult:
     """Adam on the unconstrained weekly schedule, from the intervention's current scale
     (held 1% inside ``[1, max_scale]``), ``seeds_per_step`` fresh runs per step (vmapped,
-    gradients through the model's estimator). A non-finite objective or gradient stops
+    gradients through the problem's estimator). A non-finite objective or gradient stops
     with the last good schedule."""
     if steps < 1 or seeds_per_step < 1:
         raise PolicyDesignError(f"steps and seeds_per_step must be >= 1, got {steps}, {seeds_per_step}")

@@ -15,7 +15,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-DATA_DIR = Path(__file__).resolve().parent / "data" / "nyc"
+from jaxsim.errors import InputError
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
 WEEKLY_CASES_FILE = "weekly_cases_mobility_by_neighborhood.csv"
 
 MOBILITY_COLUMNS = (
@@ -33,7 +35,7 @@ REQUIRED_COLUMNS = ("date", "epiweek", "nta_id", "neighborhood", "cases_week") +
 DEFAULT_ASCERTAINMENT = 0.25
 
 
-class CaseDataError(ValueError):
+class CaseDataError(InputError):
     """The weekly case file is missing, malformed, or lacks the requested NTA/weeks."""
 
 
@@ -191,7 +193,7 @@ def seeding_from_cases(
     later) give the prior case signal.
     """
     if not 0 < ascertainment <= 1:
-        raise ValueError(f"ascertainment must lie in (0, 1], got {ascertainment}")
+        raise InputError(f"ascertainment must lie in (0, 1], got {ascertainment}")
     if observed is None or people_in_observed_ntas <= 0:
         share = DEFAULT_INITIAL_SHARE
         prior = np.full(28, share / infected_days, np.float32)
