@@ -22,8 +22,10 @@ Runs, all ``--weeks`` weeks long with the same seed:
    must equal the warm run's bit for bit (checked), so the two simulate the same epidemic.
 
 Runs 2-4 alternate, ``--repeats`` times after a first compiling run each (best and median wall time,
-the whole ``run_with_archetypes`` / ``engine.run`` call: simulation, the weekly host loop,
-prompt rendering and cache look-ups). Overhead over the heuristic policy = warm /
+the whole ``jaxsim.behaviour.run_with_behaviour`` / ``engine.run`` call: simulation, the weekly
+host loop, prompt rendering and cache look-ups). ``run_with_behaviour`` keeps its input state
+(it cannot donate it), so runs 3 and 4 keep theirs too (``donate=False``): each of the three
+pays the same one copy of the state. Overhead over the heuristic policy = warm /
 heuristic - 1 (the target: under 10%); it mixes the layer's cost with the different
 epidemic that the model's answers produce (how many isolate changes how many are
 infectious, hence the contact sums' cost). The layer's own cost = warm / same answers - 1.
@@ -51,15 +53,17 @@ def main(argv=None) -> int:
     import jax
     import numpy as np
 
-    from jaxsim import archetypes, covid, engine, synthetic
+    from jaxsim import behaviour, engine
     from jaxsim.llm import CachedBackend, LlamaCppBackend, OpenAIChatBackend, ResponseCache, SamplingSettings
+    from jaxsim.models import covid
+    from jaxsim.nyc import synthesis
 
     population = (
-        synthetic.synthesize_nyc_population(["QN0103"], seed=0) if args.agents is None
-        else synthetic.synthesize_population_of_size(args.agents, seed=0)
+        synthesis.synthesize_nyc_population(["QN0103"], seed=0) if args.agents is None
+        else synthesis.synthesize_population_of_size(args.agents, seed=0)
     )
-    grouping = archetypes.group_agents(population, args.archetypes.split(","))
-    arch_pop = archetypes.with_archetype_attribute(population, grouping)
+    grouping = behaviour.group_agents(population, args.archetypes.split(","))
+    arch_pop = behaviour.with_group_attribute(population, grouping)
     days = 7 * args.weeks
     inner = (
         OpenAIChatBackend(args.llm_url, args.llm_model) if args.llm_url
@@ -67,43 +71,45 @@ def main(argv=None) -> int:
     )
 
     def setup(pop, groups, table):
-        world = covid.build_world(pop, isolation_groups=groups, isolation_prob=table)
+        # 20 cases a day over the 28 days before the run: the case signal the policies start from.
+        world = covid.build_world(pop, isolation_groups=groups, isolation_prob=table, prior_daily_cases=20.0)
         params = covid.default_params(
-            pop, args.weeks, contact_normaliser=covid.default_contact_normaliser(world),
-            isolation_groups=groups, initial_exposed_share=0.002, initial_infected_share=0.002,
+            world, args.weeks, contact_normaliser=covid.default_contact_normaliser(world),
+            initial_exposed_share=0.002, initial_infected_share=0.002,
         )
         return world, params
 
     table = np.zeros((args.weeks, grouping.num_groups), np.float32)
-    world_a, params_a = setup(arch_pop, archetypes.ARCHETYPE_ATTRIBUTE, table)
+    world_a, params_a = setup(arch_pop, behaviour.ARCHETYPE_ATTRIBUTE, table)
     world_h, params_h = setup(population, "age", None)
     model_a = covid.covid_model(policy="inputs")
     model_h = covid.covid_model(policy="heuristic")
 
     def archetype_run(cache):
-        layer = archetypes.ArchetypeLayer(
-            grouping=grouping, backend=CachedBackend(inner, cache),
-            template=archetypes.default_template(grouping.attributes),
-            neighbourhood="Astoria, Queens",
-            prior=archetypes.heuristic_prior(grouping, covid.DEFAULT_ISOLATION_BASELINE, 1.0),
+        layer = behaviour.BehaviourLayer(
+            policy=behaviour.policy_of(model_a, "isolation_prob"), grouping=grouping,
+            backend=CachedBackend(inner, cache),
+            template=covid.isolation_template(grouping.attributes),
+            options={"neighbourhood": "Astoria, Queens", "ascertainment": 0.25,
+                     "baseline_by_age": covid.DEFAULT_ISOLATION_BASELINE, "response": 1.0},
             settings=SamplingSettings(),
         )
-        state = covid.initial_state(params_a, jax.random.key(1), world_a, prior_daily_cases=20.0)
+        state = model_a.init(jax.random.key(1), params_a, world_a)
         start = time.perf_counter()
-        run = archetypes.run_with_archetypes(model_a, state, params_a, world_a, jax.random.key(0), days, layer)
+        run = behaviour.run_with_behaviour(model_a, jax.random.key(0), state, params_a, world_a, days, [layer])
         return time.perf_counter() - start, run, layer
 
     def fixed_table_run(answers):
-        world = world_a.replace(inputs={**world_a.inputs, "isolation_prob": jax.numpy.asarray(answers)})
-        state = covid.initial_state(params_a, jax.random.key(1), world, prior_daily_cases=20.0)
+        world = world_a.with_inputs(isolation_prob=jax.numpy.asarray(answers))
+        state = model_a.init(jax.random.key(1), params_a, world)
         start = time.perf_counter()
-        result = engine.run(model_a, state, params_a, world, jax.random.key(0), days, progress=False)
+        result = engine.run(model_a, jax.random.key(0), state, params_a, world, days, progress=False)
         return time.perf_counter() - start, result
 
     def heuristic_run():
-        state = covid.initial_state(params_h, jax.random.key(1), world_h, prior_daily_cases=20.0)
+        state = model_h.init(jax.random.key(1), params_h, world_h)
         start = time.perf_counter()
-        engine.run(model_h, state, params_h, world_h, jax.random.key(0), days, progress=False)
+        engine.run(model_h, jax.random.key(0), state, params_h, world_h, days, progress=False)
         return time.perf_counter() - start
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +118,8 @@ def main(argv=None) -> int:
             cold_seconds, cold, layer = archetype_run(cache)
         calls = layer.backend.llm_calls
         heuristic_run()  # compile
-        _, same = fixed_table_run(cold.isolation_prob)
+        answers = cold.tables["isolation_prob"]
+        _, same = fixed_table_run(answers)
         for name, values in cold.result.metrics.items():
             if not np.array_equal(values, same.metrics[name]):
                 raise SystemExit(f"the fixed-table run differs from the archetype run in metric {name!r}")
@@ -123,7 +130,7 @@ def main(argv=None) -> int:
             assert warm_layer.backend.llm_calls == 0
             warm.append((seconds, run.refresh_seconds))
             heuristic.append(heuristic_run())
-            fixed.append(fixed_table_run(cold.isolation_prob)[0])
+            fixed.append(fixed_table_run(answers)[0])
     best_warm = min(warm)
     best_heuristic = min(heuristic)
     best_fixed = min(fixed)

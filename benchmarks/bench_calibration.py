@@ -32,17 +32,20 @@ def _setup(agents: int, weeks: int, estimator: str):
     import jax
     import numpy as np
 
-    from jaxsim import calibration, covid, synthetic
+    from jaxsim import calibration
+    from jaxsim.models import covid
+    from jaxsim.nyc import synthesis
 
-    population = synthetic.synthesize_nyc_population(["QN0103"], seed=0, max_agents=agents)
+    population = synthesis.synthesize_nyc_population(["QN0103"], seed=0, max_agents=agents)
     world = covid.build_world(population)
     params = covid.default_params(
-        population, weeks, contact_normaliser=covid.default_contact_normaliser(world),
+        world, weeks, contact_normaliser=covid.default_contact_normaliser(world),
         initial_exposed_share=0.002, initial_infected_share=0.002, transmission_rate=3.0,
     )
-    model = covid.covid_model(estimator=estimator)
+    model = covid.covid_model()  # the estimator is a setting of the runs (the problem's)
     problem = calibration.CalibrationProblem(
-        model, world, params, np.full(weeks, 100.0, np.float32), weeks, 0.25, estimator=estimator
+        model, world, params, np.full(weeks, 100.0, np.float32), weeks,
+        calibration.Observation("new_cases", 7, scale=0.25), estimator=estimator,
     )
     return jax, np, calibration, problem
 
@@ -66,14 +69,14 @@ def worker(mode: str, agents: int, weeks: int, repeats: int, steps: int, seeds: 
     jax, np, calibration, problem = _setup(agents, weeks, "straight_through")
     import jax.numpy as jnp
 
-    from jaxsim import covid, engine
+    from jaxsim import engine
 
     def weekly(rates, key):
         params = problem.params.replace(transmission_rate=rates)
         init_key, run_key = jax.random.split(key)
-        state = covid.initial_state(params, init_key, problem.world, estimator="straight_through")
-        _, m = engine.simulate(problem.model, state, params, problem.world, run_key, 7 * weeks,
-                               checkpoint_days=7 if checkpoint else None)
+        state = engine.initial_state(problem.model, init_key, params, problem.world, estimator="straight_through")
+        _, m = engine.simulate(problem.model, run_key, state, params, problem.world, 7 * weeks,
+                               checkpoint_days=7 if checkpoint else None, estimator="straight_through")
         return m["new_cases"].reshape(weeks, 7).sum(1)
 
     def loss(rates, key):

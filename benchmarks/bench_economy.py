@@ -9,7 +9,8 @@ Populations: :func:`jaxsim.nyc.boroughs.five_borough_population` (the five borou
 proportion to their census population), 0.1% exposed and 0.1% infected agents on day 0,
 one imported infection a day. For each size, ``--months`` calendar months from August 2020
 run as one compiled ``lax.scan`` (one chunk), with the COVID model alone and with the
-coupled model (:func:`jaxsim.economy.coupled_model`); after a compiling run of each, the
+coupled model (``jaxsim.coupling.compose({"covid": covid.covid_model(), "economy":
+labour.labour_model()})``); after a compiling run of each, the
 two are timed ``--repeats`` times, interleaved (best run time of each). Then, at the
 first size: the labour-market fit (1,000 Adam steps on the expected flows, compilation
 included) and a paired stimulus comparison of ``--members`` members x 2 scenarios through
@@ -35,13 +36,15 @@ def main(argv=None) -> int:
     import jax
     import numpy as np
 
-    from jaxsim import boroughs, covid, economy, engine, ensemble, interventions
-    from jaxsim import economy_calibration as ec
-    from jaxsim import nyc_economy_data as data
+    from jaxsim import coupling, engine, ensemble, interventions
+    from jaxsim.models import covid, labour
+    from jaxsim.models.labour import calibration as ec
+    from jaxsim.nyc import boroughs
+    from jaxsim.nyc import economy_data as data
 
     start = dt.date(2020, 8, 1)
     period = data.parse_month("2020-08")
-    days = economy.days_in_months(start, args.months)
+    days = labour.days_in_months(start, args.months)
     unemployment, claims = data.load_unemployment(), data.load_ui_claims()
     observed = unemployment.window(period, args.months)
     claims_rate = claims.claims_rate(unemployment, period, args.months)
@@ -53,25 +56,29 @@ def main(argv=None) -> int:
         population = boroughs.five_borough_population(n, seed=0, cached=False)
         world = covid.build_world(population)
         covid_params = covid.default_params(
-            population, -(-days // 7), contact_normaliser=covid.default_contact_normaliser(world),
+            world, -(-days // 7), contact_normaliser=covid.default_contact_normaliser(world),
             initial_exposed_share=0.001, initial_infected_share=0.001,
-        ).replace(interventions=interventions.combine(interventions.seeding(1, start=0, name="imported_infections")))
-        attributes = economy.labour_attributes(population, seed=0)
-        world = economy.build_economy_world(world, population, attributes, start=start, claims_rate=claims_rate)
-        params = economy.CoupledParams(
-            covid_params, economy.default_economy_params(population, stimulus=economy.no_stimulus(args.months))
+        ).replace(interventions=interventions.combine(covid.seeding(1, start=0, name="imported_infections")))
+        attributes = labour.labour_attributes(population, boroughs.borough_codes(population), seed=0)
+        # The economy's initial conditions (each borough's observed rate of the first month, a
+        # prior case signal of 1 per 1,000) live in the world.
+        world = labour.build_world(
+            world, population, attributes, regions=boroughs.BOROUGHS, start=start, claims_rate=claims_rate,
+            initial_unemployment=observed[0].astype(np.float32), prior_case_signal=np.ones(5, np.float32),
         )
-        init_args = {"initial_unemployment": observed[0].astype(np.float32), "prior_case_signal": np.ones(5, np.float32)}
+        params = coupling.Parts(
+            covid=covid_params, economy=labour.default_params(world, stimulus=labour.no_stimulus(args.months))
+        )
 
-        covid_model, coupled = covid.covid_model(), economy.coupled_model()
-        runs = {
-            "covid": (covid_model, lambda: covid.initial_state(covid_params, jax.random.key(0), world), covid_params),
-            "coupled": (coupled, lambda: economy.coupled_initial_state(params, jax.random.key(0), world, init_args), params),
-        }
+        covid_model = covid.covid_model()
+        coupled = coupling.compose({"covid": covid.covid_model(), "economy": labour.labour_model()})
+        runs = {"covid": (covid_model, covid_params), "coupled": (coupled, params)}
 
         def once(name):
-            model, make_state, p = runs[name]
-            return engine.run(model, make_state(), p, world, jax.random.key(1), days, chunk_days=days, progress=False)
+            model, p = runs[name]
+            state = model.init(jax.random.key(0), p, world)
+            return engine.run(model, jax.random.key(1), state, p, world, days, chunk_days=days, progress=False,
+                              donate=True)
 
         compile_s = {name: once(name).compile_seconds for name in runs}
         best = {name: float("inf") for name in runs}
@@ -83,13 +90,13 @@ def main(argv=None) -> int:
         print(f"| {n:,} | {1e3 * covid_s / days:.2f} | {1e3 * coupled_s / days:.2f} | "
               f"{coupled_s / covid_s - 1:+.0%} | {covid_c:.1f} | {coupled_c:.1f} |")
         if first is None:
-            first = (population, world, params, init_args)
+            first = (population, world, params, coupled)
 
-    population, world, params, init_args = first
-    state = economy.coupled_initial_state(params, jax.random.key(0), world, init_args)
-    result = engine.run(economy.coupled_model(), state, params, world, jax.random.key(1), days, chunk_days=days,
-                        progress=False)
-    rows = economy.monthly_rows(result.metrics)
+    population, world, params, coupled = first
+    state = coupled.init(jax.random.key(0), params, world)
+    result = engine.run(coupled, jax.random.key(1), state, params, world, days, chunk_days=days,
+                        progress=False, donate=True)
+    rows = labour.monthly_rows(result.metrics)
     problem = ec.LabourCalibrationProblem(
         params=params.economy, observed=observed, willingness=result.metrics["willingness"][rows],
         case_signal=result.metrics["case_signal"][rows], claims_rate=result.metrics["claims_rate"][rows],
@@ -100,13 +107,13 @@ def main(argv=None) -> int:
           f"loss {fit.loss_curve[0]:.2f} -> {fit.loss_curve[-1]:.3f} pp^2")
 
     paid = params.replace(economy=params.economy.replace(
-        stimulus=economy.stimulus_payment(1200.0, [1], num_months=args.months)))
+        stimulus=labour.stimulus_payment(1200.0, [1], num_months=args.months)))
     keys = ensemble.member_keys(7, args.members)
     batch, all_keys, labels = ensemble.cross([params, paid], keys, set_labels=["baseline", "stimulus"])
     begin = time.perf_counter()
     out = ensemble.run_ensemble(
-        economy.coupled_model(), batch, world, all_keys, days, init=economy.coupled_initial_state,
-        init_args=init_args, metric_names=["month_end", "city_unemployed", "city_consumption"], members=labels,
+        coupled, all_keys, batch, world, days,
+        metric_names=["month_end", "city_unemployed", "city_consumption"], members=labels,
     )
     total = time.perf_counter() - begin
     parts = out.split("set")

@@ -60,7 +60,9 @@ def main(argv=None) -> int:
     import jax
     import numpy as np
 
-    from jaxsim import covid, ensemble, memory, synthetic
+    from jaxsim import ensemble, memory
+    from jaxsim.models import covid
+    from jaxsim.nyc import synthesis
 
     print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}) x {jax.local_device_count()}, "
           f"days per run: {args.days}")
@@ -69,16 +71,16 @@ def main(argv=None) -> int:
     print(header)
     for spec in [s.strip() for s in args.agents.split(",") if s.strip()]:
         if spec == "astoria":
-            population = synthetic.synthesize_nyc_population(["QN0103"], seed=0)
+            population = synthesis.synthesize_nyc_population(["QN0103"], seed=0)
         else:
-            population = synthetic.synthesize_population_of_size(int(spec), seed=0)
+            population = synthesis.synthesize_population_of_size(int(spec), seed=0)
         world = covid.build_world(population)
         params = covid.default_params(
-            population, -(-args.days // 7), contact_normaliser=covid.default_contact_normaliser(world),
+            world, -(-args.days // 7), contact_normaliser=covid.default_contact_normaliser(world),
             initial_exposed_share=0.002, initial_infected_share=0.002, transmission_rate=3.0,
         )
         model = covid.covid_model()
-        single = jax.jit(lambda p, k, w: ensemble.member_metrics(model, p, w, k, args.days))
+        single = jax.jit(lambda p, k, w: ensemble.member_metrics(model, k, p, w, args.days))
         seq_keys = ensemble.member_keys(1, args.sequential)
         jax.block_until_ready(single(params, seq_keys[0], world))  # compile
 
@@ -94,12 +96,12 @@ def main(argv=None) -> int:
             compile_seconds = None
             for _ in range(max(1, args.repeats)):
                 seq_best = max(seq_best, sequential())
-                result = ensemble.run_ensemble(model, params, world, keys, args.days, batch_size=args.batch)
+                result = ensemble.run_ensemble(model, keys, params, world, args.days, batch_size=args.batch)
                 if compile_seconds is None:
                     compile_seconds = result.compile_seconds
                 ens_best = max(ens_best, members / result.run_seconds)
-            state = covid.initial_state(params, jax.random.key(0), world)
-            metrics = jax.eval_shape(lambda k: ensemble.member_metrics(model, params, world, k, args.days),
+            state = model.init(jax.random.key(0), params, world)
+            metrics = jax.eval_shape(lambda k: ensemble.member_metrics(model, k, params, world, args.days),
                                      jax.random.key(0))
             per_member = ensemble.member_bytes(world, state, metrics) / 2**20
             print(f"{population.size:>10,} {members:>8} {result.devices:>7} {result.batch_size:>6} {seq_best:>13.2f} {ens_best:>11.2f} "

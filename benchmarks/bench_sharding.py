@@ -34,12 +34,14 @@ import time
 def timing_worker(n: int, devices: int, method: str, days: int, repeats: int) -> dict:
     import jax
 
-    from jaxsim import covid, engine, sharding, synthetic
+    from jaxsim import engine, sharding
+    from jaxsim.models import covid
+    from jaxsim.nyc import synthesis
 
-    population = synthetic.synthesize_population_of_size(n, seed=0)
+    population = synthesis.synthesize_population_of_size(n, seed=0)
     world = covid.build_world(population)
     params = covid.default_params(
-        population, max(1, -(-days // 7)), contact_normaliser=covid.default_contact_normaliser(world),
+        world, max(1, -(-days // 7)), contact_normaliser=covid.default_contact_normaliser(world),
         initial_exposed_share=0.002, initial_infected_share=0.002,
     )
     mesh = sharding.make_mesh(devices) if devices > 1 else None
@@ -53,12 +55,12 @@ def timing_worker(n: int, devices: int, method: str, days: int, repeats: int) ->
     model = covid.covid_model(contact_method=method)
     best, compile_seconds, first = float("inf"), None, None
     for _ in range(repeats + 1):
-        state = covid.initial_state(params, jax.random.key(1), world)
+        state = model.init(jax.random.key(1), params, world)
         key = jax.random.key(0)
         if mesh is not None:
             state = sharding.shard_state(state, mesh, world)
             key = sharding.replicate(key, mesh)
-        result = engine.run(model, state, params, world, key, days, chunk_days=days, progress=False)
+        result = engine.run(model, key, state, params, world, days, chunk_days=days, progress=False, donate=True)
         if compile_seconds is None:
             compile_seconds, first = result.compile_seconds, result.run_seconds
         else:
@@ -99,12 +101,13 @@ def halo_rows(label: str, population, device_counts) -> list[dict]:
 def run_halo(device_counts) -> list[dict]:
     import numpy as np
 
-    from jaxsim import locality, synthetic
+    from jaxsim import locality
+    from jaxsim.nyc import synthesis
 
     rows = []
     for label, population in (
-        ("Astoria", synthetic.synthesize_nyc_population(["QN0103"], seed=0)),
-        ("1M", synthetic.synthesize_population_of_size(1_000_000, seed=0)),
+        ("Astoria", synthesis.synthesize_nyc_population(["QN0103"], seed=0)),
+        ("1M", synthesis.synthesize_population_of_size(1_000_000, seed=0)),
     ):
         rows += halo_rows(f"{label} locality", locality.localize(population), device_counts)
         shuffled = locality.reorder(population, np.random.default_rng(0).permutation(population.size))

@@ -33,15 +33,17 @@ def worker(n: int, days: int, repeats: int, method: str) -> dict:
     import jax
     import numpy as np
 
-    from jaxsim import covid, engine, synthetic
+    from jaxsim import engine
+    from jaxsim.models import covid
+    from jaxsim.nyc import synthesis
 
     start = time.perf_counter()
-    population = synthetic.synthesize_population_of_size(n, seed=0)
+    population = synthesis.synthesize_population_of_size(n, seed=0)
     build_seconds = time.perf_counter() - start
     start = time.perf_counter()
     world = covid.build_world(population)
     params = covid.default_params(
-        population, max(1, -(-days // 7)),
+        world, max(1, -(-days // 7)),
         contact_normaliser=covid.default_contact_normaliser(world),
         initial_exposed_share=0.002, initial_infected_share=0.002,
     )
@@ -50,9 +52,10 @@ def worker(n: int, days: int, repeats: int, method: str) -> dict:
     directed_edges = sum(layer.num_directed_edges for layer in world.graph.values())
     best, compile_seconds, first_run = float("inf"), None, None
     for repeat in range(repeats + 1):  # the first run (right after compiling) is reported apart
-        state = covid.initial_state(params, jax.random.key(1), world)
+        state = model.init(jax.random.key(1), params, world)
         result = engine.run(
-            model, state, params, world, jax.random.key(0), days, chunk_days=days, progress=False
+            model, jax.random.key(0), state, params, world, days, chunk_days=days, progress=False,
+            donate=True,
         )
         if compile_seconds is None:
             compile_seconds, first_run = result.compile_seconds, result.run_seconds

@@ -52,6 +52,12 @@ _EXPORTS = {
     "InputError": "jaxsim.errors",
 }
 
+#: Modules reachable as attributes (``jaxsim.generators.erdos_renyi``), imported on first use.
+_MODULES = {
+    "behaviour", "calibration", "coupling", "engine", "ensemble", "generators", "interventions", "kernels",
+    "memory", "models", "outputs", "parameters", "population_io", "sampling", "sharding", "sim", "world",
+}
+
 __all__ = sorted(_EXPORTS) + ["state"]
 
 
@@ -64,6 +70,8 @@ def state(cls):
 
 
 def __getattr__(name: str):
+    if name in _MODULES:
+        return importlib.import_module(f"jaxsim.{name}")
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'jaxsim' has no attribute {name!r}")
@@ -73,4 +81,4 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+    return sorted(set(globals()) | set(_EXPORTS) | _MODULES)

@@ -533,6 +533,16 @@ def _compiled_chunk(model: Model, chunk_days: int, estimator, key, state, params
     return program, seconds
 
 
+def even_chunk(days: int, target: int) -> int:
+    """Days per chunk of a run without a hook: ``days`` itself for runs up to twice the
+    target, else the divisor of ``days`` closest to ``target`` within ``[target / 2, 2
+    target]`` (every chunk the same length: one compiled program), else ``days`` (one chunk)."""
+    if days <= 2 * target:
+        return days
+    divisors = [d for d in range(max(1, -(-target // 2)), 2 * target + 1) if days % d == 0]
+    return min(divisors, key=lambda d: (abs(d - target), -d)) if divisors else days
+
+
 def copy_tree(tree):
     """Fresh device buffers for every array leaf of ``tree`` (placement kept)."""
     return jax.tree.map(lambda x: jnp.copy(x) if isinstance(x, jax.Array) else x, tree)
@@ -557,9 +567,9 @@ def run(
 ) -> RunResult:
     """Run ``days`` days in chunks of ``chunk_days`` with a progress bar; time compile and run.
 
-    Each chunk is a ``lax.scan`` of a compiled program; runs of at most ``2 * chunk_days``
-    days are one chunk, longer runs compile at most two programs (full chunks and the
-    remainder). The state stays on the device between chunks and only the metrics come
+    Each chunk is a ``lax.scan`` of one compiled program: without a hook every chunk has
+    the same length (:func:`even_chunk`: about ``chunk_days``, or the whole run), so a run
+    compiles once. The state stays on the device between chunks and only the metrics come
     back. Results equal :func:`simulate`'s for the same inputs.
 
     Args:
@@ -597,8 +607,8 @@ def run(
         shared = {id(leaf) for leaf in jax.tree.leaves((params, world))}
         state = jax.tree.map(lambda x: jnp.copy(x) if id(x) in shared else x, state)
     chunk_days = max(1, int(chunk_days))
-    if days <= 2 * chunk_days and before_chunk is None:
-        chunk_days = days  # short runs: one chunk, one compilation
+    if before_chunk is None:
+        chunk_days = even_chunk(days, chunk_days)  # one compiled program per run
     lengths = [min(chunk_days, days - t0) for t0 in range(0, days, chunk_days)]
 
     # One compiled program per distinct chunk length (at most two: full and remainder),
@@ -652,6 +662,7 @@ __all__ = [
     "World",
     "as_substep",
     "copy_tree",
+    "even_chunk",
     "fingerprint",
     "initial_state",
     "pad_agents",

@@ -607,8 +607,9 @@ def compare(
     Args:
         outcomes: ``{name: (metric, sign)}``: sign +1 reports ``baseline - alternative``
             (averted), -1 ``alternative - baseline`` (extra). Default: the model's declared
-            outcomes (kept in the results), else every summable declared metric; metrics a
-            scenario lacks are skipped for it.
+            outcomes (kept in the results), else every summable declared metric, else every
+            scalar metric (each named after its metric, ``baseline - alternative`` of its
+            total over the days); metrics a scenario lacks are skipped for it.
         days: day positions summed over (default all).
 
     Returns ``{"totals": {scenario: {metric: summary}}, "differences": {alternative:
@@ -621,8 +622,8 @@ def compare(
                 "needs the same keys, member by member (common random numbers)"
             )
     if outcomes is None:
-        outcomes = dict(baseline.outcomes) or {
-            f"{name}_difference": (name, +1) for name in baseline.summable
+        outcomes = dict(baseline.outcomes) or {name: (name, +1) for name in baseline.summable} or {
+            name: (name, +1) for name, values in baseline.metrics.items() if values.ndim == 2
         }
     scenarios = {"baseline": baseline, **alternatives}
     totals: dict = {}

@@ -103,6 +103,16 @@ def layer_push(
     return jnp.zeros(n, values.dtype).at[receiver].add(sent, mode="drop")
 
 
+def first_true(flags: jax.Array, size: int) -> jax.Array:
+    """int32 ``[size]``: the indices of the first ``size`` true entries of ``flags`` ``[N]``,
+    ascending, 0 in unused slots (``jnp.nonzero(flags, size=size, fill_value=0)``, built
+    from a blocked running count and one scatter: it compiles in a fraction of the time)."""
+    n = flags.shape[0]
+    position = blocked_cumsum(flags.astype(jnp.int32)) - 1
+    position = jnp.where(flags, position, size)
+    return jnp.zeros(size, jnp.int32).at[position].set(jnp.arange(n, dtype=jnp.int32), mode="drop")
+
+
 def _expand_rows(rows: jax.Array, num_rows: jax.Array, layer: ContactLayer, edge_capacity: int):
     """The edge rows of agents ``rows[:num_rows]`` laid out in ``edge_capacity`` slots.
 
@@ -114,8 +124,11 @@ def _expand_rows(rows: jax.Array, num_rows: jax.Array, layer: ContactLayer, edge
     real = jnp.arange(capacity) < num_rows
     first = layer.row_start[rows]
     degree = jnp.where(real, layer.row_start[rows + 1] - first, 0)
-    offset = jnp.cumsum(degree) - degree
-    owner = jnp.repeat(jnp.arange(capacity), degree, total_repeat_length=edge_capacity)
+    offset = blocked_cumsum(degree) - degree
+    # owner[s]: the last row starting at or before slot s (rows without edges start where
+    # the next one does, so the last of them is a row with edges).
+    starts = jnp.zeros(edge_capacity + 1, jnp.int32).at[jnp.minimum(offset, edge_capacity)].add(1)
+    owner = jnp.clip(blocked_cumsum(starts[:edge_capacity]) - 1, 0, capacity - 1)
     slot = jnp.arange(edge_capacity)
     used = slot < degree.sum()
     position = jnp.where(used, first[owner] + slot - offset[owner], 0)
@@ -207,7 +220,7 @@ def _per_layer_single(method: str, closable: tuple, x: jax.Array, layers: tuple,
         agent_cap = _tier_capacity(fraction, n, 16)
 
         def push(v):
-            senders = jnp.nonzero(v != 0, size=agent_cap, fill_value=0)[0].astype(jnp.int32)
+            senders = first_true(v != 0, agent_cap)
             return jnp.stack([
                 _skip_if_closed(
                     closed,
@@ -297,7 +310,7 @@ def _pull_single(method, closable, cotangent, layers, scales, may_transmit):
         agent_cap = _tier_capacity(fraction, n, 16)
 
         def pull(ct):
-            rows = jnp.nonzero(may_transmit, size=agent_cap, fill_value=0)[0].astype(jnp.int32)
+            rows = first_true(may_transmit, agent_cap)
             total = jnp.zeros_like(ct)
             for lay, scale, closed in zip(layers, scales, closable):
                 cap = _tier_capacity(fraction, lay.num_directed_edges, 64)
@@ -341,6 +354,8 @@ def _pull(method, closable, cotangent, layers, scales, may_transmit):
         for lay, scale, batched in zip(graph, s, s_batched):
             scale = scale[:, None] if batched else scale
             total = total + scale * _transposed_pull(ct, lay)
+        if may_transmit is not None and method != "dense":  # as the single run: only those rows
+            total = jnp.where(m, total, 0.0)
         return total, True
 
     return pull(cotangent, layers, scales, mask)
@@ -382,18 +397,30 @@ def sparse_tier(values: jax.Array, layers: Mapping[str, ContactLayer]) -> jax.Ar
 
 
 # ------------------------------------------------------------- batched (vmap) sums
-def blocked_cumsum(values: jax.Array, block: int = 256) -> jax.Array:
-    """Inclusive cumulative sum of a 1-D int array, computed as a 2-D one.
+#: Width of the blocks :func:`blocked_cumsum` adds up with one small matrix product.
+CUMSUM_BLOCK = 32
 
-    XLA:CPU runs a long 1-D cumulative sum element by element (measured 0.23 ms for 47 k
-    entries); cut into rows of ``block`` entries, the per-row sums vectorise and the row
-    offsets are a short 1-D sum.
+
+def blocked_cumsum(values: jax.Array, block: int = CUMSUM_BLOCK) -> jax.Array:
+    """Inclusive cumulative sum of a 1-D integer array, exact.
+
+    On a CPU, as levels of ``[rows, block] @ upper-triangular ones`` integer matrix
+    products (each level adds up blocks; the block totals go up a level): XLA:CPU lowers
+    ``jnp.cumsum`` to an associative scan that takes about half a second to compile and
+    runs element by element, while these products compile in milliseconds and run faster
+    (measured at 1 M entries: 7 ms against 22 ms under load). Elsewhere, ``jnp.cumsum``.
     """
+    if jax.default_backend() != "cpu" or not jnp.issubdtype(values.dtype, jnp.integer):
+        return jnp.cumsum(values)
     n = values.shape[0]
     rows = -(-n // block)
-    padded = jnp.zeros(rows * block, values.dtype).at[:n].set(values)
-    within = jnp.cumsum(padded.reshape(rows, block), axis=1)
-    offsets = jnp.cumsum(within[:, -1]) - within[:, -1]
+    padded = jnp.zeros(rows * block, values.dtype).at[:n].set(values).reshape(rows, block)
+    triangle = jnp.triu(jnp.ones((block, block), values.dtype))
+    within = jax.lax.dot(padded, triangle, preferred_element_type=values.dtype)
+    if rows == 1:
+        return within.reshape(-1)[:n]
+    totals = within[:, -1]
+    offsets = blocked_cumsum(totals, block) - totals
     return (within + offsets[:, None]).reshape(-1)[:n]
 
 
@@ -521,6 +548,7 @@ __all__ = [
     "PUSH_BLOCK",
     "SPARSE_TIERS",
     "blocked_cumsum",
+    "first_true",
     "layer_push",
     "layer_row_pull",
     "layer_sum",
