@@ -529,6 +529,7 @@ def run_with_behaviour(
     start_day: int = 0,
     progress: bool | str = False,
     estimator=None,
+    donate: bool = False,
 ) -> BehaviourRun:
     """Run ``days`` days; each layer refreshes its policy input's table at the start of
     its periods (every ``layer.every`` periods).
@@ -537,6 +538,7 @@ def run_with_behaviour(
     first when the run has more periods than rows; rows past the last refresh read the
     latest answer. The run is one :func:`jaxsim.engine.run` in chunks of the layers'
     smallest ``chunk_days`` whose ``before_chunk`` hook asks the layers whose period starts.
+    ``donate=True`` lets it reuse the buffers of ``state`` (see :func:`jaxsim.engine.run`).
     """
     days = int(days)
     if days < 1:
@@ -596,7 +598,7 @@ def run_with_behaviour(
 
     result = engine.run(
         model, key, state, params, world, days, chunk_days=chunk_days, progress=progress,
-        before_chunk=refresh, start_day=start_day, estimator=estimator,
+        before_chunk=refresh, start_day=start_day, estimator=estimator, donate=donate,
     )
     return BehaviourRun(result, answered, refresh_seconds)
 
