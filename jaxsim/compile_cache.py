@@ -45,6 +45,8 @@ def enable_compile_cache(requested: str | os.PathLike | None = None) -> Path | N
         raise InputError(f"compile cache folder {directory} cannot be created: {err.strerror}") from None
     if not os.access(directory, os.W_OK):
         raise InputError(f"compile cache folder {directory} is not writable")
+    if jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir == str(directory):
+        return directory  # already on here (its settings kept)
     jax.config.update("jax_enable_compilation_cache", True)
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)

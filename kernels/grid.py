@@ -239,7 +239,7 @@ def move_to_free_cells(
         free, no two agents share a cell.
     """
     c = free_cells.shape[0]
-    movers = movers & (cell >= 0) & (cell < c)
+    movers = movers & (cell >= 0) & (cell < c) & (free_count > 0)
     position = jnp.where(movers, pick_positions(u_pick, free_count), c)
     moved = resolve_conflicts(position, priority, c)
     slot = jnp.where(moved, position, c)

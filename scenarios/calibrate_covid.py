@@ -93,8 +93,8 @@ from jaxsim.llm import options as llm_options
 from jaxsim.models import covid
 from jaxsim.nyc import cases as nyc_cases
 from jaxsim.nyc import calibration as nyc_calibration
-from jaxsim.nyc.households import load_households
-from jaxsim.nyc.setup import CaseWindow, covid_setup
+from jaxsim.nyc.households import census_people
+from jaxsim.nyc.setup import CaseWindow, covid_setup, fit_window
 from jaxsim.world import to_device
 
 DEFAULT_NTA = "QN0103"  # Astoria, Queens
@@ -180,45 +180,6 @@ def check_settings(args) -> tuple[str, ...]:
     return names
 
 
-def case_window(args):
-    """Observed cases of the NTA: ``(observed, start_index, prev_index)``, window checked."""
-    frame = nyc_cases.load_weekly_cases(args.cases)
-    available = nyc_cases.available_ntas(frame)
-    if args.nta not in available:
-        raise InputError(f"--nta {args.nta}: no case data for this NTA; the data covers {available}")
-    observed = nyc_cases.observed_cases([args.nta], frame)
-    try:
-        start = observed.week_index(args.start_week)
-    except nyc_cases.CaseDataError as err:
-        raise InputError(f"--start-week {args.start_week}: {err}") from None
-    total = args.train_weeks + args.test_weeks
-    left = len(observed.epiweeks) - start
-    if total > left:
-        raise InputError(
-            f"--train-weeks {args.train_weeks} + --test-weeks {args.test_weeks} = {total} weeks from "
-            f"epiweek {args.start_week} run past the end of the data: {left} weeks are available "
-            f"({args.start_week}..{int(observed.epiweeks[-1])})"
-        )
-    window = observed.cases[start : start + total]
-    missing = observed.epiweeks[start : start + total][~np.isfinite(window)]
-    if missing.size:
-        raise InputError(
-            f"{args.nta}: no case count for epiweek(s) {[int(w) for w in missing]} inside the window "
-            f"{args.start_week}..{int(observed.epiweeks[start + total - 1])}"
-        )
-    # The week before the window feeds the network's first features; where the data starts
-    # at the window (or that week's count is missing) the start week stands in for it.
-    prev = start - 1 if start > 0 and np.isfinite(observed.cases[start - 1]) else start
-    return observed, start, prev
-
-
-def census_people(nta: str) -> float:
-    households = load_households()
-    if nta not in households.index:
-        raise InputError(f"--nta {nta}: not in the census households file")
-    return float(households.loc[nta, "people"])
-
-
 def build_population(args, people: float):
     if args.population:
         from jaxsim.population_io import load_population
@@ -301,7 +262,8 @@ def main(argv=None) -> int:
     wall_start = time.perf_counter()
     names = check_settings(args)
     llm_options.check_llm_arguments(args)
-    observed_cases, start, prev = case_window(args)
+    frame = nyc_cases.load_weekly_cases(args.cases)
+    observed_cases, start, prev = fit_window(args.nta, args.start_week, args.train_weeks + args.test_weeks, frame)
     people = census_people(args.nta)
     train, test = args.train_weeks, args.test_weeks
     total = train + test
@@ -333,7 +295,7 @@ def main(argv=None) -> int:
     # starting parameters, held fixed while the fit moves R(t) and each archetype's alignment.
     layer, groups, table = None, "age", None
     if args.behavior != "heuristic":
-        area_names = nyc_cases.neighbourhood_names([args.nta], nyc_cases.load_weekly_cases(args.cases))
+        area_names = nyc_cases.neighbourhood_names([args.nta], frame)
         grouping = behaviour.group_agents(population, llm_options.archetype_attributes(args))
         layer = behaviour.BehaviourLayer(
             policy=covid.ISOLATION_POLICY, grouping=grouping, backend=llm_options.backend_from_args(args),

@@ -1,10 +1,17 @@
-"""Shared fixtures: small hand-built populations (no files, no synthesis)."""
+"""Shared fixtures: small hand-built populations (no files, no synthesis), and one
+compilation cache for the whole test session."""
 
 import os
+import shutil
+import tempfile
 
-# Keep the suite hermetic: scenario runs inside tests do not read or write the user's
-# persistent compilation cache (tests/test_compile_cache.py turns it on explicitly).
-os.environ.setdefault("JAXSIM_COMPILE_CACHE", "off")
+# The suite compiles the same programs many times over (scenario scripts run in
+# subprocesses, the same model on the same shapes through different entry points): one
+# persistent compilation cache in a fresh folder for this session shares them, and keeps
+# the suite hermetic (it never reads or writes the user's cache; tests/test_compile_cache.py
+# uses folders of its own).
+_SESSION_CACHE = tempfile.mkdtemp(prefix="jaxsim-tests-xla-")
+os.environ.setdefault("JAXSIM_COMPILE_CACHE", _SESSION_CACHE)
 # Nor the user's population cache (tests/test_sharding.py uses a temporary one).
 os.environ.setdefault("JAXSIM_POPULATION_CACHE", "off")
 # Nor the user's LLM response cache (tests pass --llm-cache explicitly where they need one).
@@ -13,7 +20,19 @@ os.environ.setdefault("JAXSIM_LLM_CACHE", "off")
 import numpy as np
 import pytest
 
+from jaxsim.compile_cache import enable_compile_cache
 from jaxsim.population import EdgeList, Population
+
+if os.environ["JAXSIM_COMPILE_CACHE"] == _SESSION_CACHE:
+    import jax
+
+    enable_compile_cache(_SESSION_CACHE)
+    # In this process only programs worth it (not every small eager operation).
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 AGE_LABELS = ["20t29", "30t39", "40t49", "50t64", "65A", "U19"]
 

@@ -174,6 +174,12 @@ def test_moves_go_to_free_cells_only_one_agent_per_cell():
         total_moved += int(moved.sum())
         current, listed = new, new_list
     assert total_moved > 100
+    # No free cell: nobody moves, the list is unchanged.
+    full = jnp.full(20, 20, jnp.int32)
+    new, moved, same_list = step(jnp.arange(20, dtype=jnp.int32), jnp.ones(20, bool), full, jnp.int32(0),
+                                 jnp.zeros(20, jnp.float32), jnp.zeros(20, jnp.float32))
+    np.testing.assert_array_equal(np.asarray(new), np.arange(20))
+    assert not np.asarray(moved).any() and np.array_equal(np.asarray(same_list), np.asarray(full))
 
 
 def test_proposals_from_the_mask_are_free_and_cover_the_free_cells():

@@ -131,3 +131,11 @@ def nta_codes_with_people(path: str | Path | None = None) -> list[str]:
 # =============================================================================================
 # end of households section
 # =============================================================================================
+
+
+def census_people(nta: str, path: str | Path | None = None) -> float:
+    """Census people of one NTA; :class:`NYCDataError` naming it when the file lacks it."""
+    households = load_households(path)
+    if nta not in households.index:
+        raise NYCDataError(f"--nta {nta}: not in the census households file")
+    return float(households.loc[nta, "people"])

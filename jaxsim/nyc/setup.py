@@ -132,6 +132,43 @@ def case_window(population: Population, start_week: int | None = None, *,
     return CaseWindow(observed, start_index, census, agents_observed)
 
 
+def fit_window(nta: str, start_week: int, weeks: int, frame: pd.DataFrame | None = None):
+    """The observed weekly cases of one NTA for a fit: ``(observed, start_index,
+    previous_index)`` over ``weeks`` weeks from ``start_week``, every week with a count.
+    ``previous_index`` is the week before the window (the network's first features), or
+    the start week where the data starts at the window or that week has no count.
+
+    Raises:
+        InputError: naming the option (``--nta``, ``--start-week``, ``--train-weeks`` ...)
+            when the NTA has no data, the start week is not in it, the window runs past
+            its end or misses a week.
+    """
+    frame = nyc_cases.load_weekly_cases() if frame is None else frame
+    available = nyc_cases.available_ntas(frame)
+    if nta not in available:
+        raise InputError(f"--nta {nta}: no case data for this NTA; the data covers {available}")
+    observed = nyc_cases.observed_cases([nta], frame)
+    try:
+        start = observed.week_index(start_week)
+    except nyc_cases.CaseDataError as err:
+        raise InputError(f"--start-week {start_week}: {err}") from None
+    left = len(observed.epiweeks) - start
+    if weeks > left:
+        raise InputError(
+            f"{weeks} weeks (--train-weeks + --test-weeks) from epiweek {start_week} run past the end of the "
+            f"data: {left} weeks are available ({start_week}..{int(observed.epiweeks[-1])})"
+        )
+    cases = observed.cases[start: start + weeks]
+    missing = observed.epiweeks[start: start + weeks][~np.isfinite(cases)]
+    if missing.size:
+        raise InputError(
+            f"{nta}: no case count for epiweek(s) {[int(w) for w in missing]} inside the window "
+            f"{start_week}..{int(observed.epiweeks[start + weeks - 1])}"
+        )
+    previous = start - 1 if start > 0 and np.isfinite(observed.cases[start - 1]) else start
+    return observed, start, previous
+
+
 @dataclass(frozen=True)
 class CovidSetup:
     """What a COVID run on NYC data needs besides the model and the random key.
@@ -194,4 +231,4 @@ def covid_setup(
     return CovidSetup(world, covid.default_params(world, weeks, **values), source, window)
 
 
-__all__ = ["CaseWindow", "CovidSetup", "case_window", "covid_setup", "neighbourhoods_of"]
+__all__ = ["CaseWindow", "CovidSetup", "case_window", "covid_setup", "fit_window", "neighbourhoods_of"]
