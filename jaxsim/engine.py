@@ -34,7 +34,6 @@ import types
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from functools import partial
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -402,12 +401,27 @@ def check_model(model) -> Model:
     return model
 
 
-def initial_state(model: Model, key: jax.Array, params, world: World, *, estimator=None):
+def initial_state(model: Model, key: jax.Array, params, world: World, *, estimator=None,
+                  compiled: bool = True):
     """The model's day-0 state, ``model.init(key, params, world)``, with ``estimator`` as
-    the gradient estimator of its draws (default: the enclosing run's, else none)."""
+    the gradient estimator of its draws (default: the enclosing run's, else none).
+
+    ``compiled`` (default) runs ``init`` as one jitted program, cached per model and
+    estimator (run op by op, a large init compiles each operation separately: tens of
+    seconds). Pass ``compiled=False`` for an ``init`` that needs concrete values (a
+    Python ``if`` on an array); it then runs eagerly.
+    """
     check_model(model)
     if model.init is None:
         raise InputError(f"model {model.name!r} declares no init(key, params, world)")
+    with sampling.estimator_scope(estimator) as resolved:
+        if not compiled:
+            return model.init(key, params, world)
+        return _compiled_init(model, resolved, key, params, world)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _compiled_init(model: Model, estimator, key, params, world):
     with sampling.estimator_scope(estimator):
         return model.init(key, params, world)
 
@@ -460,7 +474,7 @@ def simulate(
             raise InputError(f"checkpoint_days must be >= 1, got {checkpoint_days}")
         blocks, remainder = divmod(days, block)
 
-        @partial(jax.checkpoint, policy=jax.checkpoint_policies.save_only_these_names(*SAVED_IN_CHECKPOINTS))
+        @functools.partial(jax.checkpoint, policy=jax.checkpoint_policies.save_only_these_names(*SAVED_IN_CHECKPOINTS))
         def run_block(carry, first_day):
             return jax.lax.scan(body, carry, first_day + jnp.arange(block, dtype=jnp.int32))
 

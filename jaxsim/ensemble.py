@@ -494,17 +494,18 @@ def run_ensemble(
     else:
         per_call = per_device
 
-    compile_start = time.perf_counter()
     p0, k0 = batch(slice(0, group))
     cache_key = (model, str(estimator), days, start_day, None if metric_names is None else tuple(metric_names), d,
                  _signature((batch_params.axes, p0, k0, world)))
     program = _COMPILED.get(cache_key)
+    compile_seconds = 0.0
     if program is None:
+        compile_start = time.perf_counter()
         program = jax.jit(per_call).lower(p0, k0, world).compile()
+        compile_seconds = time.perf_counter() - compile_start
         _COMPILED[cache_key] = program
         while len(_COMPILED) > _COMPILED_MAX:
             _COMPILED.pop(next(iter(_COMPILED)))
-    compile_seconds = time.perf_counter() - compile_start
 
     outputs: list[dict[str, np.ndarray]] = []
     run_start = time.perf_counter()

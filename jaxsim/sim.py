@@ -189,10 +189,11 @@ class Sim:
         return key
 
     def run(self, days: int | None = None, *, seed: int | None = None, key: jax.Array | None = None,
-            params=None, estimator=None, progress: bool | str = "auto") -> Result:
+            params=None, estimator=None, progress: bool | str = "auto", chunk_days: int = 7) -> Result:
         """One run: the initial state from ``split(key)[0]``, the days from ``split(key)[1]``
         (key from ``seed``, default the Sim's); the same as member ``k`` of an ensemble whose
-        key ``k`` is this key."""
+        key ``k`` is this key. ``chunk_days``: about this many days per compiled call (the
+        progress bar's step; see :func:`jaxsim.engine.run`)."""
         days = int(days or self.days)
         key = self._key(key if key is not None else seed)
         params = params or self.params
@@ -200,7 +201,7 @@ class Sim:
         init_key, run_key = jax.random.split(key)
         state = engine.initial_state(self.model, init_key, params, self.world, estimator=estimator)
         result = engine.run(self.model, run_key, state, params, self.world, days, estimator=estimator,
-                            progress=progress, description=self.model.name)
+                            progress=progress, description=self.model.name, chunk_days=chunk_days)
         return Result(result.metrics, result.state, self._info(days, seed, estimator, params) | {
             "timing": {"compile_seconds": result.compile_seconds, "run_seconds": result.run_seconds},
         }, self.model.metrics, self._labels())
