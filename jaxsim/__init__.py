@@ -12,7 +12,8 @@ curated surface:
 - populations and worlds: :class:`Population`, :class:`EdgeList`, :class:`World`,
   :func:`make_world`, and :mod:`jaxsim.generators`;
 - random draws with a selectable gradient estimator: :func:`bernoulli`,
-  :func:`categorical`, :func:`uniform`; sums over neighbours: :func:`neighbour_sum`;
+  :func:`categorical`, :func:`uniform`, and :func:`differentiable` (whether the run
+  being traced wants gradients); sums over neighbours: :func:`neighbour_sum`;
 - errors: :class:`JaxsimError`, :class:`InputError`.
 
 Layers (imports point down only; ``tests/test_architecture.py`` checks it):
@@ -47,6 +48,7 @@ _EXPORTS = {
     "bernoulli": "jaxsim.sampling",
     "categorical": "jaxsim.sampling",
     "uniform": "jaxsim.sampling",
+    "differentiable": "jaxsim.sampling",
     "neighbour_sum": "jaxsim.kernels.neighbour_sums",
     "JaxsimError": "jaxsim.errors",
     "InputError": "jaxsim.errors",

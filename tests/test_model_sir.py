@@ -16,8 +16,7 @@ subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=3``: this fil
 
 Cost: compiled programs are shared between tests (module fixtures; one model object per
 configuration and one world shape per group of tests); only the final-size tests use large
-populations. The multi-device subprocess starts with the module and runs beside the other
-tests.
+populations.
 """
 
 from __future__ import annotations
@@ -58,38 +57,16 @@ def _degrees(edges, n: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------- the multi-device subprocess
-@pytest.fixture(scope="module", autouse=True)
-def _device_process(request, tmp_path_factory):
-    """Start the multi-device subprocess first, so that it runs beside the other tests;
-    only when a selected test needs its results."""
-    wanted = any(
-        "device_runs" in getattr(item, "fixturenames", ()) and getattr(item, "module", None) is request.module
-        for item in request.session.items
-    )
-    if not wanted:
-        yield None
-        return
+@pytest.fixture(scope="module")
+def device_runs(tmp_path_factory):
+    """Metrics and final states on 1, 2 and 3 CPU devices, from one subprocess (this file
+    run as a script with ``XLA_FLAGS=--xla_force_host_platform_device_count=3``, which must
+    be set before JAX starts)."""
     out = tmp_path_factory.mktemp("sir-devices")
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={max(DEVICES)}")
-    log = open(out / "log.txt", "w")
-    process = subprocess.Popen([sys.executable, __file__, "--devices", str(out)], stdout=log,
-                               stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    yield process, out
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    log.close()
-
-
-@pytest.fixture(scope="module")
-def device_runs(_device_process):
-    process, out = _device_process
-    try:
-        code = process.wait(timeout=600)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    assert code == 0, (out / "log.txt").read_text()[-4000:]
+    result = subprocess.run([sys.executable, __file__, "--devices", str(out)], capture_output=True, text=True,
+                            timeout=600, env=env, cwd=ROOT)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return out
 
 
@@ -105,15 +82,14 @@ def _devices_main(out: Path) -> int:
     import jaxsim
     from jaxsim import generators, sharding
     from jaxsim.models import sir
-    from jaxsim.population import EdgeList
 
     assert jax.device_count() >= max(DEVICES), jax.devices()
     n = DEVICE_AGENTS
     rng = np.random.default_rng(3)
     community = generators.erdos_renyi(n, 6.0, seed=4)
-    weighted = EdgeList(community.u, community.v, rng.uniform(0.2, 2.5, community.num_edges).astype(np.float32))
+    weighted = jaxsim.EdgeList(community.u, community.v, rng.uniform(0.2, 2.5, community.num_edges).astype(np.float32))
     population = _population(n, {"weighted": weighted, "ring": generators.watts_strogatz(n, 4, 0.1, seed=5)})
-    model = sir.seir_model()
+    model = sir.seir_model(contact_method="dense")  # split layers take the halo path either way
     base = sir.default_params(tau=0.08, gamma=0.25, sigma=0.5, initial_infected_share=0.01)
     for devices in DEVICES:
         world = sir.build_world(population)
@@ -133,27 +109,12 @@ def _devices_main(out: Path) -> int:
     return 0
 
 
-@pytest.mark.parametrize("devices", DEVICES[1:])
-def test_sharded_runs_equal_one_device_bitwise(device_runs, devices):
-    """The same seed on 2 and 3 CPU devices (world and state split, halo exchange of the
-    infectious indicators) gives the 1-device metrics and final agent states, bit for bit."""
-    one = np.load(device_runs / "devices-1.npz")
-    many = np.load(device_runs / f"devices-{devices}.npz")
-    assert int(one["slots"]) == 3008 and int(many["slots"]) == (3008 if devices == 2 else 3024)
-    names = [k for k in one.files if k.startswith(("metric:", "state:"))]
-    assert len(names) == 10
-    assert one["metric:new_infections"].sum() > 300  # a real epidemic
-    for name in names:
-        np.testing.assert_array_equal(many[name], one[name], err_msg=f"{devices} devices: {name}")
-
-
 # --------------------------------------------------------------------------- theory
 def test_transmissibility_and_final_size_formulas():
     """The closed forms against brute force: ``T`` against the sum over geometric
     infectious periods, the Poisson final size against Lambert W, the configuration-model
     solver against the Poisson one on a (truncated) Poisson degree distribution."""
     from scipy.special import lambertw
-    from scipy.stats import poisson
 
     from jaxsim.models import sir
 
@@ -167,7 +128,7 @@ def test_transmissibility_and_final_size_formulas():
         exact = 1.0 + float(np.real(lambertw(-r0 * math.exp(-r0)))) / r0
         assert sir.final_size_mass_action(r0) == pytest.approx(exact, abs=1e-10)
         assert sir.final_size_poisson(10.0, r0 / 10.0) == pytest.approx(exact, abs=1e-10)
-        pmf = poisson.pmf(np.arange(80), 10.0)
+        pmf = np.exp(-10.0) * np.cumprod(np.concatenate([[1.0], 10.0 / np.arange(1, 80)]))  # Poisson(10)
         assert sir.final_size_configuration(pmf, r0 / 10.0) == pytest.approx(exact, abs=1e-8)
     assert sir.final_size_mass_action(0.9) == 0.0
     # Seeds: 1 - z = exp(-R0 (rho + (1 - rho) z)), z among the initially susceptible.
@@ -208,10 +169,8 @@ def toy():
     compiled programs: a path of 10 agents (layer ``contacts``); 15 000 stars of 4 leaves
     (``contacts``); 25 000 stars whose two leaves have edge weights 0.5 and 2.0 (layer
     ``weighted``, with a per-day multiplier). 150 010 agents (150 016 slots: 6 padding)."""
-    import jax.numpy as jnp
-
+    import jaxsim
     from jaxsim.models import sir
-    from jaxsim.population import EdgeList
 
     star_centres = PATH + np.arange(STARS) * (STAR_LEAVES + 1)
     star_leaves = star_centres[:, None] + 1 + np.arange(STAR_LEAVES)[None, :]
@@ -219,17 +178,17 @@ def toy():
     w_centres = first + np.arange(WSTARS) * 3
     w_leaves = w_centres[:, None] + 1 + np.arange(2)[None, :]
     n = first + WSTARS * 3
-    contacts = EdgeList.from_pairs(
+    contacts = jaxsim.EdgeList.from_pairs(
         np.concatenate([np.arange(PATH - 1), np.repeat(star_centres, STAR_LEAVES)]),
         np.concatenate([np.arange(1, PATH), star_leaves.reshape(-1)]),
     )
-    weighted = EdgeList.from_pairs(np.repeat(w_centres, 2), w_leaves.reshape(-1),
-                                   np.tile(np.asarray(WEIGHTS, np.float32), WSTARS))
+    weighted = jaxsim.EdgeList.from_pairs(np.repeat(w_centres, 2), w_leaves.reshape(-1),
+                                          np.tile(np.asarray(WEIGHTS, np.float32), WSTARS))
     population = _population(n, {"contacts": contacts, "weighted": weighted})
     worlds = {scale: sir.build_world(population, layer_scale={"weighted": [scale]}) for scale in (1.0, 0.5)}
     models = {exposed: sir.sir_model(exposed=exposed, contact_method="dense") for exposed in (False, True)}
     return {"n": n, "worlds": worlds, "models": models, "star_centres": star_centres, "star_leaves": star_leaves,
-            "w_centres": w_centres, "w_leaves": w_leaves, "jnp": jnp}
+            "w_centres": w_centres, "w_leaves": w_leaves}
 
 
 @pytest.mark.parametrize("exposed", [False, True])
@@ -269,8 +228,10 @@ def test_transmissibility_on_stars_with_weights_and_layer_scale(toy, exposed):
     the share of leaves ever infected is the per-edge transmissibility
     ``T_w = (1 - a) / (1 - (1 - gamma) a)``, ``a = (1 - tau)^(w s)`` for edge weight ``w``
     and layer multiplier ``s``: 0.4545 for ``tau = 0.2, gamma = 0.3, w s = 1``. The latent
-    stage (SEIR, ``sigma = 0.5``) does not change it. Tolerance 0.015 (4-5 standard errors
-    of the shares; measured deviations below 0.005)."""
+    stage (SEIR, ``sigma = 0.5``) does not change it. Tolerance 0.015 (about 5 standard
+    errors of the shares); measured deviations -0.0022 .. +0.0047 over the five shares,
+    the same for SIR and SEIR (common random numbers: the latent stage draws from its own
+    stream)."""
     from jaxsim.models import sir
 
     tau, gamma = 0.2, 0.3
@@ -284,12 +245,14 @@ def test_transmissibility_on_stars_with_weights_and_layer_scale(toy, exposed):
             assert result.metrics["exposed"][-1] == 0
         infected = np.asarray(sir.status(result.state, world)) == sir.RECOVERED
         if scale == 1.0:
-            share = infected[toy["star_leaves"]].mean()
-            assert share == pytest.approx(sir.transmissibility(tau, gamma), abs=0.015)
+            share, expected = infected[toy["star_leaves"]].mean(), sir.transmissibility(tau, gamma)
+            print(f"exposed={exposed} stars: share {share:.4f}, T {expected:.4f}")
+            assert share == pytest.approx(expected, abs=0.015)
         for j, weight in enumerate(WEIGHTS):
-            share = infected[toy["w_leaves"][:, j]].mean()
-            assert share == pytest.approx(sir.transmissibility(tau, gamma, weight * scale), abs=0.015), (scale, weight)
-        assert not infected[PATH: toy["star_centres"][0]].any()  # nothing reaches the path
+            share, expected = infected[toy["w_leaves"][:, j]].mean(), sir.transmissibility(tau, gamma, weight * scale)
+            print(f"exposed={exposed} weight {weight} x scale {scale}: share {share:.4f}, T {expected:.4f}")
+            assert share == pytest.approx(expected, abs=0.015), (scale, weight)
+        assert not infected[:PATH].any()  # nothing reaches the path
     assert np.all(np.asarray(result.state.infectious)[toy["n"]:] == 0)
 
 
@@ -300,11 +263,11 @@ FINAL_SIZE_SEEDS = 0.002  # share of agents infectious on day 0 (a major outbrea
 def _final_size(model, edges, n, params, days, seed=0):
     """``(z, rho, degrees, metrics)``: the share of the initially susceptible agents
     infected by the end, the share infectious on day 0, the degrees."""
+    import jax
+
     from jaxsim.models import sir
 
     world = sir.build_world(_population(n, {"contacts": edges}))
-    import jax
-
     state = model.init(jax.random.key(seed + 1), params, world)
     seeds = int(np.asarray(state.infectious).sum())
     m = _run(model, world, params, days, state=state, seed=seed).metrics
@@ -317,7 +280,7 @@ def test_final_size_on_an_erdos_renyi_graph():
     """SIR on ``G(n, p)``, 200 000 agents, mean degree 10; ``tau = 0.1``, ``gamma = 0.5``:
     ``T = 0.1818``, ``R0 = k T = 1.82``. Theory (Poisson degrees, seeds ``rho`` counted):
     ``1 - z = exp(-k T (rho + (1 - rho) z))``, 0.7392 (0.7387 for a vanishing seed).
-    Tolerance 0.01; measured over 4 seeds: deviations -0.0034 .. +0.0011 (a standard
+    Tolerance 0.01; measured over 5 seeds: deviations -0.0040 .. +0.0011 (a standard
     deviation of about 0.002 at this size)."""
     from jaxsim import generators
     from jaxsim.models import sir
@@ -429,7 +392,7 @@ def test_sim_ensemble_equals_run_ensemble(small):
     sim = small["sim"]
     result = sim.ensemble(members=MEMBERS, seed=3)
     again = ensemble.run_ensemble(sim.model, ensemble.member_keys(3, MEMBERS), sim.params, sim.world, SMALL_DAYS)
-    assert again.compile_seconds < 0.5 * max(result.compile_seconds, 1e-9) or result.compile_seconds < 0.05
+    assert again.compile_seconds < 1.0  # a cache hit: no compilation
     for name in result.metrics:
         np.testing.assert_array_equal(result.metrics[name], again.metrics[name], err_msg=name)
     bands = result.quantiles(["infectious"])
@@ -467,13 +430,14 @@ def test_gradient_of_total_infections_matches_finite_differences(small, estimato
     averaged over 32 keys, against central differences with common random numbers
     (``tau +- 20 %``) on the same keys.
 
-    Measured (1001 agents, ``gamma = 0.25``): below the threshold (``tau = 0.03``,
-    ``k T = 0.88``) straight-through 2089 +- 161, stochastic 2099 +- 161, differences
-    2411 +- 323 (ratio 0.87); a growing epidemic (``tau = 0.06``) 13 595 +- 493 and
-    13 830 +- 507 against 9930 +- 663 (ratio 1.37). Both estimators are pathwise
-    derivatives of a nonlinear program, biased in general (:mod:`jaxsim.sampling`); over a
-    long saturating epidemic the ratio strays further (0.4-4 measured), so only finiteness,
-    the sign and a ratio within [0.5, 2] are asserted here."""
+    Measured (1001 agents, ``gamma = 0.25``, these 32 keys): below the threshold
+    (``tau = 0.03``, ``k T = 0.88``) straight-through 1884 +- 138, stochastic 1896 +- 138,
+    differences 1628 +- 286 (ratio 1.16); in a growing epidemic (``tau = 0.06``) 13 188 +-
+    469 and 13 472 +- 477 against 8336 +- 576 (ratios 1.58, 1.62). Both estimators are
+    pathwise derivatives of a nonlinear program, biased in general (:mod:`jaxsim.sampling`;
+    over a long, saturating epidemic the ratio strayed to 0.4-4 in exploratory runs), so only
+    finiteness, the sign and the ratio's rough size are asserted: within [0.5, 2] below the
+    threshold, [0.5, 3] in the growing epidemic."""
     import jax
 
     from jaxsim import ensemble
@@ -495,7 +459,7 @@ def test_gradient_of_total_infections_matches_finite_differences(small, estimato
         print(f"{estimator} tau={tau}: grad {grads.mean():.0f} +- {grads.std() / np.sqrt(GRAD_SEEDS):.0f}, "
               f"finite differences {fd.mean():.0f} +- {fd.std() / np.sqrt(GRAD_SEEDS):.0f}, ratio {ratio:.2f}")
         assert fd.mean() > 0 and grads.mean() > 0
-        assert 0.5 < ratio < 2.0
+        assert 0.5 < ratio < (2.0 if tau < 0.05 else 3.0)
 
 
 # -------------------------------------------------------------------------------- errors
@@ -504,6 +468,7 @@ def test_bad_input_names_the_field(small):
     import jax.numpy as jnp
 
     import jaxsim
+    from jaxsim import generators
     from jaxsim.errors import LabelError
     from jaxsim.models import sir
 
@@ -523,7 +488,7 @@ def test_bad_input_names_the_field(small):
     state = sim.initial_state(0)
     with pytest.raises(jaxsim.InputError, match=r"SIRParams\.tau: 2\.0 is outside its bounds"):
         jaxsim.run(sim.model, jax.random.key(0), state, bad, sim.world, 3, progress=False)
-    other = sir.build_world(_population(50, {"contacts": jaxsim.generators.erdos_renyi(50, 4.0)}))
+    other = sir.build_world(_population(50, {"contacts": generators.erdos_renyi(50, 4.0)}))
     with pytest.raises(jaxsim.InputError, match=r"SIRState\.susceptible has shape \(56,\), the world has 1008"):
         jaxsim.run(sim.model, jax.random.key(0), sir.seeded_state(other, [0]), sim.params, sim.world, 3)
     with pytest.raises(jaxsim.InputError, match="exposed must be True or False"):
@@ -531,7 +496,7 @@ def test_bad_input_names_the_field(small):
     with pytest.raises(jaxsim.InputError, match="unknown contact_method 'sparse'"):
         sir.sir_model(contact_method="sparse")
     with pytest.raises(jaxsim.InputError, match=r"layer_scale names unknown layers \['school'\]"):
-        sir.build_world(_population(50, {"contacts": jaxsim.generators.erdos_renyi(50, 4.0)}),
+        sir.build_world(_population(50, {"contacts": generators.erdos_renyi(50, 4.0)}),
                         layer_scale={"school": [1.0, 0.0]})
     with pytest.raises(jaxsim.InputError, match=r"seeded_state: agent indices must be whole numbers in \[0, 1001\)"):
         sir.seeded_state(small["world"], [1001])
@@ -548,6 +513,21 @@ def test_models_built_twice_are_equal():
     assert [m.name for m in sir.seir_model().metrics] == [
         "susceptible", "exposed", "infectious", "recovered", "new_infections", "new_onsets", "new_recoveries"]
     assert all(m.unit == "agents" for m in sir.seir_model().metrics)
+
+
+# ------------------------------------------------------------------------ several devices
+@pytest.mark.parametrize("devices", DEVICES[1:])
+def test_sharded_runs_equal_one_device_bitwise(device_runs, devices):
+    """The same seed on 2 and 3 CPU devices (world and state split, halo exchange of the
+    infectious indicators) gives the 1-device metrics and final agent states, bit for bit."""
+    one = np.load(device_runs / "devices-1.npz")
+    many = np.load(device_runs / f"devices-{devices}.npz")
+    assert int(one["slots"]) == 3008 and int(many["slots"]) == (3008 if devices == 2 else 3024)
+    names = [k for k in one.files if k.startswith(("metric:", "state:"))]
+    assert len(names) == 10
+    assert one["metric:new_infections"].sum() > 300  # a real epidemic
+    for name in names:
+        np.testing.assert_array_equal(many[name], one[name], err_msg=f"{devices} devices: {name}")
 
 
 if __name__ == "__main__":
