@@ -26,13 +26,20 @@ Priorities come from uniforms the caller draws (e.g. ``jaxsim.uniform(key, (2E,)
 hashes the global edge index, so the matching does not depend on how the agents are split
 over devices); both stored directions of an edge must see the same priority, which
 :func:`symmetric_priorities` ensures by reading the uniform of the direction stored first
-(via the reverse-edge permutation :func:`reverse_edges`, computed once per layer).
+(:func:`first_positions`, from the reverse-edge permutation :func:`reverse_edges`,
+computed once per layer). A caller whose uniforms are a hash of the element index, as
+``jaxsim.uniform``'s are, can draw the priorities directly at those positions
+(``jaxsim.uniform(key, (2E,), offset=first - arange(2E))``: the same numbers, without
+materialising and gathering ``2E`` uniforms; about a fifth faster at 1 M agents) and call
+:func:`matching_from_priorities`.
 
 :func:`bounded_confidence_update` is the Deffuant-Weisbuch update of matched agents
 (Deffuant, Neau, Amblard & Weisbuch, Adv. Complex Systems 3, 87-98, 2000): partners closer
 than ``epsilon`` both move toward each other by ``mu`` times their difference. The two
 moves are exact negatives of each other (``mu * (x_j - x_i)`` and ``mu * (x_i - x_j)``),
 so the sum of the opinions changes only by the rounding of the two additions.
+
+Edge weights (``layer.weight``) are not used: every edge is as likely to be drawn.
 
 Shapes: ``S`` agent slots (the row offsets of a layer have ``S + 1`` entries), ``2E``
 directed edges (each undirected edge stored both ways, sorted by destination then
@@ -74,6 +81,13 @@ def reverse_edges(layer: ContactLayer):
     return jnp.argsort(src, stable=True).astype(jnp.int32)
 
 
+def first_positions(reverse: jax.Array) -> jax.Array:
+    """int32 ``[2E]``: for each directed edge, the position of its undirected edge's first
+    stored direction, ``min(e, reverse[e])`` (equal on both directions)."""
+    position = jnp.arange(reverse.shape[0], dtype=jnp.int32)
+    return jnp.minimum(position, reverse.astype(jnp.int32))
+
+
 def symmetric_priorities(uniforms: jax.Array, reverse: jax.Array) -> jax.Array:
     """One priority per undirected edge, the same on both of its stored directions.
 
@@ -86,8 +100,7 @@ def symmetric_priorities(uniforms: jax.Array, reverse: jax.Array) -> jax.Array:
     Returns:
         ``[2E]`` with ``out[e] == out[reverse[e]] == uniforms[min(e, reverse[e])]``.
     """
-    position = jnp.arange(reverse.shape[0], dtype=reverse.dtype)
-    return uniforms.at[jnp.minimum(position, reverse)].get(mode="promise_in_bounds")
+    return uniforms.at[first_positions(reverse)].get(mode="promise_in_bounds")
 
 
 def matching_from_priorities(priority: jax.Array, layer: ContactLayer, num_slots: int | None = None) -> jax.Array:
@@ -186,6 +199,7 @@ def bounded_confidence_update(
 __all__ = [
     "UNMATCHED",
     "bounded_confidence_update",
+    "first_positions",
     "matching_from_priorities",
     "partner_values",
     "random_matching",

@@ -5,7 +5,7 @@ Complex Systems 3, 87-98 (2000): agents hold continuous opinions; two agents tha
 compare them, and if they differ by less than the confidence bound ``epsilon`` each moves
 toward the other by ``mu`` times the difference. Starting from opinions uniform on
 ``[0, 1]``, the population settles into opinion clusters; their number is about
-``floor(1 / (2 epsilon))`` (their fig. 2), and ``mu`` changes the time to converge, not
+``floor(1 / (2 epsilon))``, and ``mu`` changes the time to converge, not
 the clusters (for ``mu`` not too small).
 
 State (:class:`OpinionState`). One float32 array ``opinion [S]`` (``S = world.num_slots``
@@ -46,7 +46,7 @@ the opinion scale (``[0, 1]``); ``mu`` a share of the difference per meeting;
 
 World: any :class:`jaxsim.World` whose graph holds :class:`jaxsim.kernels.ContactLayer` s
 (edges stored both ways, sorted by ``(dst, src)``, as :func:`jaxsim.make_world` builds
-them). :func:`build_world` adds each layer's reverse-edge permutation to
+them); edge weights are not used (every edge is as likely to be drawn). :func:`build_world` adds each layer's reverse-edge permutation to
 ``world.inputs["reverse_edges"]`` (computed once on the host); without it the step sorts
 the edges every day (same results, slower). On several devices keep the layers whole on
 every device: ``jaxsim.sharding.shard_world(world, mesh, graph="replicate")``.
@@ -82,9 +82,19 @@ DEFAULT_MU = 0.5
 #: Fixed-point resolution of the exact sums behind ``mean_opinion`` and
 #: ``opinion_variance``: values in ``[0, 1]`` are rounded to multiples of ``2**-30``.
 FIXED_POINT_BITS = 30
-#: The fixed-point values are summed in int32 limbs of this many bits (exact for up to
-#: ``2**31 / 2**6 = 33 M`` agents).
-LIMB_BITS = 6
+
+
+def limb_bits(count: int) -> int:
+    """Bits per int32 limb of an exact sum of ``count`` fixed-point values: the most with
+    ``count * (2**bits - 1) < 2**31`` (no overflow), at most 31. Fewer agents, fewer limbs:
+    3 limbs up to about 2 M agents, 6 up to 33 M."""
+    count = max(int(count), 1)
+    bits = 1
+    while bits < 31 and count * ((1 << (bits + 1)) - 1) < 2**31:
+        bits += 1
+    if count * ((1 << bits) - 1) >= 2**31:
+        raise jaxsim.InputError(f"exact sums support at most {2**30:,} agents, got {count:,}")
+    return bits
 
 
 # ----------------------------------------------------------------------- parameters
@@ -137,7 +147,7 @@ def validate_params(params: OpinionParams) -> None:
             raise jaxsim.InputError(f"OpinionParams.{name}: must be a scalar, got shape {np.shape(getattr(params, name))}")
     low, high = float(np.asarray(params.initial_low)), float(np.asarray(params.initial_high))
     if low > high:
-        raise jaxsim.InputError(f"OpinionParams.initial_low: {low} is above initial_high {high}")
+        raise jaxsim.InputError(f"OpinionParams.initial_low: {low:.6g} is above initial_high {high:.6g}")
 
 
 # ---------------------------------------------------------------------------- state
@@ -162,24 +172,30 @@ def initial_state(key: jax.Array, params: OpinionParams, world: jaxsim.World) ->
 
 
 # ------------------------------------------------------------------------- summaries
-def exact_unit_sum(values: jax.Array, mask: jax.Array) -> jax.Array:
+def exact_unit_sum(values: jax.Array, mask: jax.Array, count: int | None = None) -> jax.Array:
     """float32 sum of ``values`` (in ``[0, 1]``, clipped) over ``mask``, independent of
     the order of the additions.
 
     Each value is rounded to a multiple of ``2**-30`` and the integers are summed exactly
-    in int32 limbs of :data:`LIMB_BITS` bits (integer sums are the same in any order: on
-    any number of devices, under ``vmap``); the limb sums are combined in float32 in a
-    fixed order. Its gradient is that of the plain float sum (``values`` are ``[N]``).
+    in int32 limbs of :func:`limb_bits` ``(count)`` bits (integer sums are the same in any
+    order: on any number of devices, under ``vmap``); the limb sums are combined in
+    float32 in a fixed order. Its gradient is that of the plain float sum.
+
+    Args:
+        values: float ``[S]``.
+        mask: bool ``[S]`` the entries to add.
+        count: static upper bound of the number of entries in ``mask`` (default ``S``).
     """
     values = values.astype(jnp.float32)
     plain = jnp.sum(jnp.where(mask, values, 0.0))
     fixed = jnp.round(jnp.clip(jax.lax.stop_gradient(values), 0.0, 1.0) * np.float32(2.0**FIXED_POINT_BITS))
     fixed = jnp.where(mask, fixed.astype(jnp.int32), 0)
-    limbs = -(-FIXED_POINT_BITS // LIMB_BITS) + 1  # the value 2**30 itself needs one more bit
+    bits = limb_bits(values.shape[0] if count is None else count)
+    limbs = -(-(FIXED_POINT_BITS + 1) // bits)  # 2**30 itself takes 31 bits
     total = jnp.float32(0.0)
     for k in range(limbs):
-        part = jnp.sum((fixed >> (LIMB_BITS * k)) & ((1 << LIMB_BITS) - 1), dtype=jnp.int32)
-        total = total + part.astype(jnp.float32) * np.float32(2.0 ** (LIMB_BITS * k - FIXED_POINT_BITS))
+        part = jnp.sum((fixed >> (bits * k)) & ((1 << bits) - 1), dtype=jnp.int32)
+        total = total + part.astype(jnp.float32) * np.float32(2.0 ** (bits * k - FIXED_POINT_BITS))
     return total + (plain - jax.lax.stop_gradient(plain))
 
 
@@ -189,8 +205,8 @@ def observe(state: OpinionState, params: OpinionParams, world: jaxsim.World) -> 
     real = world.real_agents()
     n = jnp.float32(world.num_agents)
     x = state.opinion
-    mean = exact_unit_sum(x, real) / n
-    variance = exact_unit_sum(jnp.square(x - mean), real) / n
+    mean = exact_unit_sum(x, real, world.num_agents) / n
+    variance = exact_unit_sum(jnp.square(x - mean), real, world.num_agents) / n
     return {"mean_opinion": mean, "opinion_variance": variance}
 
 
@@ -226,8 +242,12 @@ def meetings_substep(layers: tuple[str, ...] | None, rounds: int):
             for name in names:
                 layer = world.graph[name]
                 k_match, k_meet = jax.random.split(jax.random.fold_in(jax.random.fold_in(key, r), _layer_stream(name)))
-                uniforms = jaxsim.uniform(k_match, (layer.src.shape[0],))
-                partner = edge_pairs.random_matching(uniforms, layer, _reverse(world, name))
+                # The priorities of edge_pairs.random_matching(uniform(k_match, (2E,)), ...),
+                # hashed directly at each edge's first stored direction (no gather).
+                first = edge_pairs.first_positions(_reverse(world, name))
+                position = jnp.arange(first.shape[0], dtype=jnp.int32)
+                priority = jaxsim.uniform(k_match, first.shape, offset=first - position)
+                partner = edge_pairs.matching_from_priorities(priority, layer, slots)
                 paired = partner >= 0
                 event = jaxsim.bernoulli(k_meet, meet_p)
                 # One event per pair: both partners read the one of the lower index.
@@ -322,7 +342,9 @@ def opinion_model(layers: Sequence[str] | None = None, rounds: int = 1) -> jaxsi
         validate=validate_factory(layers),
         params_type=OpinionParams,
         metrics=METRICS,
-        working_bytes_per_agent=32,
+        # A day's temporaries: about 12 bytes per directed edge (uniforms, priorities,
+        # candidates) plus 32 per slot; sized for about 10 directed edges per agent.
+        working_bytes_per_agent=32 + 12 * 10,
         build_world=build_world,
     )
 
@@ -424,7 +446,6 @@ __all__ = [
     "DEFAULT_EPSILON",
     "DEFAULT_MU",
     "FIXED_POINT_BITS",
-    "LIMB_BITS",
     "METRICS",
     "OpinionParams",
     "OpinionState",
@@ -435,6 +456,7 @@ __all__ = [
     "exact_unit_sum",
     "expected_clusters",
     "initial_state",
+    "limb_bits",
     "meetings_substep",
     "observe",
     "opinion_model",
