@@ -176,10 +176,22 @@ def _resolve(spec: ParamSpec, value, world, periods: Mapping[str, int], owner: s
         raise InputError(f"{what}: non-finite value in {array.tolist()}")
     low, high = spec.low_high()
     if np.any(array < low) or np.any(array > high):
-        raise InputError(f"{what}: {array.tolist()} is outside its bounds [{low}, {high}]")
+        raise InputError(f"{what}: {shown(array)} is outside its bounds [{low}, {high}]")
     if spec.dtype == "int32" and not np.all(array == np.round(array)):
         raise InputError(f"{what}: must be a whole number, got {array.tolist()}")
     return array.astype(dtype)
+
+
+def shown(values, limit: int = 12) -> str:
+    """Numbers for an error message: each at float32 precision (``0.9``, not
+    ``0.8999999761581421``), nested like ``tolist()``, at most ``limit`` per row."""
+    array = np.asarray(values)
+    if array.ndim == 0:
+        return str(np.float32(array)) if np.issubdtype(array.dtype, np.floating) else str(array.item())
+    parts = [shown(row, limit) for row in array[:limit]]
+    if array.shape[0] > limit:
+        parts.append(f"... ({array.shape[0]} in all)")
+    return "[" + ", ".join(parts) + "]"
 
 
 def build(cls, world=None, *, periods: Mapping[str, int] | None = None, **values):
@@ -227,7 +239,7 @@ def check(params, world=None) -> None:
             raise InputError(f"{owner}.{name}: non-finite value in {array.tolist()}")
         low, high = spec.low_high()
         if np.any(array < low) or np.any(array > high):
-            raise InputError(f"{owner}.{name}: {array.tolist()} is outside its bounds [{low}, {high}]")
+            raise InputError(f"{owner}.{name}: {shown(array)} is outside its bounds [{low}, {high}]")
         if spec.by is not None and world is not None:
             k = world.num_categories(spec.by)
             if array.shape[-1:] != (k,):

@@ -22,7 +22,10 @@ class ContactLayer:
 
     Attributes:
         src: int32 ``[2E]`` the agent whose value travels along the edge.
-        dst: int32 ``[2E]`` the agent it reaches; sorted ascending.
+        dst: int32 ``[2E]`` the agent it reaches; sorted ascending. Layers built by
+            :func:`jaxsim.graph.build_contact_layer` are sorted by ``(dst, src)``, so the
+            reverse of edge ``e`` is found by a stable sort of ``src`` (models that pair
+            the two directions of an edge rely on it).
         row_start: int32 ``[S + 1]`` first edge position of each destination (CSR offsets),
             for ``S`` agent slots (the population size, or more with padding).
         weight: float32 ``[2E]`` contact weight, or ``None`` for all-ones (saves a read of

@@ -148,6 +148,8 @@ def test_declared_parameters_build_check_and_report(world):
     assert parameters.units(SIParams)["beta"] == "infection probability per contact per day"
     with pytest.raises(InputError, match=r"SIParams.beta: \[1.5\] is outside its bounds|SIParams.beta: 1.5 is outside"):
         parameters.build(SIParams, world, beta=1.5)
+    with pytest.raises(InputError, match=r"SIParams.beta: 1.1 is outside its bounds \[0.0, 1.0\]$"):
+        parameters.check(params.replace(beta=jnp.float32(1.1)))  # float32 shown as typed, not 1.100000023841858
     with pytest.raises(LabelError, match="unknown labels"):
         parameters.build(SIParams, world, susceptibility={"young": 1.0, "old": 1.0, "baby": 1.0})
     with pytest.raises(LabelError, match="has no parameters"):
