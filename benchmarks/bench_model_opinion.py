@@ -145,6 +145,9 @@ def main(argv=None) -> int:
     from jaxsim import generators
     from jaxsim.models import opinion
 
+    # Warm the compiler (its one-time start-up would otherwise count against whichever
+    # version compiles first).
+    jax.jit(lambda v: v + 1).lower(jnp.float32(1.0)).compile()
     start = time.perf_counter()
     edges = generators.erdos_renyi(args.agents, args.mean_degree, seed=args.seed)
     population = generators.population(args.agents, {"contacts": edges})

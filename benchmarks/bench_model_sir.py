@@ -122,6 +122,9 @@ def main(argv=None) -> int:
     from jaxsim import generators
     from jaxsim.models import sir
 
+    # Warm the compiler (its one-time start-up would otherwise count against whichever
+    # version compiles first).
+    jax.jit(lambda v: v + 1).lower(jnp.float32(1.0)).compile()
     start = time.perf_counter()
     n, days = args.agents, args.days
     edges = generators.erdos_renyi(n, args.degree, seed=args.seed)

@@ -4,9 +4,10 @@ The one kernel every network model needs (infection pressure, the share of infec
 neighbours, the mean opinion around an agent, ...). :func:`neighbour_sum` picks its path
 by itself:
 
-- one run, few senders (agents with ``x != 0``): the sparse "push" from the senders,
-  through the smallest capacity tier of :data:`SPARSE_TIERS` that holds them and their
-  edges, else the dense "pull" over every edge (a gather and a sorted ``segment_sum``);
+- one run, few senders (agents with ``x != 0``): the sparse "push" from the senders
+  along their edges, in passes of a fixed number of edge slots (one compiled loop body),
+  while they fit the last tier of :data:`SPARSE_TIERS`, else the dense "pull" over every
+  edge (a gather and a sorted ``segment_sum``);
 - under ``vmap`` (an ensemble sharing one graph): a batching rule computes all members
   together, pushing from the blocks of :data:`PUSH_BLOCK` agents that hold a sender in
   any member (:data:`BATCHED_TIERS`), else pulling every member over every edge with the
@@ -42,8 +43,10 @@ from jaxsim.kernels.layers import ContactLayer
 from jaxsim.kernels.sharded_contacts import is_sharded_graph, sharded_contact_pressure
 
 #: Capacity tiers of the sparse "push" path, as fractions of the agents (senders) and of
-#: each layer's directed edges. A day whose senders fit in a tier costs about that
-#: fraction of the dense work plus O(N); otherwise the dense "pull" sum runs.
+#: each layer's directed edges. The push runs while the senders fit the last tier, in
+#: passes of the first tier's edge capacity (:func:`layer_push_windows`): a day costs
+#: about its senders' share of the dense work, in steps of the first tier, plus O(N);
+#: beyond the last tier the dense "pull" sum runs.
 SPARSE_TIERS: tuple[float, ...] = (1 / 256, 1 / 32)
 #: ``"auto"`` picks push or pull by itself; ``"dense"`` always pulls.
 METHODS = ("auto", "dense")
@@ -101,6 +104,63 @@ def layer_push(
     if layer.weight is not None:
         sent = sent * layer.weight[position]
     return jnp.zeros(n, values.dtype).at[receiver].add(sent, mode="drop")
+
+
+def layer_push_windows(
+    values: jax.Array,
+    senders: jax.Array,
+    num_senders: jax.Array,
+    layer: ContactLayer,
+    window: int,
+) -> jax.Array:
+    """:func:`layer_push` through one buffer of ``window`` edge slots, reused.
+
+    The senders' edge rows are laid out one after another (as in :func:`layer_push`) and
+    pushed ``window`` slots at a time, as many windows as their edges need: the work
+    follows the day's senders in steps of ``window`` slots, and one loop body is compiled
+    however many windows a day takes (a tier per capacity would compile one each). The
+    terms reach each receiver in the same order as one push over all the slots: the same
+    sums, bit for bit.
+
+    Args:
+        values: float ``[N]``.
+        senders: int32 ``[A]`` agent indices with non-zero values, ascending, padded.
+        num_senders: int scalar, how many entries of ``senders`` are real.
+        layer: the contact layer.
+        window: static number of edge slots per pass.
+
+    Returns:
+        float32 ``[N]``.
+    """
+    n = values.shape[0]
+    capacity = senders.shape[0]
+    real = jnp.arange(capacity) < num_senders
+    first = layer.row_start[senders]
+    degree = jnp.where(real, layer.row_start[senders + 1] - first, 0)
+    end = blocked_cumsum(degree)
+    total = end[-1]
+    offset = jnp.where(real, end - degree, total)  # padding senders after every used slot
+    sent_value = values[senders]
+    slot = jnp.arange(window, dtype=jnp.int32)
+
+    def one_window(w, out):
+        start = w * window
+        # owner[s]: the last sender whose row starts at or before slot start + s (senders
+        # before the window all count at slot 0; rows without edges start where the next
+        # one does, so the last of them is a row with edges).
+        starts = jnp.zeros(window + 1, jnp.int32).at[jnp.clip(offset - start, 0, window)].add(1)
+        owner = jnp.clip(blocked_cumsum(starts[:window]) - 1, 0, capacity - 1)
+        here = start + slot
+        used = here < total
+        position = jnp.where(used, first[owner] + here - offset[owner], 0)
+        receiver = jnp.where(used, layer.src[position], n)
+        sent = sent_value[owner]
+        if layer.weight is not None:
+            sent = sent * layer.weight[position]
+        return out.at[receiver].add(sent, mode="drop")
+
+    windows = (total + window - 1) // window
+    return jax.lax.fori_loop(0, windows, one_window, jnp.zeros(n, values.dtype))
 
 
 def first_true(flags: jax.Array, size: int) -> jax.Array:
@@ -214,29 +274,25 @@ def _per_layer_single(method: str, closable: tuple, x: jax.Array, layers: tuple,
     if method == "dense":
         return dense(x)
     n = x.shape[0]
-    num_senders = jnp.sum(x != 0, dtype=jnp.int32)
 
-    def push_tier(fraction):
-        agent_cap = _tier_capacity(fraction, n, 16)
+    def push(v):
+        sending = v != 0
+        num_senders = jnp.sum(sending, dtype=jnp.int32)
+        senders = first_true(sending, _tier_capacity(SPARSE_TIERS[-1], n, 16))
+        return jnp.stack([
+            _skip_if_closed(
+                closed,
+                scale,
+                lambda u, lay=lay: layer_push_windows(
+                    u, senders, num_senders, lay, _tier_capacity(SPARSE_TIERS[0], lay.num_directed_edges, 64)
+                ),
+                v,
+            )
+            for lay, scale, closed in zip(layers, scales, closable)
+        ])
 
-        def push(v):
-            senders = first_true(v != 0, agent_cap)
-            return jnp.stack([
-                _skip_if_closed(
-                    closed,
-                    scale,
-                    lambda u, lay=lay, c=_tier_capacity(fraction, lay.num_directed_edges, 64):
-                    layer_push(u, senders, num_senders, lay, c),
-                    v,
-                )
-                for lay, scale, closed in zip(layers, scales, closable)
-            ])
-
-        return push
-
-    branches = [push_tier(fraction) for fraction in SPARSE_TIERS] + [dense]
     by_name = {str(i): lay for i, lay in enumerate(layers)}
-    return jax.lax.switch(sparse_tier(x, by_name), branches, x)
+    return jax.lax.cond(sparse_tier(x, by_name) < len(SPARSE_TIERS), push, dense, x)
 
 
 def _per_layer(method: str, closable: tuple, x: jax.Array, layers: tuple, scales: tuple) -> jax.Array:
