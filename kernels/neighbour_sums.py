@@ -133,6 +133,8 @@ def layer_push_windows(
         float32 ``[N]``.
     """
     n = values.shape[0]
+    if window == 0 or layer.num_directed_edges == 0:  # a layer without edges sends nothing
+        return jnp.zeros(n, values.dtype)
     capacity = senders.shape[0]
     real = jnp.arange(capacity) < num_senders
     first = layer.row_start[senders]
@@ -469,6 +471,8 @@ def blocked_cumsum(values: jax.Array, block: int = CUMSUM_BLOCK) -> jax.Array:
     if jax.default_backend() != "cpu" or not jnp.issubdtype(values.dtype, jnp.integer):
         return jnp.cumsum(values)
     n = values.shape[0]
+    if n == 0:
+        return values
     rows = -(-n // block)
     padded = jnp.zeros(rows * block, values.dtype).at[:n].set(values).reshape(rows, block)
     triangle = jnp.triu(jnp.ones((block, block), values.dtype))

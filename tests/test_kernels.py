@@ -212,6 +212,15 @@ def test_sparse_push_equals_dense_pull_in_every_tier(prevalence, tier):
     )
 
 
+def test_a_layer_without_edges_sums_to_zero_on_every_path():
+    n = 40
+    empty = build_contact_layer(EdgeList.from_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64)), n)
+    x = jnp.asarray(np.where(np.arange(n) < 3, 1.0, 0.0).astype(np.float32))  # few senders: the push
+    for method in ("auto", "dense"):
+        out = jax.jit(lambda v, m=method: neighbour_sum(v, {"empty": empty}, None, m))(x)
+        np.testing.assert_array_equal(np.asarray(out), np.zeros(n, np.float32))
+
+
 def test_unknown_contact_method_is_an_error():
     with pytest.raises(ValueError, match="unknown neighbour-sum method"):
         neighbour_sum(jnp.zeros(3), {}, {}, "magic")
