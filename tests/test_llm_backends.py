@@ -71,6 +71,15 @@ class ScriptedServer:
                     outer.received.append((dict(self.headers), payload))
                     outer.in_flight += 1
                     outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
+                counted = True
+
+                def done():  # a request stops counting before its reply leaves: the client
+                    nonlocal counted  # may send its next request as soon as it has the reply
+                    if counted:
+                        counted = False
+                        with outer._lock:
+                            outer.in_flight -= 1
+
                 try:
                     reply = outer.respond(index, payload, dict(self.headers))
                     time.sleep(reply.delay_s)
@@ -85,13 +94,13 @@ class ScriptedServer:
                     self.send_header("Content-Length", str(len(body)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
+                    done()
                     self.end_headers()
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
                 finally:
-                    with outer._lock:
-                        outer.in_flight -= 1
+                    done()
 
             def log_message(self, *args):
                 pass
