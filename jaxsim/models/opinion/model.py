@@ -57,6 +57,7 @@ from __future__ import annotations
 import warnings
 import zlib
 from dataclasses import dataclass
+from functools import partial
 from typing import Sequence
 
 import jax
@@ -172,6 +173,36 @@ def initial_state(key: jax.Array, params: OpinionParams, world: jaxsim.World) ->
 
 
 # ------------------------------------------------------------------------- summaries
+def _limb_sums(values: jax.Array, mask: jax.Array, bits: int) -> jax.Array:
+    """float32 exact sum (fixed point, int32 limbs of ``bits`` bits) plus ``plain - plain``
+    for the float sum ``plain`` (0, or NaN when a value is not finite), all from one
+    variadic reduction: the values are read once."""
+    limbs = -(-(FIXED_POINT_BITS + 1) // bits)  # 2**30 itself takes 31 bits
+    fixed = jnp.round(jnp.clip(values, 0.0, 1.0) * np.float32(2.0**FIXED_POINT_BITS))
+    fixed = jnp.where(mask, fixed.astype(jnp.int32), 0)
+    operands = tuple((fixed >> (bits * k)) & ((1 << bits) - 1) for k in range(limbs))
+    operands += (jnp.where(mask, values, 0.0),)
+    zeros = tuple(jnp.int32(0) for _ in range(limbs)) + (jnp.float32(0.0),)
+    sums = jax.lax.reduce(operands, zeros, lambda a, b: tuple(u + v for u, v in zip(a, b)), (0,))
+    total = jnp.float32(0.0)
+    for k in range(limbs):
+        total = total + sums[k].astype(jnp.float32) * np.float32(2.0 ** (bits * k - FIXED_POINT_BITS))
+    plain = sums[-1]
+    return total + (plain - plain)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _exact_sum(values: jax.Array, mask: jax.Array, bits: int) -> jax.Array:
+    return _limb_sums(values, mask, bits)
+
+
+@_exact_sum.defjvp
+def _exact_sum_jvp(bits, primals, tangents):
+    values, mask = primals
+    tangent = tangents[0]
+    return _exact_sum(values, mask, bits), jnp.sum(jnp.where(mask, tangent, jnp.zeros_like(tangent)))
+
+
 def exact_unit_sum(values: jax.Array, mask: jax.Array, count: int | None = None) -> jax.Array:
     """float32 sum of ``values`` (in ``[0, 1]``, clipped) over ``mask``, independent of
     the order of the additions.
@@ -179,7 +210,9 @@ def exact_unit_sum(values: jax.Array, mask: jax.Array, count: int | None = None)
     Each value is rounded to a multiple of ``2**-30`` and the integers are summed exactly
     in int32 limbs of :func:`limb_bits` ``(count)`` bits (integer sums are the same in any
     order: on any number of devices, under ``vmap``); the limb sums are combined in
-    float32 in a fixed order. Its gradient is that of the plain float sum.
+    float32 in a fixed order. All limbs come from one pass over the values (a variadic
+    reduction). A value that is not finite makes the sum NaN. Its gradient is that of the
+    plain float sum (``mask`` where ``values`` is differentiated).
 
     Args:
         values: float ``[S]``.
@@ -187,16 +220,8 @@ def exact_unit_sum(values: jax.Array, mask: jax.Array, count: int | None = None)
         count: static upper bound of the number of entries in ``mask`` (default ``S``).
     """
     values = values.astype(jnp.float32)
-    plain = jnp.sum(jnp.where(mask, values, 0.0))
-    fixed = jnp.round(jnp.clip(jax.lax.stop_gradient(values), 0.0, 1.0) * np.float32(2.0**FIXED_POINT_BITS))
-    fixed = jnp.where(mask, fixed.astype(jnp.int32), 0)
     bits = limb_bits(values.shape[0] if count is None else count)
-    limbs = -(-(FIXED_POINT_BITS + 1) // bits)  # 2**30 itself takes 31 bits
-    total = jnp.float32(0.0)
-    for k in range(limbs):
-        part = jnp.sum((fixed >> (bits * k)) & ((1 << bits) - 1), dtype=jnp.int32)
-        total = total + part.astype(jnp.float32) * np.float32(2.0 ** (bits * k - FIXED_POINT_BITS))
-    return total + (plain - jax.lax.stop_gradient(plain))
+    return _exact_sum(values, jnp.asarray(mask, bool), bits)
 
 
 def observe(state: OpinionState, params: OpinionParams, world: jaxsim.World) -> dict[str, jax.Array]:
