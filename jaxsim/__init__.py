@@ -56,7 +56,8 @@ _EXPORTS = {
 
 #: Modules reachable as attributes (``jaxsim.generators.erdos_renyi``), imported on first use.
 _MODULES = {
-    "behaviour", "calibration", "coupling", "engine", "ensemble", "generators", "interventions", "kernels",
+    "behaviour", "calibration", "coupling", "engine", "ensemble", "generators", "gradcheck", "interventions",
+    "kernels",
     "memory", "models", "outputs", "parameters", "population_io", "sampling", "sharding", "sim", "world",
 }
 
