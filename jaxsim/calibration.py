@@ -298,9 +298,36 @@ def _assemble(problem: CalibrationProblem, names, z: dict, network, net_params, 
     return problem.params.replace(**values)
 
 
+def default_fit_names(params_or_type) -> tuple[str, ...]:
+    """The parameters a fit moves when none are named: the fittable ones declared per
+    period (``per="day" | "week" | "month"``: a series, e.g. a weekly transmission rate).
+    :class:`CalibrationError` when there are none (name the parameters then)."""
+    found = tuple(
+        name for name, spec in parameters.specs(params_or_type).items() if spec.per is not None and spec.fittable
+    )
+    if not found:
+        cls = params_or_type if isinstance(params_or_type, type) else type(params_or_type)
+        raise CalibrationError(
+            f"{cls.__name__} declares no fittable per-period parameter: name the parameters to fit "
+            f"(fittable: {sorted(fittable(cls))})"
+        )
+    return found
+
+
+def _network_param(names: tuple[str, ...], params, network_param: str | None) -> str:
+    if network_param is not None:
+        return network_param
+    series = [n for n in names if parameters.specs(params)[n].per is not None]
+    if len(series) != 1:
+        raise CalibrationError(
+            f"name the per-period parameter the network sets (network_param=...): the fitted ones are {series}"
+        )
+    return series[0]
+
+
 def fit(
     problem: CalibrationProblem,
-    names: Sequence[str] = ("transmission_rate",),
+    names: Sequence[str] | None = None,
     *,
     steps: int = 60,
     learning_rate: float = 0.1,
@@ -308,7 +335,7 @@ def fit(
     loss: str = "poisson",
     seed: int = 0,
     network: WeeklyParameterNetwork | None = None,
-    network_param: str = "transmission_rate",
+    network_param: str | None = None,
     on_step: Callable[[int, float], None] | None = None,
 ) -> FitResult:
     """Fit ``names`` to the training periods with Adam, averaging ``seeds_per_step`` runs.
@@ -317,14 +344,18 @@ def fit(
     output for each period's features (``problem.features``) and the network's weights are
     what Adam moves; other names are fitted directly. A non-finite loss or gradient stops
     the fit and the result holds the last parameters whose loss and gradient were finite.
+    ``names`` defaults to :func:`default_fit_names`; ``network_param`` to the one
+    per-period parameter among ``names``.
     """
-    names = check_fit_names(problem.params, names)
+    names = check_fit_names(problem.params, default_fit_names(problem.params) if names is None else names)
     if loss not in LOSSES:
         raise CalibrationError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
     if steps < 1 or seeds_per_step < 1:
         raise CalibrationError(f"steps and seeds_per_step must be >= 1, got {steps}, {seeds_per_step}")
     if network is not None and problem.features is None:
         raise CalibrationError("a network needs problem.features ([periods, F])")
+    if network is not None:
+        network_param = _network_param(names, problem.params, network_param)
     if network is not None and network_param not in names:
         raise CalibrationError(f"the network sets {network_param!r}: name it among the fitted parameters")
     loss_fn = LOSSES[loss]
@@ -447,13 +478,16 @@ def extend_last_period(params, name: str, train_periods: int):
 
 
 def extend_last_week(params, train_weeks: int):
-    """:func:`extend_last_period` of the weekly ``transmission_rate``."""
-    return extend_last_period(params, "transmission_rate", train_weeks)
+    """:func:`extend_last_period` of every parameter declared ``per="week"``."""
+    for name, spec in parameters.specs(params).items():
+        if spec.per == "week":
+            params = extend_last_period(params, name, train_weeks)
+    return params
 
 
 def gradient_free_fit(
     problem: CalibrationProblem,
-    names: Sequence[str] = ("transmission_rate",),
+    names: Sequence[str] | None = None,
     *,
     simulator_runs: int,
     seeds_per_evaluation: int = 4,
@@ -464,10 +498,10 @@ def gradient_free_fit(
     of ``simulator_runs`` simulator runs (each evaluation averages ``seeds_per_evaluation``
     runs, with the same seeds every evaluation so the objective is deterministic). For
     per-period parameters only the training periods' values are searched; later periods
-    repeat the last."""
+    repeat the last. ``names`` defaults to :func:`default_fit_names`."""
     from scipy.optimize import minimize
 
-    names = check_fit_names(problem.params, names)
+    names = check_fit_names(problem.params, default_fit_names(problem.params) if names is None else names)
     loss_fn = LOSSES[loss]
     observed = jnp.asarray(problem.observed[: problem.train_periods])
     train = problem.train_periods
@@ -529,6 +563,7 @@ __all__ = [
     "Observation",
     "WeeklyParameterNetwork",
     "check_fit_names",
+    "default_fit_names",
     "ensemble_forecast",
     "extend_last_period",
     "extend_last_week",

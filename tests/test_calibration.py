@@ -144,3 +144,44 @@ def test_stop_after_a_good_step_returns_the_last_checked_parameters(small_world,
     assert result.stopped.startswith("stopped at step 1")
     assert len(result.loss_curve) == 1
     np.testing.assert_allclose(np.asarray(result.params.transmission_rate), [2.0, 2.0], rtol=1e-3)
+
+
+# ------------------------------------------------- any model: a generic SIR, no COVID names
+@pytest.fixture(scope="module")
+def sir_problem():
+    """Weekly infections of an SIR run with tau = 0.08 (2,000 agents, mean degree 8, 6
+    weeks) as the observed series; the fit starts from tau = 0.03."""
+    from jaxsim import generators
+    from jaxsim.models import sir
+
+    n = 2000
+    world = sir.build_world(generators.population(n, {"contacts": generators.erdos_renyi(n, 8.0, seed=2)}))
+    model = sir.sir_model(contact_method="dense")
+    truth = sir.default_params(world, tau=0.08, gamma=0.2, initial_infected_share=0.01)
+    observation = cal.Observation("new_infections", 7, scale=1.0)
+    observed = np.asarray(jax.jit(lambda k: cal.simulate_observed(model, k, truth, world, 6, observation))(
+        jax.random.key(11)))
+    start = truth.replace(tau=jnp.float32(0.03))
+    return cal.CalibrationProblem(model, world, start, observed, 6, observation, estimator="straight_through")
+
+
+def test_gradient_free_fit_recovers_a_known_parameter_of_any_model(sir_problem):
+    """Nelder-Mead must move: a fit that returned its starting point (tau 0.03) fails."""
+    assert sir_problem.observed.sum() > 500  # an epidemic to fit, not a fizzle
+    result = cal.gradient_free_fit(sir_problem, ["tau"], simulator_runs=120, seeds_per_evaluation=4)
+    tau = float(result.params.tau)
+    assert result.simulator_runs <= 120
+    assert abs(tau - 0.08) / 0.08 < 0.2, tau
+    assert min(result.loss_curve) < 0.2 * result.loss_curve[0], result.loss_curve
+
+
+def test_fits_name_their_parameters_unless_the_model_declares_a_series(sir_problem):
+    """The core knows no model's parameters: SIR declares no per-period parameter, so a
+    fit without names says what it could fit; COVID's weekly transmission rate is its
+    default."""
+    with pytest.raises(cal.CalibrationError, match=r"SIRParams declares no fittable per-period parameter: "
+                                                   r"name the parameters to fit \(fittable: \["):
+        cal.fit(sir_problem, steps=1)
+    with pytest.raises(cal.CalibrationError, match="SIRParams declares no fittable per-period parameter"):
+        cal.gradient_free_fit(sir_problem, simulator_runs=4)
+    assert cal.default_fit_names(covid.CovidParams) == ("transmission_rate",)
