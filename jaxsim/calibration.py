@@ -485,6 +485,10 @@ def extend_last_week(params, train_weeks: int):
     return params
 
 
+#: Gradient-free search methods of :func:`gradient_free_fit`.
+GRADIENT_FREE_METHODS = ("nelder-mead", "cma-es")
+
+
 def gradient_free_fit(
     problem: CalibrationProblem,
     names: Sequence[str] | None = None,
@@ -493,15 +497,38 @@ def gradient_free_fit(
     seeds_per_evaluation: int = 4,
     loss: str = "poisson",
     seed: int = 0,
+    method: str = "nelder-mead",
+    population: int | None = None,
+    initial_std: float = 0.5,
 ) -> FitResult:
-    """Nelder-Mead (scipy) over the same unconstrained parameters, same loss, with a budget
-    of ``simulator_runs`` simulator runs (each evaluation averages ``seeds_per_evaluation``
-    runs, with the same seeds every evaluation so the objective is deterministic). For
-    per-period parameters only the training periods' values are searched; later periods
-    repeat the last. ``names`` defaults to :func:`default_fit_names`."""
-    from scipy.optimize import minimize
+    """Fit ``names`` without gradients, over the same unconstrained parameters and the same
+    loss as :func:`fit`, within a budget of ``simulator_runs`` simulator runs.
 
+    Each evaluation of a parameter set averages ``seeds_per_evaluation`` runs, with the
+    same seeds every evaluation (common random numbers: the objective is deterministic).
+    For per-period parameters only the training periods' values are searched; later
+    periods repeat the last. ``names`` defaults to :func:`default_fit_names`.
+
+    Methods (:data:`GRADIENT_FREE_METHODS`):
+
+    - ``"nelder-mead"`` (scipy): one parameter set per evaluation, a baseline;
+    - ``"cma-es"`` (evosax's ``CMA_ES``, Hansen 2016): ``population`` parameter sets per
+      generation (default ``max(8, 4 + 3 ln d)`` for ``d`` searched values), evaluated as
+      one ``vmap``-ed batch of runs; ``initial_std`` is the search distribution's starting
+      width in the unconstrained (logit of the declared ``fit_bounds``) coordinates; as
+      many generations as the budget allows (at least one). The result is the best set
+      evaluated; ``loss_curve`` holds each generation's best loss.
+    """
+    if method not in GRADIENT_FREE_METHODS:
+        raise CalibrationError(f"unknown gradient-free method {method!r}; choose one of {GRADIENT_FREE_METHODS}")
     names = check_fit_names(problem.params, default_fit_names(problem.params) if names is None else names)
+    if loss not in LOSSES:
+        raise CalibrationError(f"unknown loss {loss!r}; choose one of {sorted(LOSSES)}")
+    if seeds_per_evaluation < 1 or simulator_runs < seeds_per_evaluation:
+        raise CalibrationError(
+            f"simulator_runs ({simulator_runs}) must allow at least one evaluation of seeds_per_evaluation "
+            f"({seeds_per_evaluation}) runs"
+        )
     loss_fn = LOSSES[loss]
     observed = jnp.asarray(problem.observed[: problem.train_periods])
     train = problem.train_periods
@@ -524,21 +551,29 @@ def gradient_free_fit(
             z[name] = jnp.concatenate([values, jnp.repeat(values[-1:], total - train)])
         return _assemble(problem, names, z, None, None, "")
 
-    @jax.jit
     def objective(flat):
         params = assemble(flat)
         predicted = jax.lax.map(lambda k: problem.simulate(params, k), keys)
         return jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
 
+    start = time.perf_counter()
+    if method == "cma-es":
+        best, curve, runs = _cma_es(objective, flat0, simulator_runs, seeds_per_evaluation, population,
+                                    initial_std, seed)
+        return FitResult(params=assemble(best), loss_curve=curve, seconds=time.perf_counter() - start,
+                         stopped="budget", simulator_runs=runs, names=names)
+
+    from scipy.optimize import minimize
+
+    evaluate = jax.jit(objective)
     evaluations = max(1, simulator_runs // seeds_per_evaluation)
     curve: list[float] = []
 
     def f(x):
-        value = float(objective(jnp.asarray(x, jnp.float32)))
+        value = float(evaluate(jnp.asarray(x, jnp.float32)))
         curve.append(value)
         return value if math.isfinite(value) else 1e9
 
-    start = time.perf_counter()
     result = minimize(
         f, np.asarray(flat0, np.float64), method="Nelder-Mead",
         options={"maxfev": evaluations, "xatol": 1e-3, "fatol": 1e-4},
@@ -554,11 +589,60 @@ def gradient_free_fit(
     )
 
 
+def _cma_es(objective, flat0, simulator_runs: int, seeds: int, population: int | None, initial_std: float,
+            seed: int):
+    """CMA-ES over ``flat0``'s space; returns (best point, best loss per generation, runs)."""
+    try:
+        from evosax.algorithms import CMA_ES
+    except ImportError as err:  # a dependency of the package: a broken install
+        raise ImportError(f"cma-es needs evosax (pip install 'evosax>=0.3.2,<0.4'): {err}") from err
+    dims = int(flat0.shape[0])
+    if population is None:
+        population = max(8, 4 + int(3 * math.log(max(dims, 1))))
+    if isinstance(population, bool) or not isinstance(population, (int, np.integer)) or population < 2:
+        raise CalibrationError(f"cma-es population must be a whole number >= 2, got {population!r}")
+    if not (math.isfinite(initial_std) and initial_std > 0):
+        raise CalibrationError(f"cma-es initial_std must be a finite number > 0, got {initial_std!r}")
+    generations = simulator_runs // (population * seeds)
+    if generations < 1:
+        raise CalibrationError(
+            f"simulator_runs ({simulator_runs}) is less than one cma-es generation: population {population} x "
+            f"{seeds} seeds = {population * seeds} runs"
+        )
+    strategy = CMA_ES(population_size=int(population), solution=jnp.asarray(flat0, jnp.float32))
+    settings = strategy.default_params.replace(std_init=jnp.float32(initial_std))
+    batch = jax.jit(jax.vmap(objective))
+
+    @jax.jit
+    def tell(key, members, fitness, state):
+        fitness = jnp.where(jnp.isfinite(fitness), fitness, jnp.float32(1e9))
+        return strategy.tell(key, members, fitness, state, settings)[0]
+
+    key = jax.random.key(seed + 7)
+    key, init_key = jax.random.split(key)
+    state = strategy.init(init_key, jnp.asarray(flat0, jnp.float32), settings)
+    ask = jax.jit(lambda k, s: strategy.ask(k, s, settings))
+    best, best_loss, curve = np.asarray(flat0, np.float32), math.inf, []
+    for _ in range(generations):  # a host loop over generations, each a batch of runs
+        key, ask_key, tell_key = jax.random.split(key, 3)
+        members, state = ask(ask_key, state)
+        fitness = batch(members)
+        values = np.asarray(fitness, np.float64)
+        finite = np.where(np.isfinite(values), values, np.inf)
+        i = int(np.argmin(finite))
+        curve.append(float(finite[i]))
+        if finite[i] < best_loss:
+            best_loss, best = float(finite[i]), np.asarray(members[i], np.float32)
+        state = tell(tell_key, members, fitness, state)
+    return jnp.asarray(best), curve, generations * int(population) * seeds
+
+
 __all__ = [
     "Bounds",
     "CalibrationError",
     "CalibrationProblem",
     "FitResult",
+    "GRADIENT_FREE_METHODS",
     "LOSSES",
     "Observation",
     "WeeklyParameterNetwork",

@@ -262,8 +262,9 @@ class Sim:
                   method: str = "gradient", estimator: str | None = None, **options):
         """Fit the declared parameters ``fit`` to the ``observed`` series with the model's
         declared search ranges; ``method="gradient"`` (Adam through the simulator, with the
-        estimator, default straight-through) or ``"nelder-mead"`` (a gradient-free
-        baseline with ``simulator_runs=...``). The first ``train_periods`` periods are
+        estimator, default straight-through), ``"cma-es"`` (a population-based search,
+        each generation one batch of runs) or ``"nelder-mead"`` (a gradient-free baseline);
+        the last two with ``simulator_runs=...``. The first ``train_periods`` periods are
         fitted (default all). Returns :class:`jaxsim.calibration.FitResult`; use
         ``sim.with_params(result.params)`` to carry on with the fitted values."""
         from jaxsim import calibration
@@ -277,9 +278,9 @@ class Sim:
         )
         if method == "gradient":
             return calibration.fit(problem, fit, **options)
-        if method == "nelder-mead":
-            return calibration.gradient_free_fit(problem, fit, **options)
-        raise InputError(f"calibrate: unknown method {method!r}; choose 'gradient' or 'nelder-mead'")
+        if method in calibration.GRADIENT_FREE_METHODS:
+            return calibration.gradient_free_fit(problem, fit, method=method, **options)
+        raise InputError(f"calibrate: unknown method {method!r}; choose 'gradient', 'cma-es' or 'nelder-mead'")
 
 
 __all__ = ["Result", "Sim"]

@@ -185,3 +185,38 @@ def test_fits_name_their_parameters_unless_the_model_declares_a_series(sir_probl
     with pytest.raises(cal.CalibrationError, match="SIRParams declares no fittable per-period parameter"):
         cal.gradient_free_fit(sir_problem, simulator_runs=4)
     assert cal.default_fit_names(covid.CovidParams) == ("transmission_rate",)
+
+
+def test_cma_es_recovers_the_parameter_in_batches_within_its_budget(sir_problem):
+    """Population-based search (evosax CMA-ES), each generation one vmapped batch."""
+    result = cal.gradient_free_fit(sir_problem, ["tau"], method="cma-es", simulator_runs=160,
+                                   seeds_per_evaluation=2, population=8)
+    tau = float(result.params.tau)
+    assert result.simulator_runs == 160 and len(result.loss_curve) == 10  # 10 generations x 8 x 2 seeds
+    assert abs(tau - 0.08) / 0.08 < 0.2, tau
+    # The loss at the start (Nelder-Mead's first evaluation: same seeds) against the search's.
+    start = cal.gradient_free_fit(sir_problem, ["tau"], simulator_runs=2, seeds_per_evaluation=2).loss_curve[0]
+    assert min(result.loss_curve) < 0.05 * start, (start, result.loss_curve)
+    assert result.loss_curve[-1] < 2 * min(result.loss_curve) + 1e-3, result.loss_curve  # converged, not a lucky draw
+    with pytest.raises(cal.CalibrationError, match=r"less than one cma-es generation: population 8 x 2 seeds = 16"):
+        cal.gradient_free_fit(sir_problem, ["tau"], method="cma-es", simulator_runs=8, seeds_per_evaluation=2,
+                              population=8)
+    with pytest.raises(cal.CalibrationError, match=r"unknown gradient-free method 'simplex'"):
+        cal.gradient_free_fit(sir_problem, ["tau"], method="simplex", simulator_runs=8)
+
+
+def test_sim_calibrate_takes_the_method_as_one_argument():
+    import jaxsim
+    from jaxsim import generators
+    from jaxsim.models import sir
+
+    n = 1500
+    population = generators.population(n, {"contacts": generators.erdos_renyi(n, 8.0, seed=4)})
+    sim = jaxsim.Sim(sir.sir_model(contact_method="dense"), population, days=35, tau=0.09, gamma=0.2,
+                     initial_infected_share=0.01)
+    observation = cal.Observation("new_infections", 7, scale=1.0)
+    observed = sim.run(seed=5).frame()["new_infections"].to_numpy().reshape(5, 7).sum(axis=1)
+    start = sim.with_params(tau=0.04)
+    result = start.calibrate(observed, fit=["tau"], observation=observation, method="cma-es",
+                             simulator_runs=96, seeds_per_evaluation=2, population=8)
+    assert abs(float(result.params.tau) - 0.09) / 0.09 < 0.25, float(result.params.tau)
