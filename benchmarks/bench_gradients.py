@@ -43,37 +43,41 @@ from jaxsim import generators, gradcheck
 ESTIMATORS = ("straight_through", "gumbel_softmax", "stochastic")
 
 
-def sir_problem(agents: int, days: int):
-    from jaxsim.models import sir
+def random_graph(agents: int):
+    """A population on one Erdos-Renyi contact layer, mean degree 10."""
+    return generators.population(agents, {"contacts": generators.erdos_renyi(agents, 10.0, seed=0)})
 
-    world = sir.build_world(generators.population(agents, {"contacts": generators.erdos_renyi(agents, 10.0, seed=0)}))
-    model = sir.sir_model()
-    params = sir.default_params(world, tau=0.06, gamma=0.2, initial_infected_share=0.001)
+
+def losses(model, params, world, days: int, reduce):
+    """``loss_for(estimator)``: the loss ``reduce(metrics)`` of a ``days``-day run from one
+    fixed initial state (only the run is differentiated)."""
     state = model.init(jax.random.key(1), params, world)
 
     def loss_for(estimator):
         def loss(key, p):
             _, metrics = jaxsim.simulate(model, key, state, p, world, days, estimator=estimator)
-            return jnp.sum(metrics["new_infections"])  # float32 flows carry the gradient
+            return reduce(metrics)
         return loss
 
+    return loss_for
+
+
+def sir_problem(agents: int, days: int):
+    from jaxsim.models import sir
+
+    world = sir.build_world(random_graph(agents))
+    params = sir.default_params(world, tau=0.06, gamma=0.2, initial_infected_share=0.001)
+    # float32 flows carry the gradient (the status counts are integers)
+    loss_for = losses(sir.sir_model(), params, world, days, lambda metrics: jnp.sum(metrics["new_infections"]))
     return "SIR, infections", params, ("tau", "gamma"), loss_for
 
 
 def opinion_problem(agents: int, days: int):
     from jaxsim.models import opinion
 
-    world = opinion.build_world(generators.population(agents, {"contacts": generators.erdos_renyi(agents, 10.0, seed=0)}))
-    model = opinion.opinion_model()
+    world = opinion.build_world(random_graph(agents))
     params = opinion.default_params(world, epsilon=0.3, mu=0.3, meeting_prob=0.8)
-    state = model.init(jax.random.key(1), params, world)
-
-    def loss_for(estimator):
-        def loss(key, p):
-            _, metrics = jaxsim.simulate(model, key, state, p, world, 30, estimator=estimator)
-            return metrics["opinion_variance"][-1]
-        return loss
-
+    loss_for = losses(opinion.opinion_model(), params, world, 30, lambda metrics: metrics["opinion_variance"][-1])
     return "opinion, final variance", params, ("epsilon", "mu", "meeting_prob"), loss_for
 
 
@@ -82,16 +86,9 @@ def schelling_problem(agents: int, days: int):
 
     side = max(int(math.sqrt(agents / 10)), 20)
     world = schelling.grid_world(side, side)
-    model = schelling.schelling_model()
     params = schelling.default_params(world, threshold=0.3, softness=0.05)
-    state = model.init(jax.random.key(1), params, world)
-
-    def loss_for(estimator):
-        def loss(key, p):
-            _, metrics = jaxsim.simulate(model, key, state, p, world, 14, estimator=estimator)
-            return jnp.sum(metrics["moves"]).astype(jnp.float32)
-        return loss
-
+    loss_for = losses(schelling.schelling_model(), params, world, 14,
+                      lambda metrics: jnp.sum(metrics["moves"]).astype(jnp.float32))
     return f"Schelling {side}x{side}, total moves", params, ("threshold",), loss_for
 
 
