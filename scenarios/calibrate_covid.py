@@ -64,8 +64,9 @@ held-out weeks: mean absolute error, root mean squared error and normalised devi
 (sum of absolute errors / sum of observed cases).
 
 Baselines, on the same split. Persistence: every held-out week repeats the last training
-week's count. Gradient-free: Nelder-Mead (scipy) on the same parameters and loss with the
-same budget of simulator runs as the gradient fit (fixed seeds, ``--seeds`` per
+week's count. Gradient-free: Nelder-Mead (scipy), or CMA-ES (evosax) with
+``--gradient-free cma-es``, on the same parameters and loss with the same budget of
+simulator runs as the gradient fit (fixed seeds, ``--seeds`` per
 evaluation), forecast like ``--method params``.
 
 Outputs (in ``--out``, default ``out/calibrate_covid``; all written or none):
@@ -129,6 +130,11 @@ def parse_args(argv):
     parser.add_argument(
         "--method", choices=METHODS, default="params",
         help="params: one free R(t) per week; network: an MLP maps weekly features to R(t)",
+    )
+    parser.add_argument(
+        "--gradient-free", choices=calibration.GRADIENT_FREE_METHODS, default="nelder-mead",
+        help="the gradient-free fit run on the same budget: nelder-mead (default) or cma-es (evosax; each "
+        "generation one batch of runs)",
     )
     parser.add_argument("--steps", type=int, default=60, help="Adam steps (default 60)")
     parser.add_argument("--seeds", type=int, default=4, help="runs averaged per step (default 4)")
@@ -364,10 +370,11 @@ def main(argv=None) -> int:
     # Baselines on the same split.
     persistence = calibration.persistence_forecast(observed[:train], test)
     persistence_metrics = calibration.heldout_metrics(persistence, observed[train:])
-    print(f"gradient-free baseline: Nelder-Mead with {result.simulator_runs} simulator runs")
+    free_label = {"nelder-mead": "Nelder-Mead", "cma-es": "CMA-ES"}[args.gradient_free]
+    print(f"gradient-free baseline: {free_label} with {result.simulator_runs} simulator runs")
     free = calibration.gradient_free_fit(
         problem, names, simulator_runs=result.simulator_runs, seeds_per_evaluation=args.seeds,
-        loss=args.loss, seed=args.seed,
+        loss=args.loss, seed=args.seed, method=args.gradient_free,
     )
     free_params = calibration.extend_last_week(free.params, train)
     free_members = calibration.ensemble_forecast(problem, free_params, args.members, seed=args.seed + 1000)
@@ -414,6 +421,7 @@ def main(argv=None) -> int:
         "baselines": {
             "persistence": persistence_metrics | {"forecast": persistence},
             "gradient_free": free_metrics | {
+                "method": args.gradient_free,
                 "seconds": free.seconds,
                 "simulator_runs": free.simulator_runs,
                 "stopped": free.stopped,
@@ -457,7 +465,7 @@ def main(argv=None) -> int:
     rows = [
         (f"gradient fit ({args.method})", metrics, result.seconds, result.simulator_runs),
         ("persistence", persistence_metrics, None, None),
-        ("gradient-free (Nelder-Mead)", free_metrics, free.seconds, free.simulator_runs),
+        (f"gradient-free ({free_label})", free_metrics, free.seconds, free.simulator_runs),
     ]
     for label, m, seconds, runs in rows:
         print(f"{label:<28}{m['mae']:>10.2f}{m['rmse']:>10.2f}{m['nd']:>8.3f}"

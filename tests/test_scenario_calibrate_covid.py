@@ -87,6 +87,17 @@ def test_params_method_end_to_end(scenario, tmp_path, capsys):
         assert row in printed
 
 
+def test_cma_es_baseline_on_the_same_budget(scenario, tmp_path, capsys):
+    """``--gradient-free cma-es``: 8 Adam steps x 2 seeds = 16 runs, one CMA-ES generation of
+    8 parameter sets x 2 seeds."""
+    out = tmp_path / "cma"
+    assert scenario.main([*SMALL, "--steps", "8", "--gradient-free", "cma-es", "--out", str(out)]) == 0
+    result = check_outputs(out, method="params", weeks=3, train=2, agents=3000, steps=8)
+    free = result["baselines"]["gradient_free"]
+    assert free["method"] == "cma-es" and free["simulator_runs"] == 16 and len(free["loss_curve"]) == 1
+    assert "gradient-free (CMA-ES)" in capsys.readouterr().out
+
+
 def test_network_method_end_to_end(scenario, tmp_path):
     out = tmp_path / "network"
     assert scenario.main([*SMALL, "--method", "network", "--out", str(out)]) == 0
