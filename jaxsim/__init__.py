@@ -58,7 +58,7 @@ _EXPORTS = {
 _MODULES = {
     "behaviour", "calibration", "coupling", "engine", "ensemble", "generators", "gradcheck", "interventions",
     "kernels",
-    "memory", "models", "outputs", "parameters", "population_io", "sampling", "sharding", "sim", "world",
+    "memory", "models", "outputs", "parameters", "population_io", "sampling", "scoring", "sharding", "sim", "world",
 }
 
 __all__ = sorted(_EXPORTS) + ["state"]
