@@ -61,7 +61,10 @@ whose loss or gradient is not finite stops the fit and the last good parameters 
 Held-out evaluation. ``--members`` runs (16) with independent seeds over all weeks give
 an ensemble; its mean is the point forecast and its 5% and 95% quantiles the band. On the
 held-out weeks: mean absolute error, root mean squared error and normalised deviation
-(sum of absolute errors / sum of observed cases).
+(sum of absolute errors / sum of observed cases) of the mean, and of the whole ensemble the
+weighted interval score (the Forecast Hub's 23 quantiles, :mod:`jaxsim.scoring`; a point
+forecast's WIS is its absolute error) and the share of held-out weeks inside the 50% and
+90% intervals.
 
 Baselines, on the same split. Persistence: every held-out week repeats the last training
 week's count. Gradient-free: Nelder-Mead (scipy), or CMA-ES (evosax) with
@@ -87,7 +90,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsim import behaviour, calibration, cli, memory, outputs
+from jaxsim import behaviour, calibration, cli, memory, outputs, scoring
 from jaxsim.compile_cache import enable_compile_cache
 from jaxsim.errors import InputError
 from jaxsim.llm import options as llm_options
@@ -365,11 +368,15 @@ def main(argv=None) -> int:
     members = calibration.ensemble_forecast(problem, forecast_params, args.members, seed=args.seed + 1000)
     forecast = ensemble_summary(members)
     metrics = calibration.heldout_metrics(forecast["mean"][train:], observed[train:])
+    metrics |= scoring.forecast_scores(members[:, train:], observed[train:])
     train_metrics = calibration.heldout_metrics(forecast["mean"][:train], observed[:train])
 
     # Baselines on the same split.
     persistence = calibration.persistence_forecast(observed[:train], test)
     persistence_metrics = calibration.heldout_metrics(persistence, observed[train:])
+    # A point forecast: its WIS is its absolute error; it has no intervals to cover anything.
+    persistence_metrics |= {"wis": float(np.mean(scoring.weighted_interval_score(persistence[None], observed[train:]))),
+                            "coverage_50": None, "coverage_90": None}
     free_label = {"nelder-mead": "Nelder-Mead", "cma-es": "CMA-ES"}[args.gradient_free]
     print(f"gradient-free baseline: {free_label} with {result.simulator_runs} simulator runs")
     free = calibration.gradient_free_fit(
@@ -380,6 +387,7 @@ def main(argv=None) -> int:
     free_members = calibration.ensemble_forecast(problem, free_params, args.members, seed=args.seed + 1000)
     free_forecast = ensemble_summary(free_members)
     free_metrics = calibration.heldout_metrics(free_forecast["mean"][train:], observed[train:])
+    free_metrics |= scoring.forecast_scores(free_members[:, train:], observed[train:])
 
     # Outputs: staged, so that a failure leaves no half-written set of files.
     rate = np.asarray(forecast_params.transmission_rate, np.float64)
@@ -461,18 +469,20 @@ def main(argv=None) -> int:
         )
 
     print(f"\nheld-out epiweeks {weeks_span(epiweeks[train], epiweeks[-1])} ({test} week{'s' if test > 1 else ''})")
-    print(f"{'':<28}{'MAE':>10}{'RMSE':>10}{'ND':>8}{'seconds':>10}{'runs':>7}")
+    print(f"{'':<28}{'MAE':>10}{'RMSE':>10}{'ND':>8}{'WIS':>9}{'cov50':>7}{'cov90':>7}{'seconds':>10}{'runs':>7}")
     rows = [
         (f"gradient fit ({args.method})", metrics, result.seconds, result.simulator_runs),
         ("persistence", persistence_metrics, None, None),
         (f"gradient-free ({free_label})", free_metrics, free.seconds, free.simulator_runs),
     ]
     for label, m, seconds, runs in rows:
-        print(f"{label:<28}{m['mae']:>10.2f}{m['rmse']:>10.2f}{m['nd']:>8.3f}"
+        cover = "".join("-".rjust(7) if m[k] is None else f"{m[k]:>7.0%}" for k in ("coverage_50", "coverage_90"))
+        print(f"{label:<28}{m['mae']:>10.2f}{m['rmse']:>10.2f}{m['nd']:>8.3f}{m['wis']:>9.2f}{cover}"
               f"{'-' if seconds is None else f'{seconds:.1f}':>10}{'-' if runs is None else runs:>7}")
-    if metrics["mae"] > persistence_metrics["mae"]:
+    if metrics["mae"] > persistence_metrics["mae"] or metrics["wis"] > persistence_metrics["wis"]:
         print(f"note: the fit forecasts the held-out weeks worse than last-value persistence "
-              f"(MAE {metrics['mae']:.2f} vs {persistence_metrics['mae']:.2f})")
+              f"(MAE {metrics['mae']:.2f} vs {persistence_metrics['mae']:.2f}, "
+              f"WIS {metrics['wis']:.2f} vs {persistence_metrics['wis']:.2f})")
     print(f"wrote {out / 'calibration.json'}, {out / 'fit.png'}")
     return 0
 

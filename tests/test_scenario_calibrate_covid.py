@@ -55,6 +55,10 @@ def check_outputs(out: Path, *, method: str, weeks: int, train: int, agents: int
     assert result["simulator_runs"] == steps * 2
     assert result["seconds"] > 0
     assert finite_metrics(result["heldout_metrics"])
+    held_scores = result["heldout_metrics"]
+    assert held_scores["wis"] >= 0 and 0 <= held_scores["coverage_50"] <= held_scores["coverage_90"] <= 1
+    # Persistence is a point forecast: its WIS is its MAE.
+    assert result["baselines"]["persistence"]["wis"] == pytest.approx(result["baselines"]["persistence"]["mae"])
     assert finite_metrics(result["baselines"]["persistence"])
     free = result["baselines"]["gradient_free"]
     assert finite_metrics(free)
@@ -130,6 +134,10 @@ def test_population_directory_and_non_finite_stop(scenario, tmp_path, monkeypatc
     assert "fallback" in result
     assert result["fitted_parameters"]["transmission_rate"] == pytest.approx([2.5, 2.5, 2.5])
     assert finite_metrics(result["heldout_metrics"])
+    held_scores = result["heldout_metrics"]
+    assert held_scores["wis"] >= 0 and 0 <= held_scores["coverage_50"] <= held_scores["coverage_90"] <= 1
+    # Persistence is a point forecast: its WIS is its MAE.
+    assert result["baselines"]["persistence"]["wis"] == pytest.approx(result["baselines"]["persistence"]["mae"])
     assert result["population"]["agents"] == 1500
     assert result["case_scale"] == pytest.approx(1500 / 47303)
     assert "warning:" in capsys.readouterr().err
