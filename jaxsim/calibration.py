@@ -458,11 +458,62 @@ def heldout_metrics(predicted: np.ndarray, observed: np.ndarray) -> dict[str, fl
     }
 
 
-def ensemble_forecast(problem: CalibrationProblem, params, members: int = 16, seed: int = 1000) -> np.ndarray:
-    """The predicted series ``[members, train + test]`` from independent seeds."""
+def ensemble_forecast(problem: CalibrationProblem, params, members: int = 16, seed: int = 1000,
+                      member_values: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """The predicted series ``[members, train + test]`` from independent seeds.
+
+    ``member_values`` gives some parameters one value per member (``{name: [members,
+    ...]}``, e.g. the sampled paths of :func:`random_walk_paths`): member ``i`` runs with
+    ``params.<name> = member_values[name][i]``."""
     keys = jax.random.split(jax.random.key(seed), members)
-    run = jax.jit(lambda k: problem.simulate(params, k, problem.total_periods))
-    return np.stack([np.asarray(run(k)) for k in keys])
+    if not member_values:
+        run = jax.jit(lambda k: problem.simulate(params, k, problem.total_periods))
+        return np.stack([np.asarray(run(k)) for k in keys])
+    for name, values in member_values.items():
+        parameters.spec_of(params, name)
+        if np.shape(values) != (members,) + np.shape(getattr(params, name)):
+            raise CalibrationError(
+                f"member_values[{name!r}] has shape {np.shape(values)}; {members} members of "
+                f"{name} need {(members,) + np.shape(getattr(params, name))}"
+            )
+    run = jax.jit(lambda p, k: problem.simulate(p, k, problem.total_periods))
+    return np.stack([
+        np.asarray(run(params.replace(**{n: jnp.asarray(v[i], jnp.float32) for n, v in member_values.items()}), k))
+        for i, k in enumerate(keys)
+    ])
+
+
+def random_walk_paths(params, name: str, train_periods: int, members: int, *, seed: int = 0,
+                      step_sd: float | None = None, min_step_sd: float = 0.05) -> np.ndarray:
+    """Sampled forward paths of a fitted per-period parameter: ``[members, periods]``.
+
+    The training periods keep their fitted values; after them each member's value follows
+    a random walk on the log scale from the last fitted value, with normal steps of
+    standard deviation ``step_sd`` per period (default: the standard deviation of the
+    fitted log-values' period-to-period changes, at least ``min_step_sd``), kept inside
+    the parameter's declared bounds. Its median path is last-value persistence of the
+    parameter; its spread carries the parameter's uncertainty into the forecast bands.
+    """
+    spec = parameters.spec_of(params, name)
+    values = np.asarray(getattr(params, name), np.float64)
+    if spec.per is None or values.ndim != 1:
+        raise CalibrationError(f"random_walk_paths: {name} is not a per-period parameter")
+    if not 1 <= train_periods <= values.shape[0]:
+        raise CalibrationError(f"random_walk_paths: train_periods must be in 1..{values.shape[0]}, got {train_periods}")
+    low, high = spec.low_high()
+    fitted = np.log(np.maximum(values[:train_periods], 1e-12))
+    if step_sd is None:
+        changes = np.diff(fitted)
+        step_sd = float(np.std(changes, ddof=1)) if changes.size >= 2 else min_step_sd
+    step_sd = max(float(step_sd), float(min_step_sd))
+    if not math.isfinite(step_sd):
+        raise CalibrationError(f"random_walk_paths: step_sd must be finite, got {step_sd!r}")
+    ahead = values.shape[0] - train_periods
+    steps = np.random.default_rng(seed).normal(0.0, step_sd, size=(members, ahead))
+    paths = np.empty((members, values.shape[0]))
+    paths[:, :train_periods] = values[:train_periods]
+    paths[:, train_periods:] = np.exp(fitted[-1] + np.cumsum(steps, axis=1))
+    return np.clip(paths, low, high).astype(np.float32)
 
 
 def persistence_forecast(observed_train: np.ndarray, test_periods: int) -> np.ndarray:
@@ -657,6 +708,7 @@ __all__ = [
     "gradient_free_fit",
     "heldout_metrics",
     "persistence_forecast",
+    "random_walk_paths",
     "scaled_mae",
     "scaled_poisson_deviance",
     "simulate_observed",

@@ -139,6 +139,11 @@ def parse_args(argv):
         help="the gradient-free fit run on the same budget: nelder-mead (default) or cma-es (evosax; each "
         "generation one batch of runs)",
     )
+    parser.add_argument(
+        "--forecast", choices=("last", "random-walk"), default="last",
+        help="held-out weeks' R(t) (--method params): last = the last fitted week's (default); random-walk = "
+        "per member, a log random walk from it with the fitted weeks' step size",
+    )
     parser.add_argument("--steps", type=int, default=60, help="Adam steps (default 60)")
     parser.add_argument("--seeds", type=int, default=4, help="runs averaged per step (default 4)")
     parser.add_argument("--learning-rate", type=float, default=0.1, help="Adam learning rate (default 0.1)")
@@ -211,6 +216,17 @@ def build_population(args, people: float):
 
 def weeks_span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
+
+
+def forecast_members(problem, forecast_params, fitted_params, train: int, args) -> np.ndarray:
+    """The forecast ensemble ``[members, weeks]``: with ``--forecast random-walk`` (and
+    ``--method params``) each member's held-out R(t) is its own random-walk path."""
+    member_values = None
+    if args.forecast == "random-walk" and args.method == "params":
+        member_values = {"transmission_rate": calibration.random_walk_paths(
+            fitted_params, "transmission_rate", train, args.members, seed=args.seed)}
+    return calibration.ensemble_forecast(problem, forecast_params, args.members, seed=args.seed + 1000,
+                                         member_values=member_values)
 
 
 def ensemble_summary(members: np.ndarray) -> dict[str, np.ndarray]:
@@ -365,7 +381,7 @@ def main(argv=None) -> int:
     forecast_params = (
         calibration.extend_last_week(result.params, train) if args.method == "params" else result.params
     )
-    members = calibration.ensemble_forecast(problem, forecast_params, args.members, seed=args.seed + 1000)
+    members = forecast_members(problem, forecast_params, result.params, train, args)
     forecast = ensemble_summary(members)
     metrics = calibration.heldout_metrics(forecast["mean"][train:], observed[train:])
     metrics |= scoring.forecast_scores(members[:, train:], observed[train:])
@@ -384,7 +400,7 @@ def main(argv=None) -> int:
         loss=args.loss, seed=args.seed, method=args.gradient_free,
     )
     free_params = calibration.extend_last_week(free.params, train)
-    free_members = calibration.ensemble_forecast(problem, free_params, args.members, seed=args.seed + 1000)
+    free_members = forecast_members(problem, free_params, free.params, train, args)
     free_forecast = ensemble_summary(free_members)
     free_metrics = calibration.heldout_metrics(free_forecast["mean"][train:], observed[train:])
     free_metrics |= scoring.forecast_scores(free_members[:, train:], observed[train:])
@@ -401,6 +417,7 @@ def main(argv=None) -> int:
         "test_weeks": test,
         "epiweeks": epiweeks,
         "method": args.method,
+        "forecast_method": args.forecast,
         "fit": list(names),
         "loss": args.loss,
         "steps": args.steps,

@@ -220,3 +220,35 @@ def test_sim_calibrate_takes_the_method_as_one_argument():
     result = start.calibrate(observed, fit=["tau"], observation=observation, method="cma-es",
                              simulator_runs=96, seeds_per_evaluation=2, population=8)
     assert abs(float(result.params.tau) - 0.09) / 0.09 < 0.25, float(result.params.tau)
+
+
+def test_random_walk_paths_start_at_the_last_fitted_value_and_spread(small_world):
+    population, world = small_world
+    problem = problem_for(population, world, np.full(6, 10.0), [2.0, 2.2, 2.1, 2.4, 1.0, 1.0], 4)
+    paths = cal.random_walk_paths(problem.params, "transmission_rate", 4, 2000, seed=3)
+    assert paths.shape == (2000, 6) and paths.dtype == np.float32
+    np.testing.assert_allclose(paths[:, :4], np.broadcast_to([2.0, 2.2, 2.1, 2.4], (2000, 4)), rtol=1e-6)
+    # Median path = persistence of the last fitted value; the spread grows with the horizon
+    # at the fitted log-changes' standard deviation.
+    sd = np.std(np.diff(np.log([2.0, 2.2, 2.1, 2.4])), ddof=1)
+    logs = np.log(paths[:, 4:])
+    np.testing.assert_allclose(np.median(paths[:, 4:], axis=0), 2.4, rtol=0.02)
+    np.testing.assert_allclose(logs.std(axis=0), [sd, sd * np.sqrt(2)], rtol=0.06)
+    assert np.all(paths >= 0) and np.all(paths <= 20.0)
+    with pytest.raises(cal.CalibrationError, match="initial_exposed_share is not a per-period parameter"):
+        cal.random_walk_paths(problem.params, "initial_exposed_share", 4, 10)
+
+
+def test_member_values_give_each_member_its_own_parameter(small_world):
+    """A member whose held-out rate is 0 has fewer held-out cases than one whose rate is 5;
+    the training weeks are the same for both (same keys would give the same series)."""
+    population, world = small_world
+    problem = problem_for(population, world, np.full(4, 10.0), [2.5, 2.5, 2.5, 2.5], 2)
+    low = np.asarray([2.5, 2.5, 0.0, 0.0], np.float32)
+    high = np.asarray([2.5, 2.5, 5.0, 5.0], np.float32)
+    both = cal.ensemble_forecast(problem, problem.params, 2, seed=5, member_values={"transmission_rate": np.stack([low, high])})
+    alone_low = cal.ensemble_forecast(problem, problem.params.replace(transmission_rate=jnp.asarray(low)), 2, seed=5)
+    np.testing.assert_allclose(both[0], alone_low[0], rtol=1e-6)
+    assert both[1, 3] > both[0, 3]
+    with pytest.raises(cal.CalibrationError, match=r"member_values\['transmission_rate'\] has shape \(4,\)"):
+        cal.ensemble_forecast(problem, problem.params, 2, member_values={"transmission_rate": low})

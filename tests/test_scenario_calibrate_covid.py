@@ -102,6 +102,22 @@ def test_cma_es_baseline_on_the_same_budget(scenario, tmp_path, capsys):
     assert "gradient-free (CMA-ES)" in capsys.readouterr().out
 
 
+def test_random_walk_forecast(scenario, tmp_path):
+    """``--forecast random-walk``: each member's held-out R(t) its own path. The training
+    weeks and the first held-out week (its cases come from exposures under the fitted
+    rates: a 5-day lag) are unchanged; the second held-out week differs."""
+    last, walk = tmp_path / "last", tmp_path / "walk"
+    two = [*SMALL, "--test-weeks", "2"]
+    assert scenario.main([*two, "--out", str(last)]) == 0
+    assert scenario.main([*two, "--forecast", "random-walk", "--out", str(walk)]) == 0
+    a = json.loads((last / "calibration.json").read_text())
+    b = json.loads((walk / "calibration.json").read_text())
+    assert a["forecast_method"] == "last" and b["forecast_method"] == "random-walk"
+    np.testing.assert_allclose(b["forecast"]["mean"][:2], a["forecast"]["mean"][:2], rtol=1e-6)
+    assert b["forecast"]["mean"][3] != a["forecast"]["mean"][3]
+    assert finite_metrics(b["heldout_metrics"]) and math.isfinite(b["heldout_metrics"]["wis"])
+
+
 def test_network_method_end_to_end(scenario, tmp_path):
     out = tmp_path / "network"
     assert scenario.main([*SMALL, "--method", "network", "--out", str(out)]) == 0
