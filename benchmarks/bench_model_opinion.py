@@ -31,44 +31,21 @@ from __future__ import annotations
 
 import argparse
 import time
-import zlib
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import plain_draws
 
 
 # --------------------------------------------------------------------------- plain JAX
-def _mix32(x):
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def _uniform_at(key, counters):
-    """float32 uniforms on [0, 1): a two-round integer hash of (key, counter)."""
-    words = jax.random.bits(key, (2,), jnp.uint32)
-    h = _mix32(_mix32(counters.astype(jnp.uint32) ^ words[0]) + words[1])
-    return (h >> 8).astype(jnp.float32) * jnp.float32(2.0**-24)
-
-
-def _uniform(key, size):
-    return _uniform_at(key, jnp.arange(size, dtype=jnp.uint32))
-
-
-def _stream(name: str) -> int:
-    return zlib.crc32(name.encode()) & 0x7FFFFFFF
-
-
-MEETINGS_STREAM = _stream("meetings")
-LAYER_STREAM = _stream("layer:contacts")
+MEETINGS_STREAM = plain_draws.stream("meetings")
+LAYER_STREAM = plain_draws.stream("layer:contacts")
 
 
 def plain_init(key, num_agents, num_slots):
-    x = _uniform(key, num_slots)
+    x = plain_draws.uniform(key, num_slots)
     return jnp.where(jnp.arange(num_slots) < num_agents, x, 0.0)
 
 
@@ -95,7 +72,7 @@ def plain_run(x, key, src, dst, reverse, epsilon, mu, meeting_prob, *, num_agent
         k_match, k_meet = jax.random.split(jax.random.fold_in(jax.random.fold_in(k, 0), LAYER_STREAM))
         # Matching: locally dominant edges of one uniform priority per undirected edge
         # (hashed at the position of its first stored direction).
-        priority = _uniform_at(k_match, first)
+        priority = plain_draws.uniform_at(k_match, first)
         best = jax.ops.segment_max(priority, dst, num_segments=slots, indices_are_sorted=True)
         top = priority == best[dst]
         choice = jax.ops.segment_max(jnp.where(top, src, -1), dst, num_segments=slots, indices_are_sorted=True)
@@ -104,7 +81,7 @@ def plain_run(x, key, src, dst, reverse, epsilon, mu, meeting_prob, *, num_agent
         partner = jnp.where(has & (choice[jnp.where(has, choice, 0)] == agent), choice, -1)
         paired = partner >= 0
         # One meeting event per pair (at its lower index), then the pairwise update.
-        meet = (_uniform(k_meet, slots) < meeting_prob).astype(jnp.float32)
+        meet = (plain_draws.uniform(k_meet, slots) < meeting_prob).astype(jnp.float32)
         weight = meet[jnp.where(paired, jnp.minimum(agent, partner), agent)]
         difference = x[jnp.where(paired, partner, agent)] - x
         move = paired & (jnp.abs(difference) < epsilon)

@@ -19,30 +19,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import plain_draws
 
 # ------------------------------------------------------------------- plain JAX version
 EMPTY, VACANT = -1, -1
 SCALE = 840  # lcm(1..8): share * 840 is a whole number
-
-
-def _mix32(x):
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def _uniform(key, n):
-    """float32 uniforms on [0, 1): a counter hash keyed by two words of ``key``."""
-    words = jax.random.bits(key, (2,), jnp.uint32)
-    h = _mix32(_mix32(jnp.arange(n, dtype=jnp.uint32) ^ words[0]) + words[1])
-    return (h >> 8).astype(jnp.float32) * jnp.float32(2.0**-24)
 
 
 def _counts(grid, side):
@@ -62,8 +47,8 @@ def plain_init(key, side, slots, density, type_share):
     cells = side * side
     k_place, k_type = jax.random.split(key)
     slot = jnp.arange(slots, dtype=jnp.int32)
-    occupied = (_uniform(k_place, slots) < density) & (slot < cells)
-    group = jnp.where(occupied, (_uniform(k_type, slots) < type_share).astype(jnp.int8), jnp.int8(VACANT))
+    occupied = (plain_draws.uniform(k_place, slots) < density) & (slot < cells)
+    group = jnp.where(occupied, (plain_draws.uniform(k_type, slots) < type_share).astype(jnp.int8), jnp.int8(VACANT))
     cell = jnp.where(occupied, slot, cells)
     grid = jnp.full(cells, EMPTY, jnp.int8).at[cell].set(group, mode="drop")
     empty = grid == EMPTY
@@ -73,7 +58,7 @@ def plain_init(key, side, slots, density, type_share):
     return cell, group, grid, free
 
 
-RELOCATE_ID = zlib.crc32(b"relocate") & 0x7FFFFFFF  # the library's per-substep key
+RELOCATE_ID = plain_draws.stream("relocate")  # the library's per-substep key
 
 
 def plain_run(key, state, threshold, side, days):
@@ -88,11 +73,11 @@ def plain_run(key, state, threshold, side, days):
         packed = jnp.take(same * 16 + total, cell, mode="fill", fill_value=0)
         s, tot = packed >> 4, packed & 15
         unhappy = (tot > 0) & (s.astype(jnp.float32) < threshold * tot.astype(jnp.float32))
-        movers = (_uniform(k_try, n) < unhappy.astype(jnp.float32)) & (cell < cells)
+        movers = (plain_draws.uniform(k_try, n) < unhappy.astype(jnp.float32)) & (cell < cells)
         count = jnp.sum(grid == EMPTY, dtype=jnp.int32)
-        pick = jnp.floor(_uniform(k_pick, n) * count.astype(jnp.float32)).astype(jnp.int32)
+        pick = jnp.floor(plain_draws.uniform(k_pick, n) * count.astype(jnp.float32)).astype(jnp.int32)
         position = jnp.where(movers, jnp.clip(pick, 0, count - 1), cells)
-        priority = _uniform(k_priority, n)
+        priority = plain_draws.uniform(k_priority, n)
         best = jax.ops.segment_max(jnp.where(movers, priority, -jnp.inf), position, num_segments=cells)
         holds = movers & (priority == jnp.take(best, position, mode="fill", fill_value=0))
         index = jnp.arange(n, dtype=jnp.int32)

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import argparse
 import time
-import zlib
 from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import plain_draws
 
 
 # ------------------------------------------------------------------- plain JAX (no jaxsim)
@@ -48,26 +48,12 @@ def threefry_draws(key, t, n):
     return jax.random.uniform(k_infection, (n,)), jax.random.uniform(k_recovery, (n,))
 
 
-def _mix32(x):
-    x = x ^ (x >> 16)
-    x = x * jnp.uint32(0x7FEB352D)
-    x = x ^ (x >> 15)
-    x = x * jnp.uint32(0x846CA68B)
-    return x ^ (x >> 16)
-
-
-def _hash_uniform(key, n):
-    words = jax.random.bits(key, (2,), jnp.uint32)
-    h = _mix32(_mix32(jnp.arange(n, dtype=jnp.uint32) ^ words[0]) + words[1])
-    return (h >> 8).astype(jnp.float32) * jnp.float32(2.0**-24)
-
-
 def same_draws(key, t, n):
     """The library's uniforms for day ``t``: a key per (day, substep name) and a
-    counter-based hash of the agent index (copied from jaxsim.engine and jaxsim.sampling)."""
+    counter-based hash of the agent index (plain_draws: copied from jaxsim)."""
     day = jax.random.fold_in(key, t)
-    named = [jax.random.fold_in(day, zlib.crc32(name.encode()) & 0x7FFFFFFF) for name in ("infection", "recovery")]
-    return tuple(_hash_uniform(k, n) for k in named)
+    named = [jax.random.fold_in(day, plain_draws.stream(name)) for name in ("infection", "recovery")]
+    return tuple(plain_draws.uniform(k, n) for k in named)
 
 
 @partial(jax.jit, static_argnames=("days", "draws"))
