@@ -356,8 +356,8 @@ def fit(
         raise CalibrationError("a network needs problem.features ([periods, F])")
     if network is not None:
         network_param = _network_param(names, problem.params, network_param)
-    if network is not None and network_param not in names:
-        raise CalibrationError(f"the network sets {network_param!r}: name it among the fitted parameters")
+        if network_param not in names:
+            raise CalibrationError(f"the network sets {network_param!r}: name it among the fitted parameters")
     loss_fn = LOSSES[loss]
     observed = jnp.asarray(problem.observed[: problem.train_periods])
     bounds = fittable(problem.params)

@@ -272,17 +272,16 @@ def check_gradients(
                 )
             label = name if base.ndim == 0 else f"{name}[{index}]"
 
-            def shifted(delta, index=index, name=name):
-                moved = base.reshape(-1).copy()
-                moved[index] = np.float32(moved[index] + delta)
-                return {**theta, name: jnp.asarray(moved.reshape(base.shape))}
+            up, down = np.float32(value + h), np.float32(value - h)
+            width = float(up) - float(down)  # the step actually taken, after float32 rounding
 
-            plus_theta, minus_theta = shifted(h), shifted(-h)
-            # The step actually taken, after float32 rounding of value +- h.
-            width = float(np.asarray(plus_theta[name]).reshape(-1)[index]) - float(
-                np.asarray(minus_theta[name]).reshape(-1)[index])
-            plus = np.asarray(forward(plus_theta, keys), np.float64)
-            minus = np.asarray(forward(minus_theta, keys), np.float64)
+            def moved(entry, index=index, name=name):
+                flat = base.reshape(-1).copy()
+                flat[index] = entry
+                return {**theta, name: jnp.asarray(flat.reshape(base.shape))}
+
+            plus = np.asarray(forward(moved(up), keys), np.float64)
+            minus = np.asarray(forward(moved(down), keys), np.float64)
             evaluations += 2
             if not (np.all(np.isfinite(plus)) and np.all(np.isfinite(minus))):
                 raise InputError(f"check_gradients: the loss is not finite at {label} = {value:.6g} +- {h:.3g}")

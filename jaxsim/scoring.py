@@ -57,22 +57,28 @@ def _check_alpha(alpha: float) -> float:
     return alpha
 
 
+def _central(members: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    return np.quantile(members, alpha / 2, axis=0), np.quantile(members, 1 - alpha / 2, axis=0)
+
+
+def _interval_score(members: np.ndarray, observed: np.ndarray, alpha: float) -> np.ndarray:
+    lower, upper = _central(members, alpha)
+    below = np.maximum(lower - observed, 0.0)
+    above = np.maximum(observed - upper, 0.0)
+    return (upper - lower) + (2.0 / alpha) * (below + above)
+
+
 def central_interval(members, level_alpha: float) -> tuple[np.ndarray, np.ndarray]:
     """The members' central ``(1 - alpha)`` interval per period: ``(lower [T], upper [T])``."""
     alpha = _check_alpha(level_alpha)
     members = np.asarray(members, np.float64)
-    members = members[None, :] if members.ndim == 1 else members
-    return np.quantile(members, alpha / 2, axis=0), np.quantile(members, 1 - alpha / 2, axis=0)
+    return _central(members[None, :] if members.ndim == 1 else members, alpha)
 
 
 def interval_score(members, observed, alpha: float) -> np.ndarray:
     """``IS_alpha`` per period ``[T]`` of the members' central ``(1 - alpha)`` interval."""
     members, observed = _check(members, observed)
-    alpha = _check_alpha(alpha)
-    lower, upper = central_interval(members, alpha)
-    below = np.maximum(lower - observed, 0.0)
-    above = np.maximum(observed - upper, 0.0)
-    return (upper - lower) + (2.0 / alpha) * (below + above)
+    return _interval_score(members, observed, _check_alpha(alpha))
 
 
 def weighted_interval_score(members, observed, alphas=HUB_ALPHAS) -> np.ndarray:
@@ -82,7 +88,7 @@ def weighted_interval_score(members, observed, alphas=HUB_ALPHAS) -> np.ndarray:
     median = np.quantile(members, 0.5, axis=0)
     total = 0.5 * np.abs(observed - median)
     for alpha in alphas:
-        total = total + (alpha / 2.0) * interval_score(members, observed, alpha)
+        total = total + (alpha / 2.0) * _interval_score(members, observed, alpha)
     return total / (len(alphas) + 0.5)
 
 
@@ -93,7 +99,7 @@ def coverage(members, observed, level: float) -> float:
     level = float(level)
     if not 0.0 < level < 1.0:
         raise InputError(f"a coverage level must be in (0, 1), got {level!r}")
-    lower, upper = central_interval(members, 1.0 - level)
+    lower, upper = _central(members, 1.0 - level)
     return float(np.mean((observed >= lower) & (observed <= upper)))
 
 

@@ -74,38 +74,6 @@ def _tier_capacity(fraction: float, size: int, minimum: int) -> int:
     return int(min(size, max(minimum, -(-size * fraction // 1))))
 
 
-def layer_push(
-    values: jax.Array,
-    senders: jax.Array,
-    num_senders: jax.Array,
-    layer: ContactLayer,
-    edge_capacity: int,
-) -> jax.Array:
-    """:func:`layer_sum` computed from the sending agents only.
-
-    Each sender's edge row (its neighbours, by the layer's symmetry) is expanded into a
-    buffer of ``edge_capacity`` slots and scatter-added to the receivers. Exact when the
-    senders' edges fit in the buffer (the caller checks).
-
-    Args:
-        values: float ``[N]``.
-        senders: int32 ``[A]`` agent indices with non-zero values, padded.
-        num_senders: int scalar, how many entries of ``senders`` are real.
-        layer: the contact layer.
-        edge_capacity: static number of edge slots.
-
-    Returns:
-        float32 ``[N]``.
-    """
-    n = values.shape[0]
-    owner, position, used = _expand_rows(senders, num_senders, layer, edge_capacity)
-    receiver = jnp.where(used, layer.src[position], n)
-    sent = values[senders[owner]]
-    if layer.weight is not None:
-        sent = sent * layer.weight[position]
-    return jnp.zeros(n, values.dtype).at[receiver].add(sent, mode="drop")
-
-
 def layer_push_windows(
     values: jax.Array,
     senders: jax.Array,
@@ -113,14 +81,15 @@ def layer_push_windows(
     layer: ContactLayer,
     window: int,
 ) -> jax.Array:
-    """:func:`layer_push` through one buffer of ``window`` edge slots, reused.
+    """:func:`layer_sum` computed from the sending agents only, through one buffer of
+    ``window`` edge slots, reused.
 
-    The senders' edge rows are laid out one after another (as in :func:`layer_push`) and
-    pushed ``window`` slots at a time, as many windows as their edges need: the work
-    follows the day's senders in steps of ``window`` slots, and one loop body is compiled
-    however many windows a day takes (a tier per capacity would compile one each). The
-    terms reach each receiver in the same order as one push over all the slots: the same
-    sums, bit for bit.
+    The senders' edge rows (their neighbours, by the layer's symmetry) are laid out one
+    after another and scatter-added to the receivers ``window`` slots at a time, as many
+    windows as their edges need: the work follows the day's senders in steps of
+    ``window`` slots, and one loop body is compiled however many windows a day takes (a
+    tier per capacity would compile one each). The terms reach each receiver in the same
+    order as one push over all the slots: the same sums, bit for bit.
 
     Args:
         values: float ``[N]``.
@@ -609,7 +578,6 @@ __all__ = [
     "SPARSE_TIERS",
     "blocked_cumsum",
     "first_true",
-    "layer_push",
     "layer_row_pull",
     "layer_sum",
     "neighbour_sum",
