@@ -218,15 +218,23 @@ def weeks_span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
 
 
-def forecast_members(problem, forecast_params, fitted_params, train: int, args) -> np.ndarray:
+def forecast_members(problem, forecast_params, train: int, args) -> np.ndarray:
     """The forecast ensemble ``[members, weeks]``: with ``--forecast random-walk`` (and
-    ``--method params``) each member's held-out R(t) is its own random-walk path."""
+    ``--method params``) each member's held-out R(t) is its own random-walk path from the
+    fitted weeks of ``forecast_params``."""
     member_values = None
     if args.forecast == "random-walk" and args.method == "params":
         member_values = {"transmission_rate": calibration.random_walk_paths(
-            fitted_params, "transmission_rate", train, args.members, seed=args.seed)}
+            forecast_params, "transmission_rate", train, args.members, seed=args.seed)}
     return calibration.ensemble_forecast(problem, forecast_params, args.members, seed=args.seed + 1000,
                                          member_values=member_values)
+
+
+def heldout_scores(members: np.ndarray, observed: np.ndarray, train: int) -> dict:
+    """MAE, RMSE and ND of the ensemble mean and WIS and coverage of the ensemble, over the
+    held-out weeks."""
+    return (calibration.heldout_metrics(members.mean(axis=0)[train:], observed[train:])
+            | scoring.forecast_scores(members[:, train:], observed[train:]))
 
 
 def ensemble_summary(members: np.ndarray) -> dict[str, np.ndarray]:
@@ -381,10 +389,9 @@ def main(argv=None) -> int:
     forecast_params = (
         calibration.extend_last_week(result.params, train) if args.method == "params" else result.params
     )
-    members = forecast_members(problem, forecast_params, result.params, train, args)
+    members = forecast_members(problem, forecast_params, train, args)
     forecast = ensemble_summary(members)
-    metrics = calibration.heldout_metrics(forecast["mean"][train:], observed[train:])
-    metrics |= scoring.forecast_scores(members[:, train:], observed[train:])
+    metrics = heldout_scores(members, observed, train)
     train_metrics = calibration.heldout_metrics(forecast["mean"][:train], observed[:train])
 
     # Baselines on the same split.
@@ -400,10 +407,9 @@ def main(argv=None) -> int:
         loss=args.loss, seed=args.seed, method=args.gradient_free,
     )
     free_params = calibration.extend_last_week(free.params, train)
-    free_members = forecast_members(problem, free_params, free.params, train, args)
+    free_members = forecast_members(problem, free_params, train, args)
     free_forecast = ensemble_summary(free_members)
-    free_metrics = calibration.heldout_metrics(free_forecast["mean"][train:], observed[train:])
-    free_metrics |= scoring.forecast_scores(free_members[:, train:], observed[train:])
+    free_metrics = heldout_scores(free_members, observed, train)
 
     # Outputs: staged, so that a failure leaves no half-written set of files.
     rate = np.asarray(forecast_params.transmission_rate, np.float64)
