@@ -388,7 +388,7 @@ def test_sim_ensemble_equals_run_ensemble(small):
     sim = small["sim"]
     result = sim.ensemble(members=MEMBERS, seed=3)
     again = ensemble.run_ensemble(sim.model, ensemble.member_keys(3, MEMBERS), sim.params, sim.world, SMALL_DAYS)
-    assert again.compile_seconds < 1.0  # a cache hit: no compilation
+    assert again.compile_seconds < 0.5 * max(result.compile_seconds, 1e-9) or result.compile_seconds < 0.05
     for name in result.metrics:
         np.testing.assert_array_equal(result.metrics[name], again.metrics[name], err_msg=name)
     bands = result.quantiles(["infectious"])
@@ -432,8 +432,7 @@ def test_gradient_of_total_infections_matches_finite_differences(small, estimato
     469 and 13 472 +- 477 against 8336 +- 576 (ratios 1.58, 1.62). Both estimators are
     pathwise derivatives of a nonlinear program, biased in general (:mod:`jaxsim.sampling`;
     over a long, saturating epidemic the ratio strayed to 0.4-4 in exploratory runs), so only
-    finiteness, the sign and the ratio's rough size are asserted: within [0.5, 2] below the
-    threshold, [0.5, 3] in the growing epidemic."""
+    finiteness, the sign and a ratio within [0.5, 2] are asserted here."""
     import jax
 
     from jaxsim import ensemble
@@ -455,7 +454,7 @@ def test_gradient_of_total_infections_matches_finite_differences(small, estimato
         print(f"{estimator} tau={tau}: grad {grads.mean():.0f} +- {grads.std() / np.sqrt(GRAD_SEEDS):.0f}, "
               f"finite differences {fd.mean():.0f} +- {fd.std() / np.sqrt(GRAD_SEEDS):.0f}, ratio {ratio:.2f}")
         assert fd.mean() > 0 and grads.mean() > 0
-        assert 0.5 < ratio < (2.0 if tau < 0.05 else 3.0)
+        assert 0.5 < ratio < 2.0
 
 
 # -------------------------------------------------------------------------------- errors
