@@ -24,6 +24,7 @@ Time: period ``w`` of a run is days ``period_days * w ..``; a parameter declared
 
 from __future__ import annotations
 
+import collections
 import math
 import time
 from dataclasses import dataclass
@@ -39,6 +40,30 @@ import optax
 from jaxsim import engine, parameters, sampling
 from jaxsim.engine import Model, World
 from jaxsim.errors import InputError
+
+#: Jitted programs of fits, searches and forecasts, keyed by what they trace (the model, the
+#: estimator, the observation, the fitted names, ...): the world, the parameters and the
+#: observed series are arguments, so a fit of another window or another population of the
+#: same shapes reuses the compiled program instead of compiling again.
+_PROGRAMS: "collections.OrderedDict[tuple, Callable]" = collections.OrderedDict()
+_MAX_PROGRAMS = 32
+
+
+def _cached_program(cache_key, build: Callable[[], Callable]) -> Callable:
+    """The program for ``cache_key`` (built by ``build()`` on a miss); unhashable keys
+    (e.g. a network module that is not hashable) build a fresh program each time."""
+    try:
+        hash(cache_key)
+    except TypeError:
+        return build()
+    program = _PROGRAMS.get(cache_key)
+    if program is None:
+        program = _PROGRAMS[cache_key] = build()
+        while len(_PROGRAMS) > _MAX_PROGRAMS:
+            _PROGRAMS.popitem(last=False)
+    else:
+        _PROGRAMS.move_to_end(cache_key)
+    return program
 
 
 class CalibrationError(InputError):
@@ -287,15 +312,31 @@ class FitResult:
 
 def _assemble(problem: CalibrationProblem, names, z: dict, network, net_params, network_param: str):
     """Fitted leaves from their unconstrained values (and the network for its parameter)."""
-    bounds = fittable(problem.params)
+    return _assemble_params(problem.params, names, z, network, net_params, network_param, problem.features)
+
+
+def _assemble_params(base, names, z: dict, network, net_params, network_param: str, features):
+    """``base`` with the fitted leaves set from their unconstrained values ``z`` (and the
+    network's output on ``features`` for ``network_param``)."""
+    bounds = fittable(base)
     values = {}
     for name in names:
         if name == network_param and network is not None:
-            raw = network.apply(net_params, jnp.asarray(problem.features))
+            raw = network.apply(net_params, jnp.asarray(features))
             values[name] = bounds[name].to_value(raw)
         else:
             values[name] = bounds[name].to_value(z[name])
-    return problem.params.replace(**values)
+    return base.replace(**values)
+
+
+def _simulate_program(problem: CalibrationProblem, periods: int) -> Callable:
+    """``run(params, key, world) -> [periods]`` jitted, shared by problems of equal settings."""
+    model, observation, estimator = problem.model, problem.observation, problem.estimator
+    return _cached_program(
+        ("simulate", model, observation, str(estimator), int(periods)),
+        lambda: jax.jit(lambda params, key, world: simulate_observed(
+            model, key, params, world, periods, observation, estimator=estimator)),
+    )
 
 
 def default_fit_names(params_or_type) -> tuple[str, ...]:
@@ -323,6 +364,42 @@ def _network_param(names: tuple[str, ...], params, network_param: str | None) ->
             f"name the per-period parameter the network sets (network_param=...): the fitted ones are {series}"
         )
     return series[0]
+
+
+def _fit_program(problem: CalibrationProblem, names, loss: str, learning_rate: float, network,
+                 network_param) -> Callable:
+    """One jitted Adam step ``update(trainable, opt_state, keys, params, world, observed,
+    features)``, shared by fits of equal settings (other windows, other seeds)."""
+    model, observation, estimator = problem.model, problem.observation, problem.estimator
+    train = problem.train_periods
+    loss_fn = LOSSES[loss]
+
+    def build():
+        optimiser = optax.adam(learning_rate)
+
+        def objective(trainable, keys, base, world, observed, features):
+            params = _assemble_params(base, names, trainable["z"], network, trainable["net"], network_param,
+                                      features)
+            predicted = jax.lax.map(
+                lambda k: simulate_observed(model, k, params, world, train, observation, estimator=estimator), keys)
+            return jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
+
+        @jax.jit
+        def update(trainable, opt_state, keys, base, world, observed, features):
+            value, grads = jax.value_and_grad(objective)(trainable, keys, base, world, observed, features)
+            finite = jnp.isfinite(value) & jnp.all(
+                jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+            )
+            updates, new_opt_state = optimiser.update(grads, opt_state, trainable)
+            return optax.apply_updates(trainable, updates), new_opt_state, value, finite
+
+        return update
+
+    return _cached_program(
+        ("fit", model, observation, str(estimator), train, tuple(names), loss, float(learning_rate), network,
+         network_param),
+        build,
+    )
 
 
 def fit(
@@ -358,7 +435,6 @@ def fit(
         network_param = _network_param(names, problem.params, network_param)
         if network_param not in names:
             raise CalibrationError(f"the network sets {network_param!r}: name it among the fitted parameters")
-    loss_fn = LOSSES[loss]
     observed = jnp.asarray(problem.observed[: problem.train_periods])
     bounds = fittable(problem.params)
 
@@ -374,22 +450,11 @@ def fit(
         z.pop(network_param, None)
     trainable = {"z": z, "net": net_params}
 
-    def objective(trainable, keys):
-        params = _assemble(problem, names, trainable["z"], network, trainable["net"], network_param)
-        predicted = jax.lax.map(lambda k: problem.simulate(params, k), keys)
-        return jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
-
+    update = _fit_program(problem, names, loss, learning_rate, network, network_param)
     optimiser = optax.adam(learning_rate)
     opt_state = optimiser.init(trainable)
-
-    @jax.jit
-    def update(trainable, opt_state, keys):
-        value, grads = jax.value_and_grad(objective)(trainable, keys)
-        finite = jnp.isfinite(value) & jnp.all(
-            jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
-        )
-        updates, new_opt_state = optimiser.update(grads, opt_state, trainable)
-        return optax.apply_updates(trainable, updates), new_opt_state, value, finite
+    data = (problem.params, problem.world, observed,
+            None if problem.features is None else jnp.asarray(problem.features))
 
     start_time = time.perf_counter()
     curve: list[float] = []
@@ -406,7 +471,7 @@ def fit(
     for step in range(steps):
         keys = jax.random.split(jax.random.fold_in(base, step), seeds_per_step)
         t0 = time.perf_counter()
-        new_trainable, new_opt_state, value, finite = update(trainable, opt_state, keys)
+        new_trainable, new_opt_state, value, finite = update(trainable, opt_state, keys, *data)
         value = float(value)
         if step == 0:
             compile_seconds = time.perf_counter() - t0
@@ -466,9 +531,9 @@ def ensemble_forecast(problem: CalibrationProblem, params, members: int = 16, se
     ...]}``, e.g. the sampled paths of :func:`random_walk_paths`): member ``i`` runs with
     ``params.<name> = member_values[name][i]``."""
     keys = jax.random.split(jax.random.key(seed), members)
+    run = _simulate_program(problem, problem.total_periods)
     if not member_values:
-        run = jax.jit(lambda k: problem.simulate(params, k, problem.total_periods))
-        return np.stack([np.asarray(run(k)) for k in keys])
+        return np.stack([np.asarray(run(params, k, problem.world)) for k in keys])
     for name, values in member_values.items():
         parameters.spec_of(params, name)
         if np.shape(values) != (members,) + np.shape(getattr(params, name)):
@@ -476,9 +541,9 @@ def ensemble_forecast(problem: CalibrationProblem, params, members: int = 16, se
                 f"member_values[{name!r}] has shape {np.shape(values)}; {members} members of "
                 f"{name} need {(members,) + np.shape(getattr(params, name))}"
             )
-    run = jax.jit(lambda p, k: problem.simulate(p, k, problem.total_periods))
     return np.stack([
-        np.asarray(run(params.replace(**{n: jnp.asarray(v[i], jnp.float32) for n, v in member_values.items()}), k))
+        np.asarray(run(params.replace(**{n: jnp.asarray(v[i], jnp.float32) for n, v in member_values.items()}), k,
+                       problem.world))
         for i, k in enumerate(keys)
     ])
 
@@ -580,48 +645,39 @@ def gradient_free_fit(
             f"simulator_runs ({simulator_runs}) must allow at least one evaluation of seeds_per_evaluation "
             f"({seeds_per_evaluation}) runs"
         )
-    loss_fn = LOSSES[loss]
     observed = jnp.asarray(problem.observed[: problem.train_periods])
     train = problem.train_periods
     bounds = fittable(problem.params)
     specs = parameters.specs(problem.params)
     z0 = {n: bounds[n].to_unconstrained(getattr(problem.params, n)) for n in names}
-    per_period = [n for n in names if specs[n].per is not None]
+    per_period = tuple(n for n in names if specs[n].per is not None)
     for name in per_period:
         # Only the training periods' values affect the loss; search those, and let the
         # held-out periods keep the last training period's value.
         z0[name] = z0[name][:train]
     flat0, unravel = jax.flatten_util.ravel_pytree(z0)
     keys = jax.random.split(jax.random.key(seed), seeds_per_evaluation)
+    evaluate_one, evaluate_batch = _search_programs(problem, names, loss, per_period, z0)
+    data = (keys, problem.params, problem.world, observed)
 
     def assemble(flat):
-        z = dict(unravel(flat))
-        for name in per_period:
-            values = z[name]
-            total = np.shape(getattr(problem.params, name))[0]
-            z[name] = jnp.concatenate([values, jnp.repeat(values[-1:], total - train)])
-        return _assemble(problem, names, z, None, None, "")
-
-    def objective(flat):
-        params = assemble(flat)
-        predicted = jax.lax.map(lambda k: problem.simulate(params, k), keys)
-        return jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
+        return _assemble(problem, names, _full_periods(unravel(flat), per_period, problem.params, train),
+                         None, None, "")
 
     start = time.perf_counter()
     if method == "cma-es":
-        best, curve, runs = _cma_es(objective, flat0, simulator_runs, seeds_per_evaluation, population,
-                                    initial_std, seed)
+        best, curve, runs = _cma_es(lambda members: evaluate_batch(members, *data), flat0, simulator_runs,
+                                    seeds_per_evaluation, population, initial_std, seed)
         return FitResult(params=assemble(best), loss_curve=curve, seconds=time.perf_counter() - start,
                          stopped="budget", simulator_runs=runs, names=names)
 
     from scipy.optimize import minimize
 
-    evaluate = jax.jit(objective)
     evaluations = max(1, simulator_runs // seeds_per_evaluation)
     curve: list[float] = []
 
     def f(x):
-        value = float(evaluate(jnp.asarray(x, jnp.float32)))
+        value = float(evaluate_one(jnp.asarray(x, jnp.float32), *data))
         curve.append(value)
         return value if math.isfinite(value) else 1e9
 
@@ -640,9 +696,44 @@ def gradient_free_fit(
     )
 
 
-def _cma_es(objective, flat0, simulator_runs: int, seeds: int, population: int | None, initial_std: float,
+def _full_periods(z: Mapping, per_period: Sequence[str], base, train: int) -> dict:
+    """Searched training-period values of per-period parameters extended over every period
+    (later periods repeat the last training period's value)."""
+    z = dict(z)
+    for name in per_period:
+        values = z[name]
+        total = np.shape(getattr(base, name))[0]
+        z[name] = jnp.concatenate([values, jnp.repeat(values[-1:], total - train)])
+    return z
+
+
+def _search_programs(problem: CalibrationProblem, names, loss: str, per_period, z0) -> tuple[Callable, Callable]:
+    """``(evaluate, evaluate_batch)``: the seed-averaged training loss of one flat parameter
+    vector, and of a batch of them (``vmap``); arguments ``(flat, keys, params, world,
+    observed)``; shared by searches of equal settings."""
+    model, observation, estimator = problem.model, problem.observation, problem.estimator
+    train = problem.train_periods
+    loss_fn = LOSSES[loss]
+    _, unravel = jax.flatten_util.ravel_pytree(z0)
+    layout = tuple((n, np.shape(z0[n])) for n in names)
+
+    def build():
+        def objective(flat, keys, base, world, observed):
+            params = _assemble_params(base, names, _full_periods(unravel(flat), per_period, base, train), None, None,
+                                      "", None)
+            predicted = jax.lax.map(
+                lambda k: simulate_observed(model, k, params, world, train, observation, estimator=estimator), keys)
+            return jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
+
+        return jax.jit(objective), jax.jit(jax.vmap(objective, in_axes=(0, None, None, None, None)))
+
+    return _cached_program(("search", model, observation, str(estimator), train, layout, per_period, loss), build)
+
+
+def _cma_es(evaluate_batch, flat0, simulator_runs: int, seeds: int, population: int | None, initial_std: float,
             seed: int):
-    """CMA-ES over ``flat0``'s space; returns (best point, best loss per generation, runs)."""
+    """CMA-ES over ``flat0``'s space, ``evaluate_batch(members [P, D]) -> [P]`` the losses of
+    a generation; returns (best point, best loss per generation, runs)."""
     try:
         from evosax.algorithms import CMA_ES
     except ImportError as err:  # a dependency of the package: a broken install
@@ -660,24 +751,17 @@ def _cma_es(objective, flat0, simulator_runs: int, seeds: int, population: int |
             f"simulator_runs ({simulator_runs}) is less than one cma-es generation: population {population} x "
             f"{seeds} seeds = {population * seeds} runs"
         )
-    strategy = CMA_ES(population_size=int(population), solution=jnp.asarray(flat0, jnp.float32))
-    settings = strategy.default_params.replace(std_init=jnp.float32(initial_std))
-    batch = jax.jit(jax.vmap(objective))
-
-    @jax.jit
-    def tell(key, members, fitness, state):
-        fitness = jnp.where(jnp.isfinite(fitness), fitness, jnp.float32(1e9))
-        return strategy.tell(key, members, fitness, state, settings)[0]
+    ask, tell, init = _cached_program(("cma-es", int(population), dims, float(initial_std)),
+                                      lambda: _cma_es_programs(CMA_ES, int(population), dims, float(initial_std)))
 
     key = jax.random.key(seed + 7)
     key, init_key = jax.random.split(key)
-    state = strategy.init(init_key, jnp.asarray(flat0, jnp.float32), settings)
-    ask = jax.jit(lambda k, s: strategy.ask(k, s, settings))
+    state = init(init_key, jnp.asarray(flat0, jnp.float32))
     best, best_loss, curve = np.asarray(flat0, np.float32), math.inf, []
     for _ in range(generations):  # a host loop over generations, each a batch of runs
         key, ask_key, tell_key = jax.random.split(key, 3)
         members, state = ask(ask_key, state)
-        fitness = batch(members)
+        fitness = evaluate_batch(members)
         values = np.asarray(fitness, np.float64)
         finite = np.where(np.isfinite(values), values, np.inf)
         i = int(np.argmin(finite))
@@ -686,6 +770,22 @@ def _cma_es(objective, flat0, simulator_runs: int, seeds: int, population: int |
             best_loss, best = float(finite[i]), np.asarray(members[i], np.float32)
         state = tell(tell_key, members, fitness, state)
     return jnp.asarray(best), curve, generations * int(population) * seeds
+
+
+def _cma_es_programs(cma_es, population: int, dims: int, initial_std: float):
+    """Jitted ``ask(key, state)``, ``tell(key, members, fitness, state)`` and ``init(key,
+    mean)`` of evosax's CMA-ES for ``dims`` searched values."""
+    strategy = cma_es(population_size=population, solution=jnp.zeros(dims, jnp.float32))
+    settings = strategy.default_params.replace(std_init=jnp.float32(initial_std))
+
+    @jax.jit
+    def tell(key, members, fitness, state):
+        fitness = jnp.where(jnp.isfinite(fitness), fitness, jnp.float32(1e9))
+        return strategy.tell(key, members, fitness, state, settings)[0]
+
+    ask = jax.jit(lambda k, s: strategy.ask(k, s, settings))
+    init = jax.jit(lambda k, mean: strategy.init(k, mean, settings))
+    return ask, tell, init
 
 
 __all__ = [
