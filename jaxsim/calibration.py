@@ -142,6 +142,23 @@ LOSSES: dict[str, Callable[[jax.Array, jax.Array], jax.Array]] = {
 }
 
 
+def smoothness_penalty(params, names: Sequence[str], train_periods: int, smoothing: float) -> jax.Array:
+    """``smoothing`` times the mean squared period-to-period change of the log of every
+    per-period parameter among ``names`` over the training periods (0 without any): a
+    random-walk prior on those values. A weekly rate is weakly identified in the last
+    fitted weeks (its infections show as cases mostly after them); the penalty ties it to
+    the weeks before instead of to the last week's noise. With the scale-free losses, a
+    change of ``1 / sqrt(smoothing)`` on the log scale costs as much as one unit of loss."""
+    if not smoothing:
+        return jnp.float32(0.0)
+    specs = parameters.specs(params)
+    terms = [jnp.diff(jnp.log(jnp.maximum(getattr(params, n)[:train_periods], 1e-12))) ** 2
+             for n in names if specs[n].per is not None and train_periods > 1]
+    if not terms:
+        return jnp.float32(0.0)
+    return jnp.float32(smoothing) * jnp.mean(jnp.concatenate(terms))
+
+
 # ------------------------------------------------------------------------ observations
 @dataclass(frozen=True)
 class Observation:
@@ -367,7 +384,7 @@ def _network_param(names: tuple[str, ...], params, network_param: str | None) ->
 
 
 def _fit_program(problem: CalibrationProblem, names, loss: str, learning_rate: float, network,
-                 network_param) -> Callable:
+                 network_param, smoothing: float = 0.0) -> Callable:
     """One jitted Adam step ``update(trainable, opt_state, keys, params, world, observed,
     features)``, shared by fits of equal settings (other windows, other seeds)."""
     model, observation, estimator = problem.model, problem.observation, problem.estimator
@@ -382,7 +399,8 @@ def _fit_program(problem: CalibrationProblem, names, loss: str, learning_rate: f
                                       features)
             predicted = jax.lax.map(
                 lambda k: simulate_observed(model, k, params, world, train, observation, estimator=estimator), keys)
-            return jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
+            return (jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
+                    + smoothness_penalty(params, names, train, smoothing))
 
         @jax.jit
         def update(trainable, opt_state, keys, base, world, observed, features):
@@ -396,10 +414,17 @@ def _fit_program(problem: CalibrationProblem, names, loss: str, learning_rate: f
         return update
 
     return _cached_program(
-        ("fit", model, observation, str(estimator), train, tuple(names), loss, float(learning_rate), network,
-         network_param),
+        ("fit", model, observation, str(estimator), train, tuple(names), loss_fn, float(learning_rate), network,
+         network_param, float(smoothing)),
         build,
     )
+
+
+def _check_smoothing(smoothing) -> float:
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float, np.floating, np.integer)) or not (
+            math.isfinite(float(smoothing)) and float(smoothing) >= 0):
+        raise CalibrationError(f"smoothing must be a finite number >= 0, got {smoothing!r}")
+    return float(smoothing)
 
 
 def fit(
@@ -414,6 +439,7 @@ def fit(
     network: WeeklyParameterNetwork | None = None,
     network_param: str | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    smoothing: float = 0.0,
 ) -> FitResult:
     """Fit ``names`` to the training periods with Adam, averaging ``seeds_per_step`` runs.
 
@@ -422,7 +448,8 @@ def fit(
     what Adam moves; other names are fitted directly. A non-finite loss or gradient stops
     the fit and the result holds the last parameters whose loss and gradient were finite.
     ``names`` defaults to :func:`default_fit_names`; ``network_param`` to the one
-    per-period parameter among ``names``.
+    per-period parameter among ``names``. ``smoothing`` adds
+    :func:`smoothness_penalty` to the loss (0: none); the loss curve includes it.
     """
     names = check_fit_names(problem.params, default_fit_names(problem.params) if names is None else names)
     if loss not in LOSSES:
@@ -450,7 +477,8 @@ def fit(
         z.pop(network_param, None)
     trainable = {"z": z, "net": net_params}
 
-    update = _fit_program(problem, names, loss, learning_rate, network, network_param)
+    smoothing = _check_smoothing(smoothing)
+    update = _fit_program(problem, names, loss, learning_rate, network, network_param, smoothing)
     optimiser = optax.adam(learning_rate)
     opt_state = optimiser.init(trainable)
     data = (problem.params, problem.world, observed,
@@ -550,35 +578,13 @@ def ensemble_forecast(problem: CalibrationProblem, params, members: int = 16, se
 
 def random_walk_paths(params, name: str, train_periods: int, members: int, *, seed: int = 0,
                       step_sd: float | None = None, min_step_sd: float = 0.05) -> np.ndarray:
-    """Sampled forward paths of a fitted per-period parameter: ``[members, periods]``.
+    """Sampled forward paths of a fitted per-period parameter, ``[members, periods]``: a
+    random walk on the log scale from the last fitted value
+    (:func:`jaxsim.forecasting.parameter_paths` with ``reversion=1``)."""
+    from jaxsim.forecasting import parameter_paths
 
-    The training periods keep their fitted values; after them each member's value follows
-    a random walk on the log scale from the last fitted value, with normal steps of
-    standard deviation ``step_sd`` per period (default: the standard deviation of the
-    fitted log-values' period-to-period changes, at least ``min_step_sd``), kept inside
-    the parameter's declared bounds. Its median path is last-value persistence of the
-    parameter; its spread carries the parameter's uncertainty into the forecast bands.
-    """
-    spec = parameters.spec_of(params, name)
-    values = np.asarray(getattr(params, name), np.float64)
-    if spec.per is None or values.ndim != 1:
-        raise CalibrationError(f"random_walk_paths: {name} is not a per-period parameter")
-    if not 1 <= train_periods <= values.shape[0]:
-        raise CalibrationError(f"random_walk_paths: train_periods must be in 1..{values.shape[0]}, got {train_periods}")
-    low, high = spec.low_high()
-    fitted = np.log(np.maximum(values[:train_periods], 1e-12))
-    if step_sd is None:
-        changes = np.diff(fitted)
-        step_sd = float(np.std(changes, ddof=1)) if changes.size >= 2 else min_step_sd
-    step_sd = max(float(step_sd), float(min_step_sd))
-    if not math.isfinite(step_sd):
-        raise CalibrationError(f"random_walk_paths: step_sd must be finite, got {step_sd!r}")
-    ahead = values.shape[0] - train_periods
-    steps = np.random.default_rng(seed).normal(0.0, step_sd, size=(members, ahead))
-    paths = np.empty((members, values.shape[0]))
-    paths[:, :train_periods] = values[:train_periods]
-    paths[:, train_periods:] = np.exp(fitted[-1] + np.cumsum(steps, axis=1))
-    return np.clip(paths, low, high).astype(np.float32)
+    return parameter_paths(params, name, train_periods, members, seed=seed, step_sd=step_sd,
+                           min_step_sd=min_step_sd)
 
 
 def persistence_forecast(observed_train: np.ndarray, test_periods: int) -> np.ndarray:
@@ -616,6 +622,7 @@ def gradient_free_fit(
     method: str = "nelder-mead",
     population: int | None = None,
     initial_std: float = 0.5,
+    smoothing: float = 0.0,
 ) -> FitResult:
     """Fit ``names`` without gradients, over the same unconstrained parameters and the same
     loss as :func:`fit`, within a budget of ``simulator_runs`` simulator runs.
@@ -657,7 +664,8 @@ def gradient_free_fit(
         z0[name] = z0[name][:train]
     flat0, unravel = jax.flatten_util.ravel_pytree(z0)
     keys = jax.random.split(jax.random.key(seed), seeds_per_evaluation)
-    evaluate_one, evaluate_batch = _search_programs(problem, names, loss, per_period, z0)
+    evaluate_one, evaluate_batch = _search_programs(problem, names, loss, per_period, z0,
+                                                    _check_smoothing(smoothing))
     data = (keys, problem.params, problem.world, observed)
 
     def assemble(flat):
@@ -707,7 +715,8 @@ def _full_periods(z: Mapping, per_period: Sequence[str], base, train: int) -> di
     return z
 
 
-def _search_programs(problem: CalibrationProblem, names, loss: str, per_period, z0) -> tuple[Callable, Callable]:
+def _search_programs(problem: CalibrationProblem, names, loss: str, per_period, z0,
+                     smoothing: float = 0.0) -> tuple[Callable, Callable]:
     """``(evaluate, evaluate_batch)``: the seed-averaged training loss of one flat parameter
     vector, and of a batch of them (``vmap``); arguments ``(flat, keys, params, world,
     observed)``; shared by searches of equal settings."""
@@ -723,11 +732,13 @@ def _search_programs(problem: CalibrationProblem, names, loss: str, per_period, 
                                       "", None)
             predicted = jax.lax.map(
                 lambda k: simulate_observed(model, k, params, world, train, observation, estimator=estimator), keys)
-            return jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
+            return (jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
+                    + smoothness_penalty(params, names, train, smoothing))
 
         return jax.jit(objective), jax.jit(jax.vmap(objective, in_axes=(0, None, None, None, None)))
 
-    return _cached_program(("search", model, observation, str(estimator), train, layout, per_period, loss), build)
+    return _cached_program(("search", model, observation, str(estimator), train, layout, per_period, loss_fn,
+                            smoothing), build)
 
 
 def _cma_es(evaluate_batch, flat0, simulator_runs: int, seeds: int, population: int | None, initial_std: float,
@@ -812,5 +823,6 @@ __all__ = [
     "scaled_mae",
     "scaled_poisson_deviance",
     "simulate_observed",
+    "smoothness_penalty",
     "weekly_features",
 ]
