@@ -17,13 +17,14 @@ last training week is used for a forecast.
 
 Methods compared on the same held-out weeks:
 
-- ``gradient/<paths>[+nb]``: the gradient fit (Adam, straight-through, ``--steps`` x
-  ``--seeds``), its ``--members``-member ensemble with held-out R(t) carried by ``last``
-  value, a log ``random-walk`` or a ``mean-reverting`` AR(1) (reversion 0.5 per week);
-  ``+nb``: with negative-binomial observation noise whose dispersion is estimated from the
-  last 8 known weeks (:mod:`jaxsim.forecasting`);
-- ``<gradient-free>/mean-reverting+nb``: the gradient-free fit (CMA-ES by default) on the
-  same simulator budget, forecast like the default;
+- ``gradient/<paths>[+nb][+anchor]``: the gradient fit (Adam, straight-through,
+  ``--steps`` x ``--seeds``), its ``--members``-member ensemble with held-out R(t) carried
+  by ``last`` value, a log ``random-walk`` or a ``mean-reverting`` AR(1) (``--reversion``
+  per week); ``+nb``: with negative-binomial observation noise whose dispersion is
+  estimated from the last 8 known weeks; ``+anchor``: the held-out weeks scaled so the
+  ensemble's last two training weeks match the observed ones (:mod:`jaxsim.forecasting`);
+- ``<gradient-free>/...``: the gradient-free fit (CMA-ES by default) on the same simulator
+  budget, forecast like the default variant (:data:`DEFAULT_VARIANT`);
 - ``persistence``: the last training week repeated (a point forecast: WIS = MAE);
 - ``log-linear``: a line through the log of the last 4 known weeks, extrapolated, with
   intervals from its residuals (:func:`jaxsim.forecasting.log_linear_forecast`).
@@ -47,8 +48,18 @@ from pathlib import Path
 
 import numpy as np
 
-PARAMETER_VARIANTS = ("last", "random-walk", "mean-reverting")
-DEFAULT_VARIANT = ("mean-reverting", True)
+#: Forecast variants of the gradient fit: (parameter paths, observation noise, anchoring).
+VARIANTS = (
+    ("last", False, False, 0.05), ("last", True, False, 0.05), ("random-walk", True, False, 0.05),
+    ("mean-reverting", True, False, 0.05), ("last", True, True, 0.05), ("random-walk", True, True, 0.05),
+    ("mean-reverting", True, True, 0.05), ("random-walk", True, True, 0.15), ("mean-reverting", True, True, 0.15),
+)
+DEFAULT_VARIANT = ("random-walk", True, True, 0.15)
+
+
+def variant_name(fit: str, paths: str, noise: bool, anchor: bool, min_step_sd: float) -> str:
+    return (f"{fit}/{paths}" + ("+nb" if noise else "") + ("+anchor" if anchor else "")
+            + (f"+sd{min_step_sd:g}" if min_step_sd != 0.05 else ""))
 
 
 def parse_args(argv):
@@ -109,7 +120,11 @@ def main(argv=None) -> int:
     from jaxsim.nyc.forecast import case_calibration
 
     frame = nyc_cases.load_weekly_cases()
-    ntas = [n.strip() for n in args.ntas.split(",") if n.strip()] or nyc_cases.available_ntas(frame)
+    available = nyc_cases.available_ntas(frame)
+    ntas = [n.strip() for n in args.ntas.split(",") if n.strip()] or available
+    unknown = [n for n in ntas if n not in available]
+    if unknown:
+        raise SystemExit(f"error: --ntas {','.join(unknown)}: no case data; the data covers {','.join(available)}")
     train, horizon = args.train_weeks, args.horizon
     rows, started = [], time.perf_counter()
     for nta in ntas:
@@ -135,26 +150,28 @@ def main(argv=None) -> int:
             result = calibration.fit(problem, steps=args.steps, seeds_per_step=args.seeds, seed=args.seed,
                                      smoothing=args.smoothing)
             fit_seconds = time.perf_counter() - fit_start
-            for paths in PARAMETER_VARIANTS:
-                for noise in (False, True):
-                    members = forecasting.forecast_ensemble(
-                        problem, result.params, args.members, parameter_forecast=paths, reversion=args.reversion,
-                        dispersion=dispersion if noise else None, seed=args.seed + index)
-                    record(f"gradient/{paths}" + ("+nb" if noise else ""), members[:, train:], fit_seconds)
+            for paths, noise, anchor, step in VARIANTS:
+                members = forecasting.forecast_ensemble(
+                    problem, result.params, args.members, parameter_forecast=paths, reversion=args.reversion,
+                    dispersion=dispersion if noise else None, anchor=observed if anchor else None,
+                    min_step_sd=step, seed=args.seed + index)
+                record(variant_name("gradient", paths, noise, anchor, step), members[:, train:], fit_seconds)
             if args.gradient_free != "none":
                 free_start = time.perf_counter()
                 free = calibration.gradient_free_fit(problem, simulator_runs=result.simulator_runs,
                                                      seeds_per_evaluation=args.seeds, seed=args.seed,
                                                      method=args.gradient_free, smoothing=args.smoothing)
                 free_seconds = time.perf_counter() - free_start
+                paths, noise, anchor, step = DEFAULT_VARIANT
                 members = forecasting.forecast_ensemble(
-                    problem, free.params, args.members, parameter_forecast=DEFAULT_VARIANT[0],
-                    reversion=args.reversion, dispersion=dispersion, seed=args.seed + index)
-                record(f"{args.gradient_free}/mean-reverting+nb", members[:, train:], free_seconds)
+                    problem, free.params, args.members, parameter_forecast=paths, reversion=args.reversion,
+                    dispersion=dispersion if noise else None, anchor=observed if anchor else None,
+                    min_step_sd=step, seed=args.seed + index)
+                record(variant_name(args.gradient_free, *DEFAULT_VARIANT), members[:, train:], free_seconds)
             record("persistence", calibration.persistence_forecast(observed[:train], horizon)[None])
             record("log-linear", forecasting.log_linear_forecast(case.history, horizon, weeks=4,
                                                                  seed=args.seed + index))
-            gradient = next(r for r in rows[::-1] if r["method"] == "gradient/mean-reverting+nb")
+            gradient = next(r for r in rows[::-1] if r["method"] == variant_name("gradient", *DEFAULT_VARIANT))
             persistence = rows[-2]
             print(f"  origin {base['origin']}: observed {held.astype(int).tolist()}, ND gradient "
                   f"{gradient['nd']:.2f} vs persistence {persistence['nd']:.2f}, {time.perf_counter() - t0:.1f} s",

@@ -312,6 +312,8 @@ class FitResult:
         simulator_runs: runs of the simulator used (steps x seeds), for budget comparisons.
         network_params: the network's weights when a network was fitted.
         names: the fitted parameters.
+        gradient_check: the :class:`jaxsim.gradcheck.GradientCheck` of the loss at the
+            starting values when one was run (``Sim.calibrate``), else ``None``.
     """
 
     params: Any
@@ -322,6 +324,7 @@ class FitResult:
     network_params: dict | None = None
     compile_seconds: float = 0.0
     names: tuple[str, ...] = ()
+    gradient_check: Any = None
 
     def fitted_values(self) -> dict:
         return {n: np.asarray(getattr(self.params, n)).tolist() for n in self.names}

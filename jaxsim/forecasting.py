@@ -122,15 +122,19 @@ def dispersion_from_history(history, *, weeks: int = 8, min_dispersion: float = 
 
 def with_observation_noise(expected, dispersion: float, *, seed: int = 0) -> np.ndarray:
     """Negative-binomial counts with mean ``expected`` (``[members, periods]``, >= 0) and
-    size ``dispersion`` (a gamma-Poisson mixture), as ``float64``."""
+    size ``dispersion``, as ``float64``: the inverse distribution function of one uniform
+    draw per cell, so forecasts that differ in some cells keep the same draws (common
+    random numbers) in the others."""
     expected = np.asarray(expected, np.float64)
     if not np.all(np.isfinite(expected)) or np.any(expected < 0):
         raise ForecastError("with_observation_noise: expected counts must be finite and >= 0")
     if not (math.isfinite(dispersion) and dispersion > 0):
         raise ForecastError(f"with_observation_noise: dispersion must be a finite number > 0, got {dispersion!r}")
-    rng = np.random.default_rng(seed)
-    rates = rng.gamma(dispersion, np.maximum(expected, 1e-12) / dispersion)
-    return rng.poisson(rates).astype(np.float64)
+    from scipy.stats import nbinom
+
+    uniform = np.random.default_rng(seed).uniform(size=expected.shape)
+    mean = np.maximum(expected, 1e-12)
+    return nbinom.ppf(uniform, dispersion, dispersion / (dispersion + mean)).astype(np.float64)
 
 
 def log_linear_forecast(history, test_periods: int, *, weeks: int = 4, members: int = 1000,
@@ -153,6 +157,7 @@ def log_linear_forecast(history, test_periods: int, *, weeks: int = 4, members: 
 def forecast_ensemble(problem: "calibration.CalibrationProblem", params, members: int = 16, *,
                       parameter_forecast: str = "mean-reverting", reversion: float = 0.5,
                       dispersion: float | None = None, names: Sequence[str] | None = None,
+                      anchor: np.ndarray | None = None, anchor_periods: int = 2, min_step_sd: float = 0.05,
                       seed: int = 0) -> np.ndarray:
     """The forecast ensemble ``[members, train + test]`` of fitted ``params``.
 
@@ -160,10 +165,14 @@ def forecast_ensemble(problem: "calibration.CalibrationProblem", params, members
     carried past the training periods by ``parameter_forecast``
     (:data:`PARAMETER_FORECASTS`): ``"last"`` repeats the last fitted value,
     ``"random-walk"`` and ``"mean-reverting"`` (``reversion``) sample one path per member
-    (:func:`parameter_paths`). Members run with independent seeds
-    (:func:`jaxsim.calibration.ensemble_forecast`). With ``dispersion`` each member's
-    series becomes negative-binomial counts around it (:func:`with_observation_noise`),
-    as reported counts are.
+    (:func:`parameter_paths`, steps at least ``min_step_sd``). Members run with independent seeds
+    (:func:`jaxsim.calibration.ensemble_forecast`). With ``anchor`` (the observed series,
+    at least its training periods) the held-out periods are scaled by one level
+    correction, ``(observed + 0.5) / (ensemble mean + 0.5)`` summed over the last
+    ``anchor_periods`` training periods: the model supplies the growth, the latest data
+    the level (a fit leaves the last weeks off by the noise it did not follow). With
+    ``dispersion`` each member's series then becomes negative-binomial counts around it
+    (:func:`with_observation_noise`), as reported counts are.
     """
     if parameter_forecast not in PARAMETER_FORECASTS:
         raise ForecastError(f"unknown parameter forecast {parameter_forecast!r}; choose one of {PARAMETER_FORECASTS}")
@@ -177,10 +186,21 @@ def forecast_ensemble(problem: "calibration.CalibrationProblem", params, members
     member_values = None
     if parameter_forecast != "last" and per_period:
         rate = 1.0 if parameter_forecast == "random-walk" else float(reversion)
-        member_values = {name: parameter_paths(params, name, train, members, seed=seed + i, reversion=rate)
+        member_values = {name: parameter_paths(params, name, train, members, seed=seed + i, reversion=rate,
+                                               min_step_sd=min_step_sd)
                          for i, name in enumerate(per_period)}
-    ensemble = calibration.ensemble_forecast(problem, params, members, seed=seed + 1000,
-                                             member_values=member_values)
+    ensemble = np.asarray(calibration.ensemble_forecast(problem, params, members, seed=seed + 1000,
+                                                        member_values=member_values), np.float64)
+    if anchor is not None:
+        observed = np.asarray(anchor, np.float64)
+        k = int(anchor_periods)
+        if not 1 <= k <= train or observed.ndim != 1 or observed.shape[0] < train:
+            raise ForecastError(f"forecast_ensemble: anchor needs the {train} training periods and "
+                                f"1 <= anchor_periods <= {train}; got shape {observed.shape}, anchor_periods {k}")
+        if not np.all(np.isfinite(observed[:train])):
+            raise ForecastError("forecast_ensemble: the anchor's training periods must be finite")
+        ratio = (observed[train - k:train].sum() + 0.5) / (ensemble[:, train - k:train].mean(axis=0).sum() + 0.5)
+        ensemble[:, train:] *= ratio
     if dispersion is not None:
         ensemble = with_observation_noise(ensemble, dispersion, seed=seed + 2000)
     return np.asarray(ensemble, np.float64)

@@ -259,14 +259,21 @@ class Sim:
         return ensemble.compare(baseline, parts, outcomes=outcomes)
 
     def calibrate(self, observed, *, fit: Sequence[str], observation, train_periods: int | None = None,
-                  method: str = "gradient", estimator: str | None = None, **options):
+                  method: str = "gradient", estimator: str | None = None, gradient_check: int = 8, **options):
         """Fit the declared parameters ``fit`` to the ``observed`` series with the model's
         declared search ranges; ``method="gradient"`` (Adam through the simulator, with the
         estimator, default straight-through), ``"cma-es"`` (a population-based search,
         each generation one batch of runs) or ``"nelder-mead"`` (a gradient-free baseline);
         the last two with ``simulator_runs=...``. The first ``train_periods`` periods are
         fitted (default all). Returns :class:`jaxsim.calibration.FitResult`; use
-        ``sim.with_params(result.params)`` to carry on with the fitted values."""
+        ``sim.with_params(result.params)`` to carry on with the fitted values.
+
+        Before a gradient fit, the gradient of the training loss at the starting values is
+        checked against common-random-number finite differences over ``gradient_check``
+        seeds (:func:`jaxsim.gradcheck.check_gradients`; 0 skips it): a parameter whose
+        gradient is biased (off by more than 20% and more than two standard errors) gets a
+        :class:`jaxsim.gradcheck.GradientWarning` naming it and the measured error, with
+        the advice to use a gradient-free method; the check is ``result.gradient_check``."""
         from jaxsim import calibration
 
         observed = np.asarray(observed, np.float32)
@@ -277,10 +284,48 @@ class Sim:
             features=options.pop("features", None),
         )
         if method == "gradient":
-            return calibration.fit(problem, fit, **options)
+            if isinstance(gradient_check, bool) or not isinstance(gradient_check, (int, np.integer)) or (
+                    gradient_check < 0 or gradient_check == 1):
+                raise InputError(f"calibrate: gradient_check must be 0 (off) or a number of seeds >= 2, "
+                                 f"got {gradient_check!r}")
+            check = _check_calibration_gradient(problem, fit, options.get("loss", "poisson"), int(gradient_check),
+                                                options.get("seed", 0)) if gradient_check else None
+            result = calibration.fit(problem, fit, **options)
+            result.gradient_check = check
+            return result
         if method in calibration.GRADIENT_FREE_METHODS:
             return calibration.gradient_free_fit(problem, fit, method=method, **options)
         raise InputError(f"calibrate: unknown method {method!r}; choose 'gradient', 'cma-es' or 'nelder-mead'")
+
+
+def _check_calibration_gradient(problem, names, loss: str, seeds: int, seed: int):
+    """The training loss's gradient at the starting values against finite differences;
+    a :class:`GradientWarning` per biased parameter (uncertain ones pass silently)."""
+    import warnings
+
+    from jaxsim import calibration, gradcheck
+
+    names = calibration.check_fit_names(problem.params, names)
+    if loss not in calibration.LOSSES:
+        raise InputError(f"calibrate: unknown loss {loss!r}; choose one of {sorted(calibration.LOSSES)}")
+    loss_fn = calibration.LOSSES[loss]
+    observed = jax.numpy.asarray(problem.observed[: problem.train_periods])
+
+    def training_loss(key, params):
+        return loss_fn(problem.simulate(params, key), observed)
+
+    check = gradcheck.check_gradients(training_loss, problem.params, names, seeds=seeds, key=seed + 99, repeats=1,
+                                      warn=False)
+    for c in check.coordinates:
+        if c.verdict == "biased":
+            warnings.warn(
+                f"calibrate: the gradient of the loss in {type(problem.params).__name__}.{c.name} is biased: autodiff "
+                f"{c.autodiff_mean:.4g} against finite differences {c.fd_mean:.4g} +- {c.fd_se:.2g} (relative error "
+                f"{c.relative_error:.0%}, {seeds} seeds, estimator {problem.estimator}); the fit may stall or go "
+                "astray: try another estimator or method='cma-es'",
+                gradcheck.GradientWarning, stacklevel=3,
+            )
+    return check
 
 
 __all__ = ["Result", "Sim"]

@@ -59,18 +59,30 @@ random seeds each step. Adam (learning rate 0.1) runs ``--steps`` steps (60); a 
 whose loss or gradient is not finite stops the fit and the last good parameters are kept.
 
 Held-out evaluation. ``--members`` runs (16) with independent seeds over all weeks give
-an ensemble; its mean is the point forecast and its 5% and 95% quantiles the band. On the
-held-out weeks: mean absolute error, root mean squared error and normalised deviation
-(sum of absolute errors / sum of observed cases) of the mean, and of the whole ensemble the
-weighted interval score (the Forecast Hub's 23 quantiles, :mod:`jaxsim.scoring`; a point
-forecast's WIS is its absolute error) and the share of held-out weeks inside the 50% and
-90% intervals.
+an ensemble (:func:`jaxsim.forecasting.forecast_ensemble`). With ``--method params`` the
+held-out weeks' R(t) of each member follows ``--forecast``: ``mean-reverting`` (default) a
+log AR(1) path from the last fitted rate pulled toward the fitted weeks' level by
+``--reversion`` (0.5) per week, with the fitted weeks' spread of weekly changes;
+``random-walk`` the same without the pull; ``last`` the last fitted rate. ``--anchor on``
+(default) scales the held-out weeks so that the ensemble's last two fitted weeks match
+the observed ones (the model gives the growth, the data the level); ``--observation-noise
+nb`` (default) turns each member's weekly cases into negative-binomial counts, the
+dispersion estimated from the last 8 observed weeks before the held-out ones. The defaults
+were chosen on the tuning origins of ``benchmarks/bench_forecast.py``
+(``benchmarks/RESULTS.md``). The ensemble mean is the point forecast and its 5% and 95%
+quantiles the band. On the held-out weeks: mean absolute error, root mean squared error
+and normalised deviation (sum of absolute errors / sum of observed cases) of the mean, and
+of the whole ensemble the weighted interval score (the Forecast Hub's 23 quantiles,
+:mod:`jaxsim.scoring`; a point forecast's WIS is its absolute error) and the share of
+held-out weeks inside the 50% and 90% intervals.
 
 Baselines, on the same split. Persistence: every held-out week repeats the last training
-week's count. Gradient-free: Nelder-Mead (scipy), or CMA-ES (evosax) with
+week's count. Log-linear trend: a line through log(cases + 1) of the last 4 known weeks,
+extrapolated, with intervals from its residuals. Gradient-free: Nelder-Mead (scipy), or CMA-ES (evosax) with
 ``--gradient-free cma-es``, on the same parameters and loss with the same budget of
 simulator runs as the gradient fit (fixed seeds, ``--seeds`` per
-evaluation), forecast like ``--method params``.
+evaluation), forecast like ``--method params``. ``--smoothing`` adds a random-walk
+penalty on the weekly log R(t) to both fits' loss.
 
 Outputs (in ``--out``, default ``out/calibrate_covid``; all written or none):
 ``calibration.json`` (settings, fitted parameters, loss curve, timings, observed cases,
@@ -90,7 +102,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsim import behaviour, calibration, cli, memory, outputs, scoring
+from jaxsim import behaviour, calibration, cli, forecasting, memory, outputs, scoring
 from jaxsim.compile_cache import enable_compile_cache
 from jaxsim.errors import InputError
 from jaxsim.llm import options as llm_options
@@ -104,6 +116,11 @@ from jaxsim.world import to_device
 DEFAULT_NTA = "QN0103"  # Astoria, Queens
 DEFAULT_START_WEEK = 202047
 METHODS = ("params", "network")
+#: Defaults of the forecast, chosen on the rolling-origin benchmark's tuning origins
+#: (benchmarks/bench_forecast.py; benchmarks/RESULTS.md).
+DEFAULT_FORECAST = "mean-reverting"
+DEFAULT_ANCHOR = "on"
+DEFAULT_SMOOTHING = 0.0
 
 
 def parse_args(argv):
@@ -140,10 +157,26 @@ def parse_args(argv):
         "generation one batch of runs)",
     )
     parser.add_argument(
-        "--forecast", choices=("last", "random-walk"), default="last",
-        help="held-out weeks' R(t) (--method params): last = the last fitted week's (default); random-walk = "
-        "per member, a log random walk from it with the fitted weeks' step size",
+        "--forecast", choices=forecasting.PARAMETER_FORECASTS, default=DEFAULT_FORECAST,
+        help=f"held-out weeks' R(t) (--method params): last = the last fitted week's; random-walk = per member, a "
+        f"log random walk from it with the fitted weeks' step size; mean-reverting = the same walk pulled back "
+        f"toward the fitted weeks' level by --reversion per week (default {DEFAULT_FORECAST})",
     )
+    parser.add_argument("--reversion", type=float, default=0.5,
+                        help="AR(1) coefficient per week of --forecast mean-reverting, in [0, 1] (default 0.5)")
+    parser.add_argument(
+        "--observation-noise", choices=("nb", "none"), default="nb",
+        help="nb (default): each member's weekly cases are negative-binomial counts around it, the dispersion "
+        "estimated from the last 8 observed weeks before the held-out ones; none: the simulated counts",
+    )
+    parser.add_argument(
+        "--anchor", choices=("on", "off"), default=DEFAULT_ANCHOR,
+        help=f"on: scale the held-out weeks so the ensemble's last 2 fitted weeks match the observed ones (the "
+        f"model gives the growth, the data the level); default {DEFAULT_ANCHOR}",
+    )
+    parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING,
+                        help="weight of a random-walk penalty on the weekly log R(t) in the fits "
+                        f"(default {DEFAULT_SMOOTHING:g}; 0: none)")
     parser.add_argument("--steps", type=int, default=60, help="Adam steps (default 60)")
     parser.add_argument("--seeds", type=int, default=4, help="runs averaged per step (default 4)")
     parser.add_argument("--learning-rate", type=float, default=0.1, help="Adam learning rate (default 0.1)")
@@ -180,6 +213,10 @@ def check_settings(args) -> tuple[str, ...]:
         raise InputError(f"--agents must be >= 1, got {args.agents}")
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         raise InputError(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
+    if not (math.isfinite(args.reversion) and 0 <= args.reversion <= 1):
+        raise InputError(f"--reversion must lie in [0, 1], got {args.reversion}")
+    if not (math.isfinite(args.smoothing) and args.smoothing >= 0):
+        raise InputError(f"--smoothing must be a finite number >= 0, got {args.smoothing}")
     if not 0 < args.ascertainment <= 1:
         raise InputError(f"--ascertainment must lie in (0, 1], got {args.ascertainment}")
     names = [n.strip() for n in args.fit.split(",") if n.strip()]
@@ -218,16 +255,26 @@ def weeks_span(first: int, last: int) -> str:
     return str(first) if first == last else f"{first}..{last}"
 
 
-def forecast_members(problem, forecast_params, train: int, args) -> np.ndarray:
-    """The forecast ensemble ``[members, weeks]``: with ``--forecast random-walk`` (and
-    ``--method params``) each member's held-out R(t) is its own random-walk path from the
-    fitted weeks of ``forecast_params``."""
-    member_values = None
-    if args.forecast == "random-walk" and args.method == "params":
-        member_values = {"transmission_rate": calibration.random_walk_paths(
-            forecast_params, "transmission_rate", train, args.members, seed=args.seed)}
-    return calibration.ensemble_forecast(problem, forecast_params, args.members, seed=args.seed + 1000,
-                                         member_values=member_values)
+def observation_dispersion(args, history: np.ndarray) -> float | None:
+    """The negative-binomial size of ``--observation-noise nb`` from the known weeks (none
+    with fewer than 3 known weeks, or ``--observation-noise none``)."""
+    if args.observation_noise == "none" or history.size < 3:
+        return None
+    return forecasting.dispersion_from_history(history)
+
+
+def forecast_members(problem, forecast_params, args, *, history: np.ndarray) -> np.ndarray:
+    """The forecast ensemble ``[members, weeks]`` (:func:`jaxsim.forecasting.forecast_ensemble`):
+    with ``--method params`` each member's held-out R(t) follows ``--forecast``; the network
+    sets every week's rate itself. ``history`` (the observed weeks up to the last fitted
+    one) gives the observation noise's dispersion."""
+    dispersion = observation_dispersion(args, history)
+    return forecasting.forecast_ensemble(
+        problem, forecast_params, args.members,
+        parameter_forecast=args.forecast if args.method == "params" else "last", reversion=args.reversion,
+        names=None if args.method == "params" else (), dispersion=dispersion,
+        anchor=problem.observed if args.anchor == "on" else None, seed=args.seed,
+    )
 
 
 def heldout_scores(members: np.ndarray, observed: np.ndarray, train: int) -> dict:
@@ -376,7 +423,7 @@ def main(argv=None) -> int:
     network = calibration.WeeklyParameterNetwork() if args.method == "network" else None
     result = calibration.fit(
         problem, names, steps=args.steps, learning_rate=args.learning_rate, seeds_per_step=args.seeds,
-        loss=args.loss, seed=args.seed, network=network, on_step=on_step,
+        loss=args.loss, seed=args.seed, network=network, on_step=on_step, smoothing=args.smoothing,
     )
     if result.stopped != "completed":
         print(f"warning: the fit {result.stopped}", file=sys.stderr)
@@ -389,7 +436,9 @@ def main(argv=None) -> int:
     forecast_params = (
         calibration.extend_last_week(result.params, train) if args.method == "params" else result.params
     )
-    members = forecast_members(problem, forecast_params, train, args)
+    known = observed_cases.cases[: start + train].astype(np.float64) * case_scale
+    history = known[np.isfinite(known)]
+    members = forecast_members(problem, forecast_params, args, history=history)
     forecast = ensemble_summary(members)
     metrics = heldout_scores(members, observed, train)
     train_metrics = calibration.heldout_metrics(forecast["mean"][:train], observed[:train])
@@ -400,14 +449,17 @@ def main(argv=None) -> int:
     # A point forecast: its WIS is its absolute error; it has no intervals to cover anything.
     persistence_metrics |= {"wis": float(np.mean(scoring.weighted_interval_score(persistence[None], observed[train:]))),
                             "coverage_50": None, "coverage_90": None}
+    log_linear = forecasting.log_linear_forecast(history, test, weeks=4, seed=args.seed)
+    log_linear_metrics = heldout_scores(np.concatenate([np.tile(observed[:train], (len(log_linear), 1)), log_linear],
+                                                       axis=1), observed, train)
     free_label = {"nelder-mead": "Nelder-Mead", "cma-es": "CMA-ES"}[args.gradient_free]
     print(f"gradient-free baseline: {free_label} with {result.simulator_runs} simulator runs")
     free = calibration.gradient_free_fit(
         problem, names, simulator_runs=result.simulator_runs, seeds_per_evaluation=args.seeds,
-        loss=args.loss, seed=args.seed, method=args.gradient_free,
+        loss=args.loss, seed=args.seed, method=args.gradient_free, smoothing=args.smoothing,
     )
     free_params = calibration.extend_last_week(free.params, train)
-    free_members = forecast_members(problem, free_params, train, args)
+    free_members = forecast_members(problem, free_params, args, history=history)
     free_forecast = ensemble_summary(free_members)
     free_metrics = heldout_scores(free_members, observed, train)
 
@@ -423,7 +475,12 @@ def main(argv=None) -> int:
         "test_weeks": test,
         "epiweeks": epiweeks,
         "method": args.method,
-        "forecast_method": args.forecast,
+        "forecast_method": args.forecast if args.method == "params" else "network",
+        "forecast_settings": {
+            "reversion": args.reversion, "anchor": args.anchor, "smoothing": args.smoothing,
+            "observation_noise": args.observation_noise,
+            "dispersion": observation_dispersion(args, history),
+        },
         "fit": list(names),
         "loss": args.loss,
         "steps": args.steps,
@@ -436,7 +493,8 @@ def main(argv=None) -> int:
         "fitted_parameters": nyc_calibration.fitted_report(forecast_params, world, names),
         "initial_parameters": nyc_calibration.fitted_report(params, world, names),
         "transmission_rate_note": (
-            "held-out weeks repeat the last fitted week's rate" if args.method == "params"
+            "held-out weeks repeat the last fitted week's rate; the forecast's members follow their own paths "
+            f"(--forecast {args.forecast})" if args.method == "params"
             else "every week's rate is the network's output for that week's features"
         ),
         "loss_curve": result.loss_curve,
@@ -451,6 +509,11 @@ def main(argv=None) -> int:
         "train_metrics": train_metrics,
         "baselines": {
             "persistence": persistence_metrics | {"forecast": persistence},
+            "log_linear": log_linear_metrics | {
+                "forecast": ensemble_summary(log_linear),
+                "method": "a line through log(cases + 1) of the last 4 known weeks, extrapolated; intervals from "
+                          "its residuals (jaxsim.forecasting.log_linear_forecast)",
+            },
             "gradient_free": free_metrics | {
                 "method": args.gradient_free,
                 "seconds": free.seconds,
@@ -496,6 +559,7 @@ def main(argv=None) -> int:
     rows = [
         (f"gradient fit ({args.method})", metrics, result.seconds, result.simulator_runs),
         ("persistence", persistence_metrics, None, None),
+        ("log-linear trend", log_linear_metrics, None, None),
         (f"gradient-free ({free_label})", free_metrics, free.seconds, free.simulator_runs),
     ]
     for label, m, seconds, runs in rows:

@@ -150,3 +150,61 @@ def test_a_loss_that_is_not_a_finite_scalar_is_refused(params):
         gradcheck.check_gradients(lambda key, p: jnp.log(p.tau - 0.1), params, ["tau"], seeds=2)
     with pytest.raises(jaxsim.InputError, match=r"the loss must be a scalar, got shape \(2,\)"):
         gradcheck.check_gradients(lambda key, p: jnp.stack([p.tau, p.gamma]), params, ["tau"], seeds=2)
+
+
+# ------------------------------------------------- Sim.calibrate checks a user's gradients
+@jaxsim.params
+class GrowthParams:
+    rate: jax.Array = jaxsim.param(0.05, bounds=(0.0, 1.0), units="probability per agent per day")
+
+
+@jaxsim.state
+class GrowthState:
+    active: jax.Array
+
+
+def growth_model(draw):
+    """Each inactive agent turns active with probability ``rate`` a day, drawn by ``draw``."""
+
+    def init(key, params, world):
+        return GrowthState(active=jnp.zeros(world.num_slots, jnp.float32))
+
+    def turn(key, state, params, t, world):
+        p = jnp.full(world.num_slots, params.rate) * (1.0 - state.active) * world.real_agents()
+        new = draw(key, p)
+        return state.replace(active=state.active + new), {"new_active": new.sum()}
+
+    return jaxsim.Model(name=f"growth_{draw.__name__}", substeps=[turn], init=init,
+                        observe=lambda s, p, w: {"active": s.active.sum()}, params_type=GrowthParams,
+                        metrics=[jaxsim.Metric("active", "count", "agents"),
+                                 jaxsim.Metric("new_active", "flow", "agents")])
+
+
+def plain_bernoulli(key, p):
+    """A user's draw straight from jax.random: no gradient reaches ``p``."""
+    return jax.random.bernoulli(key, p).astype(jnp.float32)
+
+
+def library_bernoulli(key, p):
+    return jaxsim.bernoulli(key, p)
+
+
+def test_sim_calibrate_warns_naming_a_parameter_whose_gradient_is_wrong():
+    from jaxsim.calibration import Observation
+
+    population = generators.population(3000, {"contacts": generators.erdos_renyi(3000, 4.0, seed=1)})
+    observation = Observation("new_active", 7)
+    observed = np.asarray([600.0, 450.0])
+    broken = jaxsim.Sim(growth_model(plain_bernoulli), population, days=14, seed=0)
+    with pytest.warns(gradcheck.GradientWarning, match=r"GrowthParams\.rate is biased: autodiff 0 .*relative error 100%"):
+        result = broken.calibrate(observed, fit=["rate"], observation=observation, steps=2)
+    assert result.gradient_check["rate"].verdict == "biased"
+    right = jaxsim.Sim(growth_model(library_bernoulli), population, days=14, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gradcheck.GradientWarning)
+        result = right.calibrate(observed, fit=["rate"], observation=observation, steps=2)
+    assert result.gradient_check["rate"].verdict == "ok"
+    skipped = right.calibrate(observed, fit=["rate"], observation=observation, steps=2, gradient_check=0)
+    assert skipped.gradient_check is None
+    with pytest.raises(jaxsim.InputError, match="gradient_check must be 0"):
+        right.calibrate(observed, fit=["rate"], observation=observation, steps=2, gradient_check=1)

@@ -107,8 +107,8 @@ def test_random_walk_forecast(scenario, tmp_path):
     weeks and the first held-out week (its cases come from exposures under the fitted
     rates: a 5-day lag) are unchanged; the second held-out week differs."""
     last, walk = tmp_path / "last", tmp_path / "walk"
-    two = [*SMALL, "--test-weeks", "2"]
-    assert scenario.main([*two, "--out", str(last)]) == 0
+    two = [*SMALL, "--test-weeks", "2", "--observation-noise", "none"]
+    assert scenario.main([*two, "--forecast", "last", "--out", str(last)]) == 0
     assert scenario.main([*two, "--forecast", "random-walk", "--out", str(walk)]) == 0
     a = json.loads((last / "calibration.json").read_text())
     b = json.loads((walk / "calibration.json").read_text())
@@ -116,6 +116,34 @@ def test_random_walk_forecast(scenario, tmp_path):
     np.testing.assert_allclose(b["forecast"]["mean"][:2], a["forecast"]["mean"][:2], rtol=1e-6)
     assert b["forecast"]["mean"][3] != a["forecast"]["mean"][3]
     assert finite_metrics(b["heldout_metrics"]) and math.isfinite(b["heldout_metrics"]["wis"])
+
+
+def test_default_forecast_is_anchored_noisy_and_scored_next_to_log_linear(scenario, tmp_path, capsys):
+    """The default forecast: mean-reverting R(t) paths, anchored to the last two fitted
+    weeks, negative-binomial counts; the log-linear baseline is scored alongside. With
+    anchoring the ensemble's first held-out week is the un-anchored one times the ratio
+    of observed to simulated over the last two fitted weeks."""
+    plain, anchored = tmp_path / "plain", tmp_path / "anchored"
+    common = [*SMALL, "--test-weeks", "2", "--observation-noise", "none", "--forecast", "mean-reverting"]
+    assert scenario.main([*common, "--anchor", "off", "--out", str(plain)]) == 0
+    assert scenario.main([*common, "--out", str(anchored)]) == 0
+    a = json.loads((plain / "calibration.json").read_text())
+    b = json.loads((anchored / "calibration.json").read_text())
+    assert b["forecast_settings"]["anchor"] == "on" and b["forecast_method"] == "mean-reverting"
+    ratio = (sum(b["observed"][:2]) + 0.5) / (sum(a["forecast"]["mean"][:2]) + 0.5)
+    assert ratio != pytest.approx(1.0, abs=1e-3)
+    np.testing.assert_allclose(b["forecast"]["mean"][:2], a["forecast"]["mean"][:2], rtol=1e-6)
+    np.testing.assert_allclose(b["forecast"]["mean"][2:], np.asarray(a["forecast"]["mean"][2:]) * ratio, rtol=1e-5)
+    log_linear = b["baselines"]["log_linear"]
+    assert finite_metrics(log_linear) and 0 <= log_linear["coverage_90"] <= 1
+    assert "log-linear trend" in capsys.readouterr().out
+    noisy = tmp_path / "noisy"
+    assert scenario.main([*SMALL, "--test-weeks", "2", "--out", str(noisy)]) == 0
+    c = json.loads((noisy / "calibration.json").read_text())
+    assert c["forecast_settings"]["observation_noise"] == "nb" and c["forecast_settings"]["dispersion"] >= 2.0
+    # Members are counts: the 4-member means are multiples of 1/4, unlike the expected values.
+    assert all(float(v * 4).is_integer() for v in c["forecast"]["mean"])
+    assert not all(float(v * 4).is_integer() for v in b["forecast"]["mean"])
 
 
 def test_network_method_end_to_end(scenario, tmp_path):
@@ -181,6 +209,8 @@ BAD_INPUTS = [
     (["--steps", "0"], ["--steps", "0"]),
     (["--seeds", "0"], ["--seeds", "0"]),
     (["--members", "0"], ["--members"]),
+    (["--reversion", "1.5"], ["--reversion", "1.5"]),
+    (["--smoothing", "-1"], ["--smoothing", "-1"]),
     (["--agents", "0"], ["--agents"]),
     (["--agents", "900000"], ["900000"]),
     (["--population", "/nonexistent/pop"], ["/nonexistent/pop"]),
