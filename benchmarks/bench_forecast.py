@@ -54,7 +54,13 @@ VARIANTS = (
     ("mean-reverting", True, False, 0.05), ("last", True, True, 0.05), ("random-walk", True, True, 0.05),
     ("mean-reverting", True, True, 0.05), ("random-walk", True, True, 0.15), ("mean-reverting", True, True, 0.15),
 )
-DEFAULT_VARIANT = ("random-walk", True, True, 0.15)
+#: The variants of the recorded run (``--variants main``): the old default (last value), the
+#: default of calibrate_covid.py, and its neighbours.
+MAIN_VARIANTS = (
+    ("last", False, False, 0.05), ("random-walk", True, True, 0.15), ("mean-reverting", True, True, 0.05),
+    ("mean-reverting", True, True, 0.15),
+)
+DEFAULT_VARIANT = ("mean-reverting", True, True, 0.15)
 
 
 def variant_name(fit: str, paths: str, noise: bool, anchor: bool, min_step_sd: float) -> str:
@@ -73,8 +79,10 @@ def parse_args(argv):
     parser.add_argument("--agents", type=int, default=10_000, help="agents per NTA (default 10,000)")
     parser.add_argument("--steps", type=int, default=60, help="Adam steps per fit (default 60)")
     parser.add_argument("--seeds", type=int, default=4, help="runs per step (default 4)")
-    parser.add_argument("--smoothing", type=float, default=0.0,
-                        help="weight of the random-walk penalty on the weekly log R(t) in every fit (default 0)")
+    parser.add_argument("--smoothing", type=float, default=3.0,
+                        help="weight of the random-walk penalty on the weekly log R(t) in every fit (default 3)")
+    parser.add_argument("--variants", choices=("main", "all"), default="main",
+                        help="forecast variants of the gradient fit: main (4, default) or all (9, for tuning)")
     parser.add_argument("--reversion", type=float, default=0.5,
                         help="mean-reverting forecasts: AR(1) coefficient per week on log R(t) (default 0.5)")
     parser.add_argument("--members", type=int, default=32, help="forecast ensemble members (default 32)")
@@ -150,7 +158,7 @@ def main(argv=None) -> int:
             result = calibration.fit(problem, steps=args.steps, seeds_per_step=args.seeds, seed=args.seed,
                                      smoothing=args.smoothing)
             fit_seconds = time.perf_counter() - fit_start
-            for paths, noise, anchor, step in VARIANTS:
+            for paths, noise, anchor, step in (MAIN_VARIANTS if args.variants == "main" else VARIANTS):
                 members = forecasting.forecast_ensemble(
                     problem, result.params, args.members, parameter_forecast=paths, reversion=args.reversion,
                     dispersion=dispersion if noise else None, anchor=observed if anchor else None,

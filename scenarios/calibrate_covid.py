@@ -55,14 +55,19 @@ Loss and optimiser. Reported cases of week ``w`` are the simulated onsets of tha
 times the ascertainment. The loss is the Poisson deviance per week divided by the mean
 observed count (``--loss poisson``, default) or the scaled mean absolute error
 (``--loss mae``), over the training weeks, averaged over ``--seeds`` runs (4) with fresh
-random seeds each step. Adam (learning rate 0.1) runs ``--steps`` steps (60); a step
-whose loss or gradient is not finite stops the fit and the last good parameters are kept.
+random seeds each step, plus ``--smoothing`` (3) times the mean squared weekly change of
+log R(t) over the training weeks (a random-walk prior: the last weeks' rates are weakly
+identified, their exposures show as cases mostly after the window, and without it the
+fit follows the last week's noise; :func:`jaxsim.calibration.smoothness_penalty`). Adam
+(learning rate 0.1) runs ``--steps`` steps (60); a step whose loss or gradient is not
+finite stops the fit and the last good parameters are kept.
 
 Held-out evaluation. ``--members`` runs (16) with independent seeds over all weeks give
 an ensemble (:func:`jaxsim.forecasting.forecast_ensemble`). With ``--method params`` the
 held-out weeks' R(t) of each member follows ``--forecast``: ``mean-reverting`` (default) a
 log AR(1) path from the last fitted rate pulled toward the fitted weeks' level by
-``--reversion`` (0.5) per week, with the fitted weeks' spread of weekly changes;
+``--reversion`` (0.5) per week, with the fitted weeks' spread of weekly changes (at least
+0.15 on the log scale);
 ``random-walk`` the same without the pull; ``last`` the last fitted rate. ``--anchor on``
 (default) scales the held-out weeks so that the ensemble's last two fitted weeks match
 the observed ones (the model gives the growth, the data the level); ``--observation-noise
@@ -120,7 +125,9 @@ METHODS = ("params", "network")
 #: (benchmarks/bench_forecast.py; benchmarks/RESULTS.md).
 DEFAULT_FORECAST = "mean-reverting"
 DEFAULT_ANCHOR = "on"
-DEFAULT_SMOOTHING = 0.0
+DEFAULT_SMOOTHING = 3.0
+#: Smallest weekly step (log scale) of the forecast's R(t) paths.
+MIN_STEP_SD = 0.15
 
 
 def parse_args(argv):
@@ -273,7 +280,7 @@ def forecast_members(problem, forecast_params, args, *, history: np.ndarray) -> 
         problem, forecast_params, args.members,
         parameter_forecast=args.forecast if args.method == "params" else "last", reversion=args.reversion,
         names=None if args.method == "params" else (), dispersion=dispersion,
-        anchor=problem.observed if args.anchor == "on" else None, seed=args.seed,
+        anchor=problem.observed if args.anchor == "on" else None, min_step_sd=MIN_STEP_SD, seed=args.seed,
     )
 
 
