@@ -4,11 +4,12 @@ or testing had been different, and what do the next weeks look like under each?
 
     python scenarios/counterfactual_isolation.py [--population DIR | --ntas QN0103 | --agents N]
         [--members 32] [--out DIR] [--start-week 202047] [--observed-weeks 6]
-        [--weeks-ahead 4] [--calibration PATH/calibration.json] [--seed 0]
-        [--design] [--design-steps 20]
+        [--weeks-ahead 4] [--calibration PATH/calibration.json | --no-fit] [--fit-steps 60]
+        [--seed 0] [--design] [--design-steps 20]
 
-With no arguments: a synthetic Astoria (NTA QN0103, 47,303 people), 6 observed weeks from
-epiweek 202047 and 4 weeks beyond them, 32 members per scenario.
+With no arguments: a synthetic Astoria (NTA QN0103, 47,303 people), its weekly R(t)
+fitted to the 6 observed weeks from epiweek 202047, then the scenarios over those weeks
+and 4 weeks beyond them, 32 members per scenario.
 
 Methods
 -------
@@ -22,12 +23,22 @@ reported cases of the start week and the 4 weeks before it, divided by the ascer
 (0.25) and the neighbourhoods' census people (:func:`jaxsim.nyc.setup.covid_setup`); a
 population directory with a ``disease_stages.csv`` uses those stages instead.
 
-Parameters. With ``--calibration`` (the ``calibration.json`` that
-``scenarios/calibrate_covid.py`` writes) its fitted parameters are used: the weekly
+Parameters. By default the weekly transmission rate R(t) is fitted first to the observed
+weeks (``--observed-weeks``) of the population's case data: :func:`jaxsim.calibration.fit`,
+``--fit-steps`` Adam steps (60) of 4 runs each on the Poisson deviance of the weekly
+reported cases (simulated onsets x ascertainment), straight-through gradients, starting
+from ``--transmission-rate``; the weeks after the observed ones repeat the last fitted
+week's rate. The other parameters are the defaults of :mod:`jaxsim.models.covid`. The
+fit takes about 70 s on 2 CPU cores for the default population, twice the ensemble.
+With ``--calibration`` (the ``calibration.json`` that ``scenarios/calibrate_covid.py``
+writes) nothing is fitted here and its fitted parameters are used: the weekly
 transmission rate by epiweek (weeks after the calibration window repeat its last week; a
-run starting before the window is refused), and any other fitted parameter as fitted.
-Otherwise the defaults of :mod:`jaxsim.models.covid` (``--transmission-rate`` for every
-week). The file is read by :mod:`jaxsim.nyc.calibration`.
+run starting before the window is refused), and any other fitted parameter as fitted
+(the file is read by :mod:`jaxsim.nyc.calibration`). With ``--no-fit``, or where no case
+data covers the population (a note says so), the uncalibrated defaults of
+:mod:`jaxsim.models.covid` (``--transmission-rate`` for every week). ``summary.json``
+records which (``parameter_source``) and the fit (``fit``: weekly rates, loss curve,
+seconds).
 
 Scenarios. All share one set of interventions, switched off in the baseline (a compliance
 multiplier of 1, a contact multiplier of 1, no doses, no tests: a set at zero effect runs
@@ -60,7 +71,13 @@ results (members equal their single runs on any number of devices).
 
 Analysis modes. Retrospective: the baseline over the observed weeks against the observed
 weekly cases (reported = simulated onsets x ascertainment; the coverage of the 90% band
-and the error of the median). Counterfactual: every alternative over the same weeks,
+and the error of the median), printed at the end as "k of n observed weeks inside the
+baseline's 90% band" and the median's normalised deviation (ND: sum of absolute errors /
+sum of observed cases) next to that of one-week-ahead persistence on the same weeks
+(each observed week predicted by the observed week before it; the first by the week
+before the run where the data has it). With R(t) fitted here this check is in-sample (the
+fit saw these weeks). Coverage under 50%, or a median worse than persistence, adds a line
+starting ``note:`` with the numbers. Counterfactual: every alternative over the same weeks,
 paired with the baseline. Prospective: all scenarios over the ``--weeks-ahead`` weeks
 after the observed ones (the last observed week's transmission rate carried forward).
 Intervals: the central 90% of the members' values or paired differences, and a 90%
@@ -76,9 +93,10 @@ of a grid on the same budget and the same evaluation seeds
 Outputs (in ``--out``, default ``out/counterfactual_isolation``; all written or none):
 ``scenarios.csv`` (per scenario, period, day and metric: mean and 5/25/50/75/95%
 quantiles over members; weekly reported cases with the observed ones),
-``summary.json`` (settings, parameters and their source, interventions with units,
-retrospective fit, per-scenario quantiles of totals and paired differences for the
-counterfactual and prospective periods, timings) and ``counterfactual.png`` (weekly
+``summary.json`` (settings, parameters and their source, the fit of R(t) when one ran
+here, interventions with units, retrospective check with persistence, per-scenario
+quantiles of totals and paired differences for the counterfactual and prospective
+periods, timings) and ``counterfactual.png`` (weekly
 reported cases per scenario with bands and the observed cases; paired infections averted).
 """
 
@@ -95,7 +113,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxsim import cli, ensemble, interventions, outputs
+from jaxsim import calibration, cli, ensemble, interventions, memory, outputs, parameters
 from jaxsim.errors import InputError
 from jaxsim.models import covid
 from jaxsim.nyc import cases as nyc_cases
@@ -130,10 +148,23 @@ def parse_args(argv):
     )
     parser.add_argument("--observed-weeks", type=int, default=6, help="weeks of the retrospective period (default 6)")
     parser.add_argument("--weeks-ahead", type=int, default=4, help="prospective weeks after them (default 4)")
-    parser.add_argument("--calibration", metavar="FILE", help="calibration.json with fitted parameters to use")
+    parser.add_argument(
+        "--calibration", metavar="FILE",
+        help="calibration.json (scenarios/calibrate_covid.py) with fitted parameters to use instead of fitting here",
+    )
+    parser.add_argument(
+        "--fit-steps", type=int, default=60,
+        help="Adam steps of the fit of the weekly R(t) to the observed weeks, run first when neither "
+        "--calibration nor --no-fit is given (default 60)",
+    )
+    parser.add_argument(
+        "--no-fit", action="store_true",
+        help="use the model's default parameters (--transmission-rate every week) instead of fitting them",
+    )
     parser.add_argument(
         "--transmission-rate", type=float, default=covid.DEFAULT_TRANSMISSION_RATE,
-        help=f"R(t) for every week without --calibration (default {covid.DEFAULT_TRANSMISSION_RATE})",
+        help=f"R(t) of every week with --no-fit or without case data, else the fit's starting value "
+        f"(default {covid.DEFAULT_TRANSMISSION_RATE})",
     )
     parser.add_argument(
         "--ascertainment", type=float, default=nyc_cases.DEFAULT_ASCERTAINMENT,
@@ -150,9 +181,12 @@ def check_settings(args) -> None:
     """One-line :class:`InputError` naming the flag and value for settings out of range."""
     for flag, value, low in (("--members", args.members, 1), ("--observed-weeks", args.observed_weeks, 1),
                              ("--weeks-ahead", args.weeks_ahead, 0), ("--design-steps", args.design_steps, 1),
-                             ("--design-seeds", args.design_seeds, 1)):
+                             ("--design-seeds", args.design_seeds, 1), ("--fit-steps", args.fit_steps, 1)):
         if value < low:
             raise InputError(f"{flag} must be >= {low}, got {value}")
+    if args.no_fit and args.calibration:
+        raise InputError(f"--no-fit and --calibration {args.calibration} exclude each other: --calibration uses "
+                         "a calibration's fitted parameters, --no-fit the model's defaults")
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if not 0 < args.ascertainment <= 1:
@@ -285,6 +319,130 @@ def plot(path: Path, results: dict, *, weeks: int, observed_weeks: int, ascertai
     outputs.save_figure(fig, path)
 
 
+# ---------------------------------------------------------------------------- the fit
+#: Runs averaged per Adam step of the fit.
+FIT_SEEDS = 4
+
+
+def fit_parameters(args, world, params, observed: np.ndarray, weeks: int, epiweeks) -> tuple:
+    """Fit the per-period parameters (the weekly R(t)) to the observed weeks; returns the
+    parameters for all ``weeks`` (weeks after the observed ones repeat the last fitted week)
+    and the fit's record."""
+    observed_weeks = args.observed_weeks
+    per_week = [name for name, spec in parameters.specs(params).items() if spec.per == "week"]
+    window_params = params.replace(**{name: getattr(params, name)[:observed_weeks] for name in per_week})
+    model = covid.covid_model()
+    memory.check_fits(memory.run_bytes(model, window_params, world, 7 * observed_weeks, differentiable=True),
+                      f"fitting R(t) on {world.num_agents:,} agents (--no-fit skips the fit)")
+    problem = calibration.CalibrationProblem(
+        model=model, world=world, params=window_params, observed=observed, train_periods=observed_weeks,
+        observation=calibration.Observation("new_cases", 7, scale=args.ascertainment),
+        estimator="straight_through",
+    )
+    span = (f"epiweeks {epiweeks[0]}..{epiweeks[observed_weeks - 1]}" if epiweeks[0] is not None
+            else "the observed weeks")
+    print(f"fitting the weekly R(t) to {span} ({observed_weeks} weeks): {args.fit_steps} Adam steps x {FIT_SEEDS} "
+          f"seeds (--calibration FILE uses a saved fit, --no-fit the defaults)")
+    report_every = max(1, args.fit_steps // 6)
+
+    def on_step(step, value):
+        if step % report_every == 0 or step == args.fit_steps - 1:
+            print(f"  step {step + 1:>4}/{args.fit_steps}  loss {value:.4f}")
+
+    result = calibration.fit(problem, steps=args.fit_steps, seeds_per_step=FIT_SEEDS, seed=args.seed,
+                             on_step=on_step)
+    if result.stopped != "completed":
+        print(f"warning: the fit {result.stopped}", file=sys.stderr)
+    # Back to the run's weeks: the observed ones fitted, the later ones repeating the last.
+    full = params.replace(**{
+        name: jnp.asarray(getattr(params, name)).at[:observed_weeks].set(getattr(result.params, name))
+        for name in per_week
+    })
+    full = full.replace(**{name: getattr(result.params, name) for name in result.names if name not in per_week})
+    full = calibration.extend_last_week(full, observed_weeks)
+    curve = result.loss_curve
+    record = {
+        "method": f"Adam on the Poisson deviance of the weekly reported cases, {FIT_SEEDS} runs per step, "
+                  "straight-through gradients (jaxsim.calibration.fit)",
+        "fitted": list(result.names),
+        "epiweeks": list(epiweeks[:observed_weeks]),
+        "steps": args.fit_steps,
+        "seeds_per_step": FIT_SEEDS,
+        "loss_first": curve[0] if curve else None,
+        "loss_last": curve[-1] if curve else None,
+        "loss_curve": curve,
+        "stopped": result.stopped,
+        "seconds": result.seconds,
+        "compile_seconds": result.compile_seconds,
+        "simulator_runs": result.simulator_runs,
+        "fitted_weekly": {name: np.asarray(getattr(result.params, name), np.float64).tolist() for name in per_week
+                          if name in result.names},
+        "run_weekly": {name: np.asarray(getattr(full, name), np.float64).tolist() for name in per_week
+                       if name in result.names},
+        "later_weeks": "repeat the last fitted week",
+    }
+    loss = f"loss {curve[0]:.4f} -> {curve[-1]:.4f}" if curve else "no finite loss"
+    record["source"] = (f"fitted here: {', '.join(result.names)} of the {observed_weeks} observed weeks, "
+                        f"{len(curve)} of {args.fit_steps} Adam steps x {FIT_SEEDS} seeds, {loss}, "
+                        f"{result.seconds:.1f} s")
+    return full, record
+
+
+def retrospective_check(mid: np.ndarray, lo: np.ndarray, hi: np.ndarray, observed: np.ndarray,
+                        previous: float | None) -> dict:
+    """The baseline's retrospective scores against the observed weeks, with one-week-ahead
+    persistence (each observed week predicted by the one before it; the first week by the
+    week before the run where the data has it) on the same weeks."""
+    inside = (observed >= lo) & (observed <= hi)
+    out = {
+        "coverage_90_weeks": int(inside.sum()),
+        "median_nd": float(np.sum(np.abs(mid - observed)) / max(np.sum(observed), 1e-9)),
+        "persistence": None,
+    }
+    first = 0 if previous is not None else 1
+    if observed.size > first:
+        truth = observed[first:]
+        predicted = np.concatenate([[previous] if previous is not None else [], observed[:-1]])[-truth.size:]
+        out["persistence"] = {
+            "method": "one-week-ahead persistence: each observed week predicted by the observed week before it"
+                      + (" (the first by the week before the run)" if previous is not None else ""),
+            "weeks": int(truth.size),
+            "nd": float(np.sum(np.abs(predicted - truth)) / max(np.sum(truth), 1e-9)),
+            "median_nd_same_weeks": float(np.sum(np.abs(mid[first:] - truth)) / max(np.sum(truth), 1e-9)),
+        }
+    return out
+
+
+def retrospective_lines(retro: dict, *, source: str) -> list[str]:
+    """One or two lines of the retrospective check, and a ``note:`` line when the baseline
+    covers under half the observed weeks or its median is worse than persistence."""
+    n = len(retro["observed_cases_per_week"])
+    k = retro["coverage_90_weeks"]
+    epiweeks = retro["epiweeks"]
+    span = f"epiweeks {epiweeks[0]}..{epiweeks[-1]}" if epiweeks and epiweeks[0] is not None else "observed weeks"
+    lines = [f"retrospective check ({span}; {source}): {k} of {n} observed weeks inside the baseline's 90% band"]
+    persistence = retro["persistence"]
+    problems = []
+    if k / n < 0.5:
+        problems.append(f"only {k} of {n} observed weeks ({k / n:.0%}) lie inside the baseline's 90% band")
+    if persistence is None:
+        lines.append(f"  baseline median's ND (sum |error| / sum observed) {retro['median_nd']:.3f} "
+                     "(no persistence comparison: one observed week and none before it)")
+    else:
+        same = persistence["median_nd_same_weeks"]
+        weeks_note = ("" if persistence["weeks"] == n
+                      else f" (weeks 2..{n}; median's ND over all {n}: {retro['median_nd']:.3f})")
+        lines.append(f"  baseline median's ND (sum |error| / sum observed) {same:.3f} vs {persistence['nd']:.3f} "
+                     f"for one-week-ahead persistence (each week predicted by the observed week before it) on the "
+                     f"same {persistence['weeks']} weeks{weeks_note}")
+        if same > persistence["nd"]:
+            problems.append(f"the baseline's median (ND {same:.3f}) is worse than one-week-ahead persistence "
+                            f"(ND {persistence['nd']:.3f})")
+    if problems:
+        lines.append("note: " + "; ".join(problems) + ": read the scenarios' levels with caution")
+    return lines
+
+
 # --------------------------------------------------------------------------------- main
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -332,12 +490,29 @@ def main(argv=None) -> int:
             missing = [run_epiweeks[w] for w in range(args.observed_weeks) if not np.isfinite(observed_used[w])]
             raise InputError(f"no case count for epiweek(s) {missing} in the observed weeks")
 
-    # Parameters: calibrated where a calibration file is given, else defaults.
+    # Parameters: a calibration file's where one is given, else R(t) fitted here to the
+    # observed weeks, else (--no-fit, or no case data) the model's defaults.
     setup = covid_setup(population, window, weeks, ascertainment=args.ascertainment,
                         transmission_rate=args.transmission_rate)
     world = setup.world
     calibrated = calibrated_values(calibration_info, args.calibration, world, run_epiweeks) if calibration_info else {}
     base_params = setup.params.replace(**{k: jnp.asarray(v) for k, v in calibrated.items()})
+    fit_record = None
+    if calibration_info:
+        parameter_source = (f"calibration: {args.calibration} "
+                            f"(fitted {sorted(calibration_info['fitted_parameters'])})")
+    elif args.no_fit:
+        parameter_source = "defaults of jaxsim.models.covid (--no-fit)"
+        print(f"parameters: the model's defaults, uncalibrated (--no-fit; R(t) {args.transmission_rate:g} every week)")
+    elif observed_used.size:
+        base_params, fit_record = fit_parameters(args, world, base_params, observed_used, weeks, run_epiweeks)
+        parameter_source = fit_record["source"]
+        rates = fit_record["run_weekly"].get("transmission_rate")
+        print(f"{parameter_source}" + (f"; weekly R(t) {', '.join(f'{r:.2f}' for r in rates)}" if rates else ""))
+    else:
+        parameter_source = "defaults of jaxsim.models.covid (no case data covers the population: nothing to fit)"
+        print(f"note: no case data covers this population, so nothing to fit: the parameters are the model's "
+              f"uncalibrated defaults (R(t) {args.transmission_rate:g} every week)")
     covid.validate_params(base_params, world.num_categories("age"), world.num_categories("isolation_group"))
     stages = population.initial_states.get("disease_stage")
     if stages is not None and any(k.startswith("initial_") for k in calibrated):
@@ -393,13 +568,15 @@ def main(argv=None) -> int:
     }
     if observed_used.size:
         lo, mid, hi = np.quantile(reported[:, : args.observed_weeks], [0.05, 0.5, 0.95], axis=0)
+        before = window.weekly_cases(1, offset=-1)
+        previous = float(before[0]) if before.size and np.isfinite(before[0]) else None
         retrospective |= {
             "observed_cases_per_week": observed_used.tolist(),
             "case_scale": case_scale,
             "coverage_90": float(np.mean((observed_used >= lo) & (observed_used <= hi))),
             "median_mae": float(np.mean(np.abs(mid - observed_used))),
-            "median_nd": float(np.sum(np.abs(mid - observed_used)) / max(np.sum(observed_used), 1e-9)),
-        }
+            "in_sample": fit_record is not None,
+        } | retrospective_check(mid, lo, hi, observed_used, previous)
 
     design = None
     if args.design:
@@ -419,9 +596,9 @@ def main(argv=None) -> int:
         "observed_weeks": args.observed_weeks,
         "weeks_ahead": args.weeks_ahead,
         "ascertainment": args.ascertainment,
-        "parameter_source": (f"calibration: {args.calibration} (fitted {sorted(calibration_info['fitted_parameters'])})"
-                             if calibration_info else "defaults of jaxsim.models.covid"),
+        "parameter_source": parameter_source,
         "parameters": covid.params_report(base_params, world),
+        "fit": fit_record,
         "initial_conditions": {"source": setup.initial_source},
         "scenarios": {name: p.interventions.describe() for name, p in scenario_params.items()},
         "common_random_numbers": "member k of every scenario uses key k; differences are paired member by member",
@@ -438,6 +615,7 @@ def main(argv=None) -> int:
             "members_per_second": total_members / max(result.run_seconds, 1e-9),
             "batch_size": result.batch_size,
             "devices": result.devices,
+            "fit_seconds": None if fit_record is None else fit_record["seconds"],
             "total_seconds": time.perf_counter() - wall,
         },
     }
@@ -455,6 +633,16 @@ def main(argv=None) -> int:
         inf, dead, iso = diff["infections_averted"], diff["deaths_averted"], diff["extra_isolation_days"]
         print(f"{name:<28}{inf['mean']:>12.0f} [{inf['low']:>7.0f}, {inf['high']:>7.0f}]"
               f"{dead['mean']:>14.1f} [{dead['low']:>3.0f},{dead['high']:>3.0f}]{iso['mean']:>24.0f}")
+    print()
+    if observed_used.size:
+        source = ("in-sample: R(t) fitted to these weeks here" if fit_record is not None
+                  else f"parameters from {args.calibration}" if calibration_info
+                  else "the model's uncalibrated defaults (--no-fit)")
+        for line in retrospective_lines(retrospective, source=source):
+            print(line)
+    else:
+        print("retrospective check: none (no observed cases cover this population); the parameters are the "
+              "model's uncalibrated defaults")
     print(f"wrote {out / 'scenarios.csv'}, {out / 'summary.json'}, {out / 'counterfactual.png'} "
           f"({time.perf_counter() - wall:.0f} s)")
     return 0
