@@ -168,6 +168,7 @@ def bounded_confidence_update(
     epsilon: jax.Array | float,
     mu: jax.Array | float,
     weight: jax.Array | None = None,
+    softness: float | None = None,
 ) -> jax.Array:
     """Deffuant-Weisbuch update of matched agents: for each pair ``(i, j)`` with
     ``|x_i - x_j| < epsilon``, ``x_i += mu (x_j - x_i)`` and ``x_j += mu (x_i - x_j)``.
@@ -181,19 +182,28 @@ def bounded_confidence_update(
             the difference each partner moves (``0.5``: both meet halfway).
         weight: optional float ``[S]``, equal within pairs (e.g. a 0/1 meeting event
             drawn for the pair): the move is multiplied by it.
+        softness: optional width (units of ``x``) of a surrogate gradient for the
+            threshold: the pair's 0/1 "close enough" indicator keeps its value and takes
+            the derivative of ``sigmoid((epsilon - |x_j - x_i|) / softness)``, so
+            ``epsilon`` (and the distance) get a gradient from the pairs near the bound.
 
     Returns:
         float ``[S]`` new opinions. The two moves of a pair are exact negatives, so the
         update is symmetric and conserves the sum up to the rounding of the additions;
         agents without a partner (and padding slots) keep their values. Differentiable
-        in ``x``, ``mu`` and ``weight`` (the threshold ``epsilon`` has zero gradient).
+        in ``x``, ``mu`` and ``weight``; the threshold ``epsilon`` has zero gradient
+        unless ``softness`` is given.
     """
     difference = partner_values(x, partner) - x
     move = (partner >= 0) & (jnp.abs(difference) < epsilon)
     step = mu * difference
     if weight is not None:
         step = step * weight
-    return x + jnp.where(move, step, jnp.zeros_like(step))
+    if softness is None:
+        return x + jnp.where(move, step, jnp.zeros_like(step))
+    soft = jax.nn.sigmoid((epsilon - jnp.abs(difference)) / softness)
+    close = move.astype(x.dtype) + (soft - jax.lax.stop_gradient(soft)) * (partner >= 0)
+    return x + step * close
 
 
 __all__ = [

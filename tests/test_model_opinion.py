@@ -198,6 +198,18 @@ def test_bounded_confidence_update_is_symmetric_and_conserves_the_sum():
     step = np.float32(0.37) * (x_h[p[close]] - x_h[close])
     np.testing.assert_allclose(delta[close], step, atol=1e-7)
     np.testing.assert_allclose(delta[close], -delta[p[close]], atol=1e-7)
+    # The threshold's surrogate gradient: the same values; d/d epsilon of the summed moves
+    # toward partners is the sigmoid's slope at each pair's distance times its step.
+    soft = jax.jit(lambda e: edge_pairs.bounded_confidence_update(jnp.asarray(x), partner, e, 0.37, softness=0.02))
+    np.testing.assert_array_equal(np.asarray(soft(0.3)), new_h)
+    weights = jnp.asarray(np.where(p >= 0, x_h[np.maximum(p, 0)] - x_h, 0.0), jnp.float32)
+    grad = float(jax.grad(lambda e: jnp.sum(soft(e) * weights))(jnp.float32(0.3)))
+    d = np.abs(x_h[p[matched]] - x_h[matched]).astype(np.float64)
+    z = (0.3 - d) / 0.02
+    slope = np.exp(-z) / (1 + np.exp(-z)) ** 2 / 0.02
+    expected = float(np.sum(slope * 0.37 * (x_h[p[matched]] - x_h[matched]) ** 2))
+    assert expected > 0 and grad == pytest.approx(expected, rel=1e-3)
+    assert float(jax.grad(lambda e: jnp.sum(update(jnp.asarray(x), partner, e, 0.37) * weights))(jnp.float32(0.3))) == 0.0
     # The sum changes only by the rounding of the additions (one half-ulp each, at most).
     assert abs(new_h.astype(np.float64).sum() - x_h.astype(np.float64).sum()) <= close.size * 2.0**-25
     # mu = 0.5 meets halfway: both partners land on the same value.
@@ -309,7 +321,9 @@ GRADIENT_DAYS = 8
 
 
 @pytest.fixture(scope="module")
-def gradient_functions(model, small_world):
+def gradient_functions(small_world):
+    """The plain pathwise derivative (no surrogate for the confidence bound): the exact
+    derivative of each realisation."""
     import jax
     import jax.numpy as jnp
 
@@ -317,6 +331,7 @@ def gradient_functions(model, small_world):
     from jaxsim.models import opinion
 
     base = opinion.default_params(small_world)
+    model = opinion.opinion_model(epsilon_softness=None)
 
     def final_variance(mu, epsilon):
         params = base.replace(mu=mu, epsilon=epsilon)
@@ -345,6 +360,35 @@ def test_gradient_of_final_variance_matches_finite_differences(gradient_function
     fd = (high - low) / (float(mu + h) - float(mu - h))
     assert np.isfinite(g) and g < 0  # a faster convergence lowers the variance
     assert abs(g - fd) <= 0.01 * abs(fd), (g, fd)
+
+
+def test_the_default_surrogate_gives_the_confidence_bound_a_gradient_without_changing_values(small_world):
+    """The default model differentiates the bound through a sigmoid surrogate: epsilon gets
+    a (negative: a wider bound merges more) gradient where the pathwise derivative has
+    none; values are those of the pathwise model, bit for bit."""
+    import jax
+
+    import jaxsim
+    from jaxsim.models import opinion
+
+    base = opinion.default_params(small_world, epsilon=0.3, mu=0.3)
+
+    def final_variance(model, epsilon):
+        params = base.replace(epsilon=epsilon)
+        state = jaxsim.initial_state(model, jax.random.key(1), params, small_world)
+        _, metrics = jaxsim.simulate(model, jax.random.key(2), state, params, small_world, GRADIENT_DAYS,
+                                     estimator="straight_through")
+        return metrics["opinion_variance"][-1]
+
+    soft, plain = opinion.opinion_model(), opinion.opinion_model(epsilon_softness=None)
+    v_soft, g_soft = jax.value_and_grad(lambda e: final_variance(soft, e))(jax.numpy.float32(0.3))
+    v_plain, g_plain = jax.value_and_grad(lambda e: final_variance(plain, e))(jax.numpy.float32(0.3))
+    assert float(v_soft) == float(v_plain)
+    assert float(g_plain) == 0.0
+    assert np.isfinite(float(g_soft)) and float(g_soft) < 0
+    assert soft != plain
+    with pytest.raises(jaxsim.InputError, match="epsilon_softness must be None or a number > 0"):
+        opinion.opinion_model(epsilon_softness=0.0)
 
 
 # ---------------------------------------------------------------------------- ensembles
