@@ -67,6 +67,8 @@ def test_run_json_reports_data_calibration_and_counterfactual(full_run):
         scores = calibration[part]
         assert scores["test_months"] == 1 and scores["test"]["points"] == 5
         assert {"mae", "nd", "rmse"} <= set(scores["test"]) and scores["persistence_test"]["mae"] >= 0
+    # The held-out score says what it is: observed claims in the held-out months.
+    assert "not a forecast" in calibration["heldout_note"] and "observed UI claims" in calibration["heldout_note"]
     counterfactual = run["counterfactual"]
     assert counterfactual["members"] == 3 and counterfactual["stimulus"]["paid_run_months"] == [1]
     extra = counterfactual["differences"]["stimulus"]["extra_consumption_usd"]
