@@ -74,6 +74,18 @@ def mesh_from_args(args: argparse.Namespace, num_agents: int) -> "Mesh | None":
 PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
+def fit_progress(steps: int, lines: int = 6) -> Callable[[int, float], None]:
+    """An ``on_step(step, loss)`` for :func:`jaxsim.calibration.fit` that prints about
+    ``lines`` progress lines (every ``steps // lines`` steps and the last), flushed."""
+    every = max(1, int(steps) // max(1, int(lines)))
+
+    def on_step(step: int, value: float) -> None:
+        if step % every == 0 or step == steps - 1:
+            print(f"  step {step + 1:>4}/{steps}  loss {value:.4f}", flush=True)
+
+    return on_step
+
+
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run ``main``; report input errors (:class:`jaxsim.errors.JaxsimError`, and OS errors
     about a path) as one line on stderr and exit code 2. Anything else is a bug and keeps

@@ -421,11 +421,7 @@ def main(argv=None) -> int:
     # Gradient fit.
     print(f"fitting {', '.join(names)} ({args.method}) to {args.nta} epiweeks {epiweeks[0]}..{epiweeks[train - 1]}: "
           f"{args.steps} Adam steps x {args.seeds} seeds, {args.loss} loss")
-    report_every = max(1, args.steps // 6)
-
-    def on_step(step, value):
-        if step % report_every == 0 or step == args.steps - 1:
-            print(f"  step {step + 1:>4}/{args.steps}  loss {value:.4f}")
+    on_step = cli.fit_progress(args.steps)
 
     network = calibration.WeeklyParameterNetwork() if args.method == "network" else None
     result = calibration.fit(

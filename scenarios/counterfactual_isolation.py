@@ -343,11 +343,7 @@ def fit_parameters(args, world, params, observed: np.ndarray, weeks: int, epiwee
             else "the observed weeks")
     print(f"fitting the weekly R(t) to {span} ({observed_weeks} weeks): {args.fit_steps} Adam steps x {FIT_SEEDS} "
           f"seeds (--calibration FILE uses a saved fit, --no-fit the defaults)")
-    report_every = max(1, args.fit_steps // 6)
-
-    def on_step(step, value):
-        if step % report_every == 0 or step == args.fit_steps - 1:
-            print(f"  step {step + 1:>4}/{args.fit_steps}  loss {value:.4f}")
+    on_step = cli.fit_progress(args.fit_steps)
 
     result = calibration.fit(problem, steps=args.fit_steps, seeds_per_step=FIT_SEEDS, seed=args.seed,
                              on_step=on_step)
