@@ -146,3 +146,22 @@ def test_a_second_fit_of_another_window_reuses_the_compiled_programs(problem):
     key = jax.random.key(0)
     assert not np.allclose(np.asarray(run(problem.params, key, problem.world)),
                            np.asarray(run(problem.params, key, other_world)))
+
+
+def test_case_calibration_scales_the_window_and_knows_only_the_weeks_before_the_origin():
+    from jaxsim.nyc import cases as nyc_cases
+    from jaxsim.nyc.forecast import case_calibration
+
+    population = synthesis.synthesize_nyc_population(["QN0103"], seed=0, max_agents=3000)
+    case = case_calibration(population, "QN0103", 202047, 2, 3)
+    observed = nyc_cases.observed_cases(["QN0103"])
+    start = observed.week_index(202047)
+    scale = 3000 / 47303
+    assert case.case_scale == pytest.approx(scale)
+    np.testing.assert_allclose(case.observed, observed.cases[start:start + 5] * scale, rtol=1e-6)
+    # The history ends with the last fitted week: nothing from the held-out weeks.
+    np.testing.assert_allclose(case.history, observed.cases[:start + 2] * scale, rtol=1e-6)
+    assert case.train == 2 and case.problem.total_periods == 5 and case.epiweeks[0] == 202047
+    assert "202047" in case.initial_source
+    with pytest.raises(cal.InputError, match="XX0000"):
+        case_calibration(population, "XX0000", 202047, 2, 3)
