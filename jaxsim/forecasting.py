@@ -13,6 +13,8 @@ Host-side (NumPy) pieces, model-agnostic:
   the forecast origin.
 - :func:`forecast_ensemble`: the ensemble of a fitted calibration problem over its
   training and held-out periods, with the parameter paths and the observation noise.
+- :func:`bootstrap_fits` and :func:`forecast_from_fits`: the parameters' uncertainty, as an
+  ensemble of fits to resampled observations whose members share the forecast ensemble.
 - :func:`log_linear_forecast`: the statistical baseline, a straight line through the log
   of the last weeks extrapolated, with intervals from its residuals.
 
@@ -206,8 +208,58 @@ def forecast_ensemble(problem: "calibration.CalibrationProblem", params, members
     return np.asarray(ensemble, np.float64)
 
 
+def bootstrap_fits(problem: "calibration.CalibrationProblem", fits: int, names: Sequence[str] | None = None, *,
+                   dispersion: float | None = None, seed: int = 0, **fit_options) -> list:
+    """An ensemble of ``fits`` gradient fits (:func:`jaxsim.calibration.fit`): the first to
+    the observed training periods, each other one to a parametric bootstrap of them
+    (negative-binomial counts around the observed ones with size ``dispersion``, Poisson
+    without one) with its own seed, so the spread of the fitted values is the parameters'
+    uncertainty given the data's noise. The fits share one compiled program. Returns the
+    :class:`~jaxsim.calibration.FitResult` s."""
+    if isinstance(fits, bool) or int(fits) != fits or fits < 1:
+        raise ForecastError(f"bootstrap_fits: fits must be a whole number >= 1, got {fits!r}")
+    if dispersion is not None and not (math.isfinite(dispersion) and dispersion > 0):
+        raise ForecastError(f"bootstrap_fits: dispersion must be None or a finite number > 0, got {dispersion!r}")
+    train = problem.train_periods
+    observed = np.asarray(problem.observed, np.float64)
+    rng = np.random.default_rng(seed + 4242)
+    results = []
+    for k in range(int(fits)):
+        series = observed.copy()
+        if k > 0:
+            mean = np.maximum(observed[:train], 1e-9)
+            series[:train] = (rng.poisson(mean) if dispersion is None else
+                              rng.negative_binomial(dispersion, dispersion / (dispersion + mean)))
+        resampled = calibration.CalibrationProblem(
+            problem.model, problem.world, problem.params, series, train, problem.observation,
+            estimator=problem.estimator, features=problem.features)
+        results.append(calibration.fit(resampled, names, seed=seed + k, **fit_options))
+    return results
+
+
+def forecast_from_fits(problem: "calibration.CalibrationProblem", fitted: Sequence, members: int = 16, *,
+                       seed: int = 0, **options) -> np.ndarray:
+    """The forecast ensemble ``[members, periods]`` of several fitted parameter sets
+    (e.g. :func:`bootstrap_fits`' ``.params``): the members are shared out in turn (set
+    ``k`` gets members ``k, k + K, ...``), each set's forecast as in
+    :func:`forecast_ensemble` with its own seeds; ``options`` as there."""
+    fitted = list(fitted)
+    if not fitted:
+        raise ForecastError("forecast_from_fits: give at least one parameter set")
+    if isinstance(members, bool) or int(members) != members or members < len(fitted):
+        raise ForecastError(f"forecast_from_fits: members must be a whole number >= the {len(fitted)} parameter "
+                            f"sets, got {members!r}")
+    out = np.empty((int(members), problem.total_periods))
+    for k, params in enumerate(fitted):
+        rows = np.arange(k, int(members), len(fitted))
+        out[rows] = forecast_ensemble(problem, params, rows.size, seed=seed + 7919 * k, **options)
+    return out
+
+
 __all__ = [
     "ForecastError",
+    "bootstrap_fits",
+    "forecast_from_fits",
     "PARAMETER_FORECASTS",
     "dispersion_from_history",
     "forecast_ensemble",

@@ -6,7 +6,8 @@
                                         [--population DIR | --agents N] [--out DIR]
                                         [--method params|network] [--steps 60] [--seeds 4]
                                         [--learning-rate 0.1] [--loss poisson|mae]
-                                        [--fit transmission_rate,...] [--members 16] [--seed 0]
+                                        [--fit transmission_rate,...] [--members 16] [--fits 1]
+                                        [--forecast mean-reverting|random-walk|last] [--seed 0]
 
 With no arguments: a synthetic Astoria (NTA QN0103, 47,303 people), fitted to the 4 weeks
 from epiweek 202047 and evaluated on the 4 weeks after them.
@@ -72,7 +73,11 @@ log AR(1) path from the last fitted rate pulled toward the fitted weeks' level b
 (default) scales the held-out weeks so that the ensemble's last two fitted weeks match
 the observed ones (the model gives the growth, the data the level); ``--observation-noise
 nb`` (default) turns each member's weekly cases into negative-binomial counts, the
-dispersion estimated from the last 8 observed weeks before the held-out ones. The defaults
+dispersion estimated from the last 8 observed weeks before the held-out ones. With
+``--fits K`` the parameters' uncertainty enters too: K fits, the first to the observed
+weeks and the others to parametric bootstrap resamples of them (negative-binomial counts
+around the observed ones, with that dispersion), share the members
+(:func:`jaxsim.forecasting.bootstrap_fits`). The defaults
 were chosen on the tuning origins of ``benchmarks/bench_forecast.py``
 (``benchmarks/RESULTS.md``). The ensemble mean is the point forecast and its 5% and 95%
 quantiles the band. On the held-out weeks: mean absolute error, root mean squared error
@@ -194,6 +199,12 @@ def parse_args(argv):
         f"fittable: {', '.join(sorted(calibration.fittable(covid.CovidParams)))}",
     )
     parser.add_argument("--members", type=int, default=16, help="ensemble members of the forecast (default 16)")
+    parser.add_argument(
+        "--fits", type=int, default=1,
+        help="fits in the ensemble of fits (default 1): the first to the observed weeks, the others to bootstrap "
+        "resamples of them (negative-binomial, as --observation-noise); the forecast's members are shared among "
+        "them, so the bands carry the parameters' uncertainty (each fit costs as much as the first)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the population, the fit and the forecast")
     parser.add_argument(
         "--ascertainment", type=float, default=nyc_cases.DEFAULT_ASCERTAINMENT,
@@ -213,9 +224,12 @@ def check_settings(args) -> tuple[str, ...]:
         raise InputError(f"--train-weeks must be >= 2, got {args.train_weeks}")
     if args.test_weeks < 1:
         raise InputError(f"--test-weeks must be >= 1, got {args.test_weeks}")
-    for flag, value in (("--steps", args.steps), ("--seeds", args.seeds), ("--members", args.members)):
+    for flag, value in (("--steps", args.steps), ("--seeds", args.seeds), ("--members", args.members),
+                        ("--fits", args.fits)):
         if value < 1:
             raise InputError(f"{flag} must be >= 1, got {value}")
+    if args.fits > args.members:
+        raise InputError(f"--fits {args.fits}: at most --members ({args.members}) fits, each gets members")
     if args.agents is not None and args.agents < 1:
         raise InputError(f"--agents must be >= 1, got {args.agents}")
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
@@ -270,16 +284,18 @@ def observation_dispersion(args, history: np.ndarray) -> float | None:
     return forecasting.dispersion_from_history(history)
 
 
-def forecast_members(problem, forecast_params, args, *, history: np.ndarray) -> np.ndarray:
-    """The forecast ensemble ``[members, weeks]`` (:func:`jaxsim.forecasting.forecast_ensemble`):
-    with ``--method params`` each member's held-out R(t) follows ``--forecast``; the network
+def forecast_members(problem, fitted, args, *, history: np.ndarray) -> np.ndarray:
+    """The forecast ensemble ``[members, weeks]`` of the fitted parameter sets ``fitted``
+    (one, or the ``--fits`` ensemble; :func:`jaxsim.forecasting.forecast_from_fits`): with
+    ``--method params`` each member's held-out R(t) follows ``--forecast``; the network
     sets every week's rate itself. ``history`` (the observed weeks up to the last fitted
     one) gives the observation noise's dispersion."""
-    dispersion = observation_dispersion(args, history)
-    return forecasting.forecast_ensemble(
-        problem, forecast_params, args.members,
+    if not isinstance(fitted, (list, tuple)):
+        fitted = [fitted]
+    return forecasting.forecast_from_fits(
+        problem, fitted, args.members,
         parameter_forecast=args.forecast if args.method == "params" else "last", reversion=args.reversion,
-        names=None if args.method == "params" else (), dispersion=dispersion,
+        names=None if args.method == "params" else (), dispersion=observation_dispersion(args, history),
         anchor=problem.observed if args.anchor == "on" else None, min_step_sd=MIN_STEP_SD, seed=args.seed,
     )
 
@@ -424,10 +440,16 @@ def main(argv=None) -> int:
     on_step = cli.fit_progress(args.steps)
 
     network = calibration.WeeklyParameterNetwork() if args.method == "network" else None
-    result = calibration.fit(
-        problem, names, steps=args.steps, learning_rate=args.learning_rate, seeds_per_step=args.seeds,
-        loss=args.loss, seed=args.seed, network=network, on_step=on_step, smoothing=args.smoothing,
-    )
+    known = observed_cases.cases[: start + train].astype(np.float64) * case_scale
+    history = known[np.isfinite(known)]
+    fit_options = dict(steps=args.steps, learning_rate=args.learning_rate, seeds_per_step=args.seeds,
+                       loss=args.loss, network=network, on_step=on_step, smoothing=args.smoothing)
+    if args.fits > 1:
+        print(f"  an ensemble of {args.fits} fits: to the observed weeks, then to {args.fits - 1} bootstrap "
+              "resamples of them")
+    fits = forecasting.bootstrap_fits(problem, args.fits, names, dispersion=observation_dispersion(args, history),
+                                      seed=args.seed, **fit_options)
+    result = fits[0]
     if result.stopped != "completed":
         print(f"warning: the fit {result.stopped}", file=sys.stderr)
     fallback = None
@@ -439,9 +461,8 @@ def main(argv=None) -> int:
     forecast_params = (
         calibration.extend_last_week(result.params, train) if args.method == "params" else result.params
     )
-    known = observed_cases.cases[: start + train].astype(np.float64) * case_scale
-    history = known[np.isfinite(known)]
-    members = forecast_members(problem, forecast_params, args, history=history)
+    members = forecast_members(problem, [forecast_params] + [fit.params for fit in fits[1:]], args,
+                               history=history)
     forecast = ensemble_summary(members)
     metrics = heldout_scores(members, observed, train)
     train_metrics = calibration.heldout_metrics(forecast["mean"][:train], observed[:train])
@@ -479,6 +500,11 @@ def main(argv=None) -> int:
         "epiweeks": epiweeks,
         "method": args.method,
         "forecast_method": args.forecast if args.method == "params" else "network",
+        "fits": {
+            "count": args.fits,
+            "transmission_rate": [np.asarray(fit.params.transmission_rate, np.float64)[:train] for fit in fits],
+            "note": "the first fit is to the observed weeks, the others to bootstrap resamples of them",
+        },
         "forecast_settings": {
             "reversion": args.reversion, "anchor": args.anchor, "smoothing": args.smoothing,
             "observation_noise": args.observation_noise,

@@ -165,3 +165,24 @@ def test_case_calibration_scales_the_window_and_knows_only_the_weeks_before_the_
     assert "202047" in case.initial_source
     with pytest.raises(cal.InputError, match="XX0000"):
         case_calibration(population, "XX0000", 202047, 2, 3)
+
+
+def test_bootstrap_fits_fit_resampled_cases_and_share_the_forecast_members(problem):
+    observed = np.asarray([20.0, 30.0, 45.0, 60.0, 0.0, 0.0])
+    case = cal.CalibrationProblem(problem.model, problem.world, problem.params, observed, 4, problem.observation)
+    fits = forecasting.bootstrap_fits(case, 3, dispersion=5.0, steps=2, seeds_per_step=1)
+    assert len(fits) == 3
+    first = cal.fit(case, steps=2, seeds_per_step=1)
+    np.testing.assert_array_equal(np.asarray(fits[0].params.transmission_rate),
+                                  np.asarray(first.params.transmission_rate))  # the first: the data itself
+    rates = [np.asarray(f.params.transmission_rate) for f in fits]
+    assert not np.allclose(rates[1], rates[0]) and not np.allclose(rates[2], rates[1])
+    params = [f.params for f in fits]
+    members = forecasting.forecast_from_fits(case, params, 5, parameter_forecast="last", seed=3)
+    assert members.shape == (5, 6)
+    np.testing.assert_array_equal(members[[1, 4]], forecasting.forecast_ensemble(
+        case, params[1], 2, parameter_forecast="last", seed=3 + 7919))
+    with pytest.raises(forecasting.ForecastError, match="members must be"):
+        forecasting.forecast_from_fits(case, params, 2)
+    with pytest.raises(forecasting.ForecastError, match="fits must be"):
+        forecasting.bootstrap_fits(case, 0)

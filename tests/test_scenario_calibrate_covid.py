@@ -146,6 +146,17 @@ def test_default_forecast_is_anchored_noisy_and_scored_next_to_log_linear(scenar
     assert not all(float(v * 4).is_integer() for v in b["forecast"]["mean"])
 
 
+def test_an_ensemble_of_bootstrap_fits_shares_the_members(scenario, tmp_path):
+    out = tmp_path / "fits"
+    assert scenario.main([*SMALL, "--fits", "2", "--out", str(out)]) == 0
+    result = check_outputs(out, method="params", weeks=3, train=2, agents=3000, steps=4)
+    fits = result["fits"]
+    assert fits["count"] == 2 and len(fits["transmission_rate"]) == 2
+    # The first fit is the reported one; the second, to resampled cases, differs.
+    assert fits["transmission_rate"][0] == result["fitted_parameters"]["transmission_rate"][:2]
+    assert fits["transmission_rate"][1] != fits["transmission_rate"][0]
+
+
 def test_network_method_end_to_end(scenario, tmp_path):
     out = tmp_path / "network"
     assert scenario.main([*SMALL, "--method", "network", "--out", str(out)]) == 0
@@ -210,6 +221,8 @@ BAD_INPUTS = [
     (["--seeds", "0"], ["--seeds", "0"]),
     (["--members", "0"], ["--members"]),
     (["--reversion", "1.5"], ["--reversion", "1.5"]),
+    (["--fits", "0"], ["--fits", "0"]),
+    (["--fits", "20", "--members", "4"], ["--fits 20", "--members (4)"]),
     (["--smoothing", "-1"], ["--smoothing", "-1"]),
     (["--agents", "0"], ["--agents"]),
     (["--agents", "900000"], ["900000"]),
