@@ -25,6 +25,9 @@ Methods compared on the same held-out weeks:
   ensemble's last two training weeks match the observed ones (:mod:`jaxsim.forecasting`);
 - ``<gradient-free>/...``: the gradient-free fit (CMA-ES by default) on the same simulator
   budget, forecast like the default variant (:data:`DEFAULT_VARIANT`);
+- with ``--fits K``, ``gradient xK fits/...``: the default variant from an ensemble of K
+  fits (the first to the data, the others to negative-binomial resamples of it;
+  :func:`jaxsim.forecasting.bootstrap_fits`), sharing the members;
 - ``persistence``: the last training week repeated (a point forecast: WIS = MAE);
 - ``log-linear``: a line through the log of the last 4 known weeks, extrapolated, with
   intervals from its residuals (:func:`jaxsim.forecasting.log_linear_forecast`).
@@ -85,6 +88,9 @@ def parse_args(argv):
                         help="forecast variants of the gradient fit: main (4, default) or all (9, for tuning)")
     parser.add_argument("--reversion", type=float, default=0.5,
                         help="mean-reverting forecasts: AR(1) coefficient per week on log R(t) (default 0.5)")
+    parser.add_argument("--fits", type=int, default=1,
+                        help="also forecast the default variant from an ensemble of this many bootstrap fits "
+                        "(jaxsim.forecasting.bootstrap_fits; default 1: not run)")
     parser.add_argument("--members", type=int, default=32, help="forecast ensemble members (default 32)")
     parser.add_argument("--gradient-free", default="cma-es", choices=("cma-es", "nelder-mead", "none"),
                         help="gradient-free fit on the same budget (default cma-es; none to skip)")
@@ -164,6 +170,20 @@ def main(argv=None) -> int:
                     dispersion=dispersion if noise else None, anchor=observed if anchor else None,
                     min_step_sd=step, seed=args.seed + index)
                 record(variant_name("gradient", paths, noise, anchor, step), members[:, train:], fit_seconds)
+            if args.fits > 1:
+                fits_start = time.perf_counter()
+                paths, noise, anchor, step = DEFAULT_VARIANT
+                # The first of the ensemble is the fit above again (same seed, same program).
+                fits = forecasting.bootstrap_fits(problem, args.fits, dispersion=dispersion, seed=args.seed,
+                                                  steps=args.steps, seeds_per_step=args.seeds,
+                                                  smoothing=args.smoothing)
+                members = forecasting.forecast_from_fits(
+                    problem, [f.params for f in fits], args.members,
+                    parameter_forecast=paths, reversion=args.reversion,
+                    dispersion=dispersion if noise else None, anchor=observed if anchor else None,
+                    min_step_sd=step, seed=args.seed + index)
+                record(variant_name(f"gradient x{args.fits} fits", *DEFAULT_VARIANT), members[:, train:],
+                       fit_seconds + time.perf_counter() - fits_start)
             if args.gradient_free != "none":
                 free_start = time.perf_counter()
                 free = calibration.gradient_free_fit(problem, simulator_runs=result.simulator_runs,
