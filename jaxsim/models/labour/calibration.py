@@ -28,7 +28,9 @@ The fitted parameters and their search ranges are the declared ones of
 
 from __future__ import annotations
 
+import functools
 import time
+import types
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -204,6 +206,32 @@ class LabourFit:
         return {n: np.asarray(getattr(self.params, n)).tolist() for n in self.names}
 
 
+def _problem_arrays(problem: LabourCalibrationProblem) -> dict:
+    """The problem's arrays, passed to the compiled step as arguments (never closed over)."""
+    return {name: jnp.asarray(getattr(problem, name)) for name in
+            ("observed", "willingness", "case_signal", "claims_rate", "initial_unemployment", "regions")}
+
+
+@functools.lru_cache(maxsize=32)
+def _labour_update(names: tuple[str, ...], learning_rate: float, train_months: int) -> Callable:
+    """One jitted Adam step ``update(z, opt_state, params, arrays)``, shared by fits of
+    equal settings (other windows, other data of the same shapes)."""
+    optimiser = optax.adam(learning_rate)
+
+    def loss(z, params, arrays):
+        view = types.SimpleNamespace(**arrays, train_months=train_months)
+        return training_loss(expected_unemployment(_assemble(params, names, z), view), view)
+
+    @jax.jit
+    def update(z, opt_state, params, arrays):
+        value, grads = jax.value_and_grad(loss)(z, params, arrays)
+        finite = jnp.isfinite(value) & jnp.all(jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        updates, opt_state = optimiser.update(grads, opt_state, z)
+        return optax.apply_updates(z, updates), opt_state, value, finite
+
+    return update
+
+
 def fit_labour_market(
     problem: LabourCalibrationProblem,
     names: Sequence[str] = DEFAULT_FIT,
@@ -218,23 +246,16 @@ def fit_labour_market(
         raise CalibrationError(f"steps must be >= 1, got {steps}")
     if not learning_rate > 0:
         raise CalibrationError(f"learning_rate must be > 0, got {learning_rate}")
-    loss = loss_of_unconstrained(problem, names)
-    optimiser = optax.adam(learning_rate)
+    update = _labour_update(names, float(learning_rate), problem.train_months)
     z = unconstrained(problem.params, names)
-    opt_state = optimiser.init(z)
-
-    @jax.jit
-    def update(z, opt_state):
-        value, grads = jax.value_and_grad(loss)(z)
-        finite = jnp.isfinite(value) & jnp.all(jnp.asarray([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
-        updates, opt_state = optimiser.update(grads, opt_state, z)
-        return optax.apply_updates(z, updates), opt_state, value, finite
+    opt_state = optax.adam(learning_rate).init(z)
+    arrays = _problem_arrays(problem)
 
     start = time.perf_counter()
     curve: list[float] = []
     stopped = "completed"
     for step in range(int(steps)):
-        new_z, new_state, value, finite = update(z, opt_state)
+        new_z, new_state, value, finite = update(z, opt_state, problem.params, arrays)
         if not bool(finite):
             stopped = f"stopped at step {step}: non-finite loss or gradient; kept the last good values"
             break
