@@ -186,3 +186,29 @@ def test_bootstrap_fits_fit_resampled_cases_and_share_the_forecast_members(probl
         forecasting.forecast_from_fits(case, params, 2)
     with pytest.raises(forecasting.ForecastError, match="fits must be"):
         forecasting.bootstrap_fits(case, 0)
+
+
+def test_the_rolling_origin_benchmark_runs_and_scores_every_method(tmp_path, capsys):
+    """benchmarks/bench_forecast.py end to end on one origin of one NTA (tiny settings)."""
+    import csv
+    from pathlib import Path
+
+    from conftest import load_script
+
+    bench = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_forecast.py")
+    assert bench.main(["--ntas", "QN0103", "--max-origins", "1", "--agents", "2000", "--steps", "2", "--seeds", "1",
+                       "--members", "4", "--gradient-free", "none", "--out", str(tmp_path)]) == 0
+    rows = list(csv.DictReader(open(tmp_path / "forecast_origins.csv")))
+    methods = {r["method"] for r in rows}
+    assert {"persistence", "log-linear", bench.variant_name("gradient", *bench.DEFAULT_VARIANT)} <= methods
+    assert all(r["origin"] == "202040" for r in rows) and len(rows) == len(bench.MAIN_VARIANTS) + 2
+    persistence = next(r for r in rows if r["method"] == "persistence")
+    assert float(persistence["wis"]) == pytest.approx(float(persistence["mae"]))
+    assert "ND<pers." in capsys.readouterr().out
+    # Origins every 2 weeks from 202041 to 202045, with 1 week before and 2 weeks from each
+    # in the data: 202045 has only one week left.
+    weeks = np.asarray([202040, 202041, 202042, 202043, 202044, 202045])
+    assert bench.origins_of(weeks, 202041, 202045, 2, 1, 2) == [1, 3]
+    assert bench.origins_of(weeks, 202041, 202045, 2, 1, 1) == [1, 3, 5]
+    with pytest.raises(SystemExit, match="XX0000"):
+        bench.main(["--ntas", "XX0000", "--out", str(tmp_path)])
