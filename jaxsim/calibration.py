@@ -386,12 +386,26 @@ def _network_param(names: tuple[str, ...], params, network_param: str | None) ->
     return series[0]
 
 
+def _training_objective(settings: tuple, names, loss_fn, smoothing: float, params, keys, world,
+                        observed) -> jax.Array:
+    """What every fit minimises: the loss of the training periods averaged over one run
+    per key (``keys [K]``), plus the smoothness penalty. ``settings`` is ``(model,
+    observation, estimator, train_periods)`` (static; not the problem, so that a cached
+    program keeps no world alive); the world, parameters and observed series are the
+    (traced) arguments."""
+    model, observation, estimator, train = settings
+    predicted = jax.lax.map(
+        lambda k: simulate_observed(model, k, params, world, train, observation, estimator=estimator), keys)
+    return (jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
+            + smoothness_penalty(params, names, train, smoothing))
+
+
 def _fit_program(problem: CalibrationProblem, names, loss: str, learning_rate: float, network,
                  network_param, smoothing: float = 0.0) -> Callable:
     """One jitted Adam step ``update(trainable, opt_state, keys, params, world, observed,
     features)``, shared by fits of equal settings (other windows, other seeds)."""
-    model, observation, estimator = problem.model, problem.observation, problem.estimator
-    train = problem.train_periods
+    settings = (problem.model, problem.observation, problem.estimator, problem.train_periods)
+    model, observation, estimator, train = settings
     loss_fn = LOSSES[loss]
 
     def build():
@@ -400,10 +414,7 @@ def _fit_program(problem: CalibrationProblem, names, loss: str, learning_rate: f
         def objective(trainable, keys, base, world, observed, features):
             params = _assemble_params(base, names, trainable["z"], network, trainable["net"], network_param,
                                       features)
-            predicted = jax.lax.map(
-                lambda k: simulate_observed(model, k, params, world, train, observation, estimator=estimator), keys)
-            return (jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
-                    + smoothness_penalty(params, names, train, smoothing))
+            return _training_objective(settings, names, loss_fn, smoothing, params, keys, world, observed)
 
         @jax.jit
         def update(trainable, opt_state, keys, base, world, observed, features):
@@ -723,8 +734,8 @@ def _search_programs(problem: CalibrationProblem, names, loss: str, per_period, 
     """``(evaluate, evaluate_batch)``: the seed-averaged training loss of one flat parameter
     vector, and of a batch of them (``vmap``); arguments ``(flat, keys, params, world,
     observed)``; shared by searches of equal settings."""
-    model, observation, estimator = problem.model, problem.observation, problem.estimator
-    train = problem.train_periods
+    settings = (problem.model, problem.observation, problem.estimator, problem.train_periods)
+    model, observation, estimator, train = settings
     loss_fn = LOSSES[loss]
     _, unravel = jax.flatten_util.ravel_pytree(z0)
     layout = tuple((n, np.shape(z0[n])) for n in names)
@@ -733,10 +744,7 @@ def _search_programs(problem: CalibrationProblem, names, loss: str, per_period, 
         def objective(flat, keys, base, world, observed):
             params = _assemble_params(base, names, _full_periods(unravel(flat), per_period, base, train), None, None,
                                       "", None)
-            predicted = jax.lax.map(
-                lambda k: simulate_observed(model, k, params, world, train, observation, estimator=estimator), keys)
-            return (jnp.mean(jax.vmap(lambda p: loss_fn(p, observed))(predicted))
-                    + smoothness_penalty(params, names, train, smoothing))
+            return _training_objective(settings, names, loss_fn, smoothing, params, keys, world, observed)
 
         return jax.jit(objective), jax.jit(jax.vmap(objective, in_axes=(0, None, None, None, None)))
 

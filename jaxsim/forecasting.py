@@ -225,14 +225,15 @@ def bootstrap_fits(problem: "calibration.CalibrationProblem", fits: int, names: 
     rng = np.random.default_rng(seed + 4242)
     results = []
     for k in range(int(fits)):
-        series = observed.copy()
+        resampled = problem
         if k > 0:
+            series = observed.copy()
             mean = np.maximum(observed[:train], 1e-9)
             series[:train] = (rng.poisson(mean) if dispersion is None else
                               rng.negative_binomial(dispersion, dispersion / (dispersion + mean)))
-        resampled = calibration.CalibrationProblem(
-            problem.model, problem.world, problem.params, series, train, problem.observation,
-            estimator=problem.estimator, features=problem.features)
+            resampled = calibration.CalibrationProblem(
+                problem.model, problem.world, problem.params, series, train, problem.observation,
+                estimator=problem.estimator, features=problem.features)
         results.append(calibration.fit(resampled, names, seed=seed + k, **fit_options))
     return results
 

@@ -284,18 +284,18 @@ def observation_dispersion(args, history: np.ndarray) -> float | None:
     return forecasting.dispersion_from_history(history)
 
 
-def forecast_members(problem, fitted, args, *, history: np.ndarray) -> np.ndarray:
+def forecast_members(problem, fitted, args, *, dispersion: float | None) -> np.ndarray:
     """The forecast ensemble ``[members, weeks]`` of the fitted parameter sets ``fitted``
     (one, or the ``--fits`` ensemble; :func:`jaxsim.forecasting.forecast_from_fits`): with
     ``--method params`` each member's held-out R(t) follows ``--forecast``; the network
-    sets every week's rate itself. ``history`` (the observed weeks up to the last fitted
-    one) gives the observation noise's dispersion."""
+    sets every week's rate itself. ``dispersion``: the observation noise's
+    (:func:`observation_dispersion`), ``None`` for none."""
     if not isinstance(fitted, (list, tuple)):
         fitted = [fitted]
     return forecasting.forecast_from_fits(
         problem, fitted, args.members,
         parameter_forecast=args.forecast if args.method == "params" else "last", reversion=args.reversion,
-        names=None if args.method == "params" else (), dispersion=observation_dispersion(args, history),
+        names=None if args.method == "params" else (), dispersion=dispersion,
         anchor=problem.observed if args.anchor == "on" else None, min_step_sd=MIN_STEP_SD, seed=args.seed,
     )
 
@@ -442,12 +442,13 @@ def main(argv=None) -> int:
     network = calibration.WeeklyParameterNetwork() if args.method == "network" else None
     known = observed_cases.cases[: start + train].astype(np.float64) * case_scale
     history = known[np.isfinite(known)]
+    dispersion = observation_dispersion(args, history)
     fit_options = dict(steps=args.steps, learning_rate=args.learning_rate, seeds_per_step=args.seeds,
                        loss=args.loss, network=network, on_step=on_step, smoothing=args.smoothing)
     if args.fits > 1:
         print(f"  an ensemble of {args.fits} fits: to the observed weeks, then to {args.fits - 1} bootstrap "
               "resamples of them")
-    fits = forecasting.bootstrap_fits(problem, args.fits, names, dispersion=observation_dispersion(args, history),
+    fits = forecasting.bootstrap_fits(problem, args.fits, names, dispersion=dispersion,
                                       seed=args.seed, **fit_options)
     result = fits[0]
     if result.stopped != "completed":
@@ -462,7 +463,7 @@ def main(argv=None) -> int:
         calibration.extend_last_week(result.params, train) if args.method == "params" else result.params
     )
     members = forecast_members(problem, [forecast_params] + [fit.params for fit in fits[1:]], args,
-                               history=history)
+                               dispersion=dispersion)
     forecast = ensemble_summary(members)
     metrics = heldout_scores(members, observed, train)
     train_metrics = calibration.heldout_metrics(forecast["mean"][:train], observed[:train])
@@ -483,7 +484,7 @@ def main(argv=None) -> int:
         loss=args.loss, seed=args.seed, method=args.gradient_free, smoothing=args.smoothing,
     )
     free_params = calibration.extend_last_week(free.params, train)
-    free_members = forecast_members(problem, free_params, args, history=history)
+    free_members = forecast_members(problem, free_params, args, dispersion=dispersion)
     free_forecast = ensemble_summary(free_members)
     free_metrics = heldout_scores(free_members, observed, train)
 
@@ -508,7 +509,7 @@ def main(argv=None) -> int:
         "forecast_settings": {
             "reversion": args.reversion, "anchor": args.anchor, "smoothing": args.smoothing,
             "observation_noise": args.observation_noise,
-            "dispersion": observation_dispersion(args, history),
+            "dispersion": dispersion,
         },
         "fit": list(names),
         "loss": args.loss,

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import functools
 import time
-import types
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -177,11 +176,28 @@ def unconstrained(params: LabourParams, names: Sequence[str]) -> dict:
 def loss_of_unconstrained(problem: LabourCalibrationProblem, names: Sequence[str]) -> Callable[[dict], jax.Array]:
     """``z -> training loss``: the function :func:`fit_labour_market` differentiates."""
     names = check_labour_fit_names(names)
+    return lambda z: unconstrained_loss(problem.params, names, z, problem)
 
-    def loss(z):
-        return training_loss(expected_unemployment(_assemble(problem.params, names, z), problem), problem)
 
-    return loss
+@dataclass
+class ProblemArrays:
+    """What :func:`expected_unemployment` and :func:`training_loss` read of a problem, as
+    arrays that a compiled fit takes as (traced) arguments, so that fits of other windows or
+    resampled data share one program. Fields as in :class:`LabourCalibrationProblem`."""
+
+    observed: jax.Array
+    willingness: jax.Array
+    case_signal: jax.Array
+    claims_rate: jax.Array
+    initial_unemployment: jax.Array
+    train_months: int
+    regions: jax.Array | np.ndarray
+
+
+def unconstrained_loss(params: LabourParams, names: Sequence[str], z: dict, problem) -> jax.Array:
+    """The training loss of the fitted values ``z`` (unconstrained) on ``problem`` (a
+    :class:`LabourCalibrationProblem` or :class:`ProblemArrays`)."""
+    return training_loss(expected_unemployment(_assemble(params, names, z), problem), problem)
 
 
 @dataclass
@@ -207,7 +223,8 @@ class LabourFit:
 
 
 def _problem_arrays(problem: LabourCalibrationProblem) -> dict:
-    """The problem's arrays, passed to the compiled step as arguments (never closed over)."""
+    """The problem's arrays (:class:`ProblemArrays` but ``train_months``), passed to the
+    compiled step as arguments (never closed over)."""
     return {name: jnp.asarray(getattr(problem, name)) for name in
             ("observed", "willingness", "case_signal", "claims_rate", "initial_unemployment", "regions")}
 
@@ -219,8 +236,7 @@ def _labour_update(names: tuple[str, ...], learning_rate: float, train_months: i
     optimiser = optax.adam(learning_rate)
 
     def loss(z, params, arrays):
-        view = types.SimpleNamespace(**arrays, train_months=train_months)
-        return training_loss(expected_unemployment(_assemble(params, names, z), view), view)
+        return unconstrained_loss(params, names, z, ProblemArrays(**arrays, train_months=train_months))
 
     @jax.jit
     def update(z, opt_state, params, arrays):
@@ -306,6 +322,7 @@ __all__ = [
     "LABOUR_FITTABLE",
     "LabourCalibrationProblem",
     "LabourFit",
+    "ProblemArrays",
     "check_labour_fit_names",
     "evaluate",
     "expected_unemployment",
@@ -313,4 +330,5 @@ __all__ = [
     "loss_of_unconstrained",
     "training_loss",
     "unconstrained",
+    "unconstrained_loss",
 ]

@@ -268,34 +268,15 @@ def claims_paths(claims_window: np.ndarray, horizon: int, members: int, rng: np.
     return np.clip(np.exp(walk), 0.0, 1.0).astype(np.float32)
 
 
-def _assemble(params: LabourParams, names: Sequence[str], z: dict) -> LabourParams:
-    return params.replace(**{n: labour_calibration.LABOUR_FITTABLE[n].to_value(z[n]) for n in names})
-
-
 @partial(jax.jit, static_argnames=("names",))
 def _member_steps(params: LabourParams, names: tuple[str, ...], z: dict, rate: jax.Array, willingness: jax.Array,
                   case_signal: jax.Array, claims_rate: jax.Array) -> jax.Array:
     """One step for every member: ``rate`` and ``claims_rate`` ``[B, P, R]``, member group
     ``b`` with the fitted values ``z[name][b]`` (unconstrained)."""
     def group(zb, r, c):
-        return one_step(_assemble(params, names, zb), r, willingness, case_signal, c)
+        return one_step(labour_calibration._assemble(params, names, zb), r, willingness, case_signal, c)
 
     return jax.vmap(group)(z, rate, claims_rate)
-
-
-@dataclass
-class _Problem:
-    """The attributes :func:`~jaxsim.models.labour.calibration.training_loss` and
-    :func:`~jaxsim.models.labour.calibration.expected_unemployment` read, with the observed
-    rates an argument (traced) so that replicates share one compiled fit."""
-
-    observed: jax.Array
-    willingness: jax.Array
-    case_signal: jax.Array
-    claims_rate: jax.Array
-    initial_unemployment: jax.Array
-    train_months: int
-    regions: np.ndarray
 
 
 @lru_cache(maxsize=32)
@@ -308,11 +289,11 @@ def _refit_program(names: tuple[str, ...], steps: int, learning_rate: float, tra
 
     def run(params, z0, observed, willingness, case_signal, claims_rate, initial):
         def one(obs):
-            problem = _Problem(obs, willingness, case_signal, claims_rate, initial, train_months, mask)
+            problem = labour_calibration.ProblemArrays(obs, willingness, case_signal, claims_rate, initial,
+                                                       train_months, mask)
 
             def loss(z):
-                predicted = labour_calibration.expected_unemployment(_assemble(params, names, z), problem)
-                return labour_calibration.training_loss(predicted, problem)
+                return labour_calibration.unconstrained_loss(params, names, z, problem)
 
             def body(carry, _):
                 z, state = carry
