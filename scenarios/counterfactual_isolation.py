@@ -390,9 +390,12 @@ def retrospective_check(mid: np.ndarray, lo: np.ndarray, hi: np.ndarray, observe
     persistence (each observed week predicted by the one before it; the first week by the
     week before the run where the data has it) on the same weeks."""
     inside = (observed >= lo) & (observed <= hi)
+    median = calibration.heldout_metrics(mid, observed)
     out = {
+        "coverage_90": float(np.mean(inside)),
         "coverage_90_weeks": int(inside.sum()),
-        "median_nd": float(np.sum(np.abs(mid - observed)) / max(np.sum(observed), 1e-9)),
+        "median_mae": median["mae"],
+        "median_nd": median["nd"],
         "persistence": None,
     }
     first = 0 if previous is not None else 1
@@ -403,8 +406,8 @@ def retrospective_check(mid: np.ndarray, lo: np.ndarray, hi: np.ndarray, observe
             "method": "one-week-ahead persistence: each observed week predicted by the observed week before it"
                       + (" (the first by the week before the run)" if previous is not None else ""),
             "weeks": int(truth.size),
-            "nd": float(np.sum(np.abs(predicted - truth)) / max(np.sum(truth), 1e-9)),
-            "median_nd_same_weeks": float(np.sum(np.abs(mid[first:] - truth)) / max(np.sum(truth), 1e-9)),
+            "nd": calibration.heldout_metrics(predicted, truth)["nd"],
+            "median_nd_same_weeks": calibration.heldout_metrics(mid[first:], truth)["nd"],
         }
     return out
 
@@ -569,8 +572,6 @@ def main(argv=None) -> int:
         retrospective |= {
             "observed_cases_per_week": observed_used.tolist(),
             "case_scale": case_scale,
-            "coverage_90": float(np.mean((observed_used >= lo) & (observed_used <= hi))),
-            "median_mae": float(np.mean(np.abs(mid - observed_used))),
             "in_sample": fit_record is not None,
         } | retrospective_check(mid, lo, hi, observed_used, previous)
 
