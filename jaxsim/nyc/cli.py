@@ -25,7 +25,10 @@ from typing import Sequence
 
 from jaxsim.cli import add_compile_cache_argument
 from jaxsim.errors import InputError
-from jaxsim.population import Population
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from jaxsim.population import Population
 
 DEFAULT_NTAS: tuple[str, ...] = ("QN0103",)  # Astoria, Queens
 
