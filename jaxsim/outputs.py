@@ -3,6 +3,12 @@
 Tables follow the model's declared metrics (:class:`jaxsim.engine.Metric`): declared
 order, counts and flows as integers, every other metric as it is (a whole-looking float
 stays a float); vector metrics spread into ``<name>_<label>`` columns.
+
+Every table goes out twice (:func:`write_table`, :func:`write_metrics_csv`): as CSV and as
+Parquet next to it (``name.csv`` and ``name.parquet``, same columns), the Parquet with
+its dtypes kept (integers as int64, floats as float64 with nulls for NaN, text as strings)
+and dates as dates (``date`` and ``*_date`` columns: ``date32``, null where the CSV has an
+empty cell). pyarrow is imported when a table is written, not before.
 """
 
 from __future__ import annotations
@@ -81,14 +87,14 @@ def metrics_table(
     return pd.DataFrame(table)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (never half-written)."""
+def _atomic_write(path: Path, write) -> None:
+    """Call ``write(temporary path)`` next to ``path``, then rename it to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
+        write(tmp)
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the usual file mode
@@ -96,6 +102,16 @@ def atomic_write_text(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename (never half-written)."""
+
+    def write(tmp):
+        with open(tmp, "w") as handle:
+            handle.write(text)
+
+    _atomic_write(path, write)
 
 
 class StagedOutputs:
@@ -124,8 +140,63 @@ class StagedOutputs:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+def is_date_column(name: str, values: pd.Series) -> bool:
+    """Whether a table's column holds calendar dates: datetime values, or ISO-date text
+    (``YYYY-MM-DD``, empty where unknown) in a column named ``date`` or ``*_date``."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return True
+    return (str(name) == "date" or str(name).endswith("_date")) and not pd.api.types.is_numeric_dtype(values)
+
+
+def arrow_table(table: pd.DataFrame):
+    """``table`` as a ``pyarrow.Table`` with the same columns in the same order: date
+    columns (:func:`is_date_column`) as ``date32`` (null where empty), numbers and booleans
+    with their dtypes (NaN as null in floats), any other column as strings (null where
+    missing)."""
+    import pyarrow as pa
+
+    arrays = []
+    for name in table.columns:
+        values = table[name]
+        if is_date_column(name, values):
+            if pd.api.types.is_datetime64_any_dtype(values):
+                dates = values
+            else:
+                dates = pd.to_datetime(values.where(values.notna() & (values.astype(str) != ""), None),
+                                       format="ISO8601")
+            arrays.append(pa.array([None if pd.isna(d) else d.date() for d in dates], type=pa.date32()))
+        elif pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            arrays.append(pa.array(values.to_numpy(), from_pandas=True))
+        else:
+            arrays.append(pa.array([None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                                    for v in values], type=pa.string()))
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in table.columns])
+
+
+def write_parquet(table: pd.DataFrame, path: Path) -> None:
+    """Write ``table`` as Parquet (:func:`arrow_table`) via a temporary file and rename."""
+    import pyarrow.parquet as pq
+
+    data = arrow_table(table)
+    _atomic_write(Path(path), lambda tmp: pq.write_table(data, tmp))
+
+
+def write_table(table: pd.DataFrame, directory: Path, name: str) -> tuple[Path, Path]:
+    """Write ``table`` as ``directory/name.csv`` and ``directory/name.parquet`` (the same
+    columns; the Parquet with dtypes and dates, :func:`arrow_table`), each never
+    half-written. Returns the two paths."""
+    directory = Path(directory)
+    csv, parquet = directory / f"{name}.csv", directory / f"{name}.parquet"
+    atomic_write_text(csv, table.to_csv(index=False))
+    write_parquet(table, parquet)
+    return csv, parquet
+
+
 def write_metrics_csv(table: pd.DataFrame, path: Path) -> None:
-    atomic_write_text(Path(path), table.to_csv(index=False))
+    """Write a metrics table as ``path`` (CSV) and as Parquet next to it (same name,
+    ``.parquet``): :func:`write_table`."""
+    path = Path(path)
+    write_table(table, path.parent, path.name.removesuffix(".csv"))
 
 
 def package_versions() -> dict[str, str]:
@@ -180,6 +251,89 @@ def pyplot():
     return plt
 
 
+def run_dates(table: pd.DataFrame) -> np.ndarray | None:
+    """Calendar dates of a metrics table's rows (``datetime64[D]``) when its ``date``
+    column is filled in on every row; ``None`` otherwise (a run without a start date)."""
+    if "date" not in table or not len(table):
+        return None
+    values = table["date"]
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.to_numpy().astype("datetime64[D]")
+    text = values.astype(str)
+    if values.isna().any() or (text == "").any():
+        return None
+    return pd.to_datetime(text, format="ISO8601").to_numpy().astype("datetime64[D]")
+
+
+def period_steps(starts, values, width) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, y)`` of a step line (``drawstyle="steps-post"``) for per-period values: ``x``
+    the periods' starts and the last one's end (start + ``width``), ``y`` the values with
+    the last one repeated. A NaN value leaves a gap over its period, and the line starts
+    and ends at its first and last values: it never drops to zero at its ends (as
+    ``Axes.stairs`` does with its default baseline)."""
+    starts = np.asarray(starts)
+    values = np.asarray(values, float)
+    if starts.shape != values.shape or starts.ndim != 1:
+        raise InputError(f"period_steps: {starts.shape[0] if starts.ndim else 0} starts for {values.shape} values")
+    if not starts.size:
+        return starts, values
+    return np.append(starts, starts[-1] + width), np.append(values, values[-1])
+
+
+def plot_periods(ax, starts, values, width, **kwargs):
+    """Per-period values (e.g. weekly cases) as a step line on ``ax`` (:func:`period_steps`:
+    NaN gaps, no drops to zero at the ends). Returns the ``Line2D``."""
+    x, y = period_steps(starts, values, width)
+    return ax.plot(x, y, drawstyle="steps-post", **kwargs)[0]
+
+
+def _date_tick_formatter():
+    """Tick labels for a date axis: ``Nov 22`` (``Nov`` where every tick is a month's first
+    day), with the year under the first tick and under each tick where it changes."""
+    from matplotlib import dates as mdates
+    from matplotlib.ticker import Formatter
+
+    class DateTicks(Formatter):
+        def __call__(self, x, pos=None):
+            return mdates.num2date(x).strftime("%Y-%m-%d")
+
+        def format_ticks(self, values):
+            days = [mdates.num2date(v) for v in values]
+            pattern = "%b" if days and all(d.day == 1 for d in days) else "%b %d"
+            labels, year = [], None
+            for d in days:
+                labels.append(d.strftime(pattern) + (f"\n{d.year}" if d.year != year else ""))
+                year = d.year
+            return labels
+
+    return DateTicks()
+
+
+def format_date_axis(ax, *, weeks: int | None = None) -> None:
+    """Calendar dates on ``ax``'s x axis: ``Nov 22`` (``Nov`` for monthly ticks), the year
+    under the first tick and where it changes. With ``weeks`` (the span shown, in weeks)
+    the ticks fall on Sundays, the first days of epiweeks, at most about 10 of them."""
+    import matplotlib.dates as mdates
+
+    if weeks is not None:
+        locator = mdates.WeekdayLocator(byweekday=mdates.SU, interval=max(1, -(-int(weeks) // 10)))
+    else:
+        locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(_date_tick_formatter())
+
+
+def legend_outside(ax, handles=None, labels=None, *, offset: float = 0.01, **kwargs):
+    """A legend to the right of ``ax``, outside the plotting area (never over the data);
+    ``offset`` in axes widths past its right edge (more with a twin axis's labels there)."""
+    options = dict(loc="upper left", bbox_to_anchor=(1.0 + offset, 1.0), borderaxespad=0.0, fontsize=8,
+                   frameon=False)
+    options.update(kwargs)
+    if handles is None:
+        return ax.legend(**options)
+    return ax.legend(handles, labels, **options)
+
+
 def plot_metrics(
     table: pd.DataFrame,
     path: Path,
@@ -194,22 +348,35 @@ def plot_metrics(
     declared = {m.name: m for m in declared}
     names = [c for c in table.columns if c not in ("day", "date")] if metrics is None else list(metrics)
     panels = {"count": [], "flow": [], "level": []}
+    units = {"count": set(), "flow": set(), "level": set()}
     for column in names:
         base = column if column in declared else next((d for d in declared if column.startswith(d + "_")), column)
         kind = declared[base].kind if base in declared else "level"
-        panels["count" if kind == "count" else "flow" if kind in ("flow", "amount") else "level"].append(column)
+        panel = "count" if kind == "count" else "flow" if kind in ("flow", "amount") else "level"
+        panels[panel].append(column)
+        if base in declared and declared[base].unit:
+            units[panel].add(declared[base].unit)
+
+    def ylabel(panel):
+        unit = ", ".join(sorted(units[panel])) or {"count": "agents", "flow": "agents", "level": "value"}[panel]
+        return f"{unit} per day" if panel == "flow" and "per day" not in unit else unit
     used = [(kind, cols) for kind, cols in panels.items() if cols]
     if not used:
         raise InputError("plot_metrics: no metric to plot")
     fig, axes = plt.subplots(len(used), 1, figsize=(9, 3 * len(used) + 1), sharex=True, squeeze=False)
-    x = table["day"].to_numpy()
+    dates = run_dates(table)
+    x = table["day"].to_numpy() if dates is None else dates
     for ax, (kind, cols) in zip(axes[:, 0], used):
         for column in cols[:20]:
             ax.plot(x, table[column].to_numpy(), label=column)
-        ax.set_ylabel({"count": "agents", "flow": "per day", "level": "value"}[kind])
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.set_ylabel(ylabel(kind))
+        legend_outside(ax, fontsize=7)
     axes[0, 0].set_title(title)
-    axes[-1, 0].set_xlabel("day")
+    if dates is None:
+        axes[-1, 0].set_xlabel("day of the run")
+    else:
+        format_date_axis(axes[-1, 0])
+        axes[-1, 0].set_xlabel("date")
     fig.tight_layout()
     save_figure(fig, path)
 

@@ -247,39 +247,62 @@ def stimulus_comparison(setup: EconomySetup, members: int, seed: int) -> dict:
     }
 
 
+def month_dates(months: Sequence) -> np.ndarray | None:
+    """The first days (``datetime64[D]``) of ``months`` (periods, ``"2020-03"`` strings or
+    dates); ``None`` when they are not all months."""
+    try:
+        return pd.PeriodIndex([pd.Period(m, freq="M") for m in months]).to_timestamp().to_numpy().astype(
+            "datetime64[D]")
+    except (TypeError, ValueError):
+        return None
+
+
 def plot_unemployment(path, months: Sequence, simulated, observed, has_force, *, title, train_months=None,
-                      expected=None) -> None:
-    """One panel per borough: simulated vs observed unemployment (%)."""
-    from jaxsim.outputs import pyplot, save_figure
+                      expected=None):
+    """One panel per borough: simulated vs observed unemployment (% of the labour force),
+    by calendar month (each month's value at its first day; a month without observed data
+    is a gap, not a zero); the legend and title in the sixth, empty panel. Returns the
+    figure (saved to ``path`` and closed)."""
+    from jaxsim.outputs import format_date_axis, pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
-    x = np.arange(len(months))
-    labels = [str(m) for m in months]
+    dates = month_dates(months)
+    x = np.arange(len(months)) if dates is None else dates
+    simulated = np.asarray(simulated, np.float64)
+    observed = np.asarray(observed, np.float64)
     for b, name in enumerate(boroughs.BOROUGHS):
         ax = axes.flat[b]
         if has_force[b]:
             ax.plot(x, 100 * simulated[:, b], marker="o", label="simulated (agents)")
             if expected is not None:
-                ax.plot(x, 100 * expected[:, b], linestyle=":", label="expected flows (fit)")
+                ax.plot(x, 100 * np.asarray(expected, np.float64)[:, b], linestyle=":", label="expected flows (fit)")
         else:
-            ax.text(0.5, 0.5, "no agents", transform=ax.transAxes, ha="center", color="grey")
+            ax.text(0.5, 0.95, "no agents", transform=ax.transAxes, ha="center", va="top", color="grey")
         ax.plot(x, 100 * observed[:, b], color="black", marker="s", markersize=3, label="observed")
-        if train_months is not None and train_months < len(months):
-            ax.axvline(train_months - 0.5, color="grey", linestyle="--", linewidth=1, label="train | held out")
+        if train_months is not None and 0 < train_months < len(months):
+            split = x[train_months - 1] + (x[train_months] - x[train_months - 1]) / 2
+            ax.axvline(split, color="grey", linestyle="--", linewidth=1, label="train | held out")
         ax.set_title(boroughs.BOROUGH_NAMES[name])
-        ax.set_ylabel("unemployment (%)")
+        ax.set_ylabel("unemployment (% of labour force)", fontsize=9)
     ax = axes.flat[5]
     ax.axis("off")
     handles, names = axes.flat[int(np.argmax(has_force))].get_legend_handles_labels()
     ax.legend(handles, names, loc="center")
     ax.set_title(title, fontsize=9)
-    step = max(1, len(months) // 6)
-    for a in axes.flat[:5]:
-        a.set_xticks(x[::step])
-        a.set_xticklabels(labels[::step], rotation=45, fontsize=8)
+    axes[0, 2].xaxis.set_tick_params(labelbottom=True)  # nothing below it shows the months
+    for a in axes.flat[2:5]:
+        if dates is None:
+            step = max(1, len(months) // 6)
+            a.set_xticks(x[::step])
+            a.set_xticklabels([str(m) for m in months][::step], rotation=45, fontsize=8)
+            a.set_xlabel("month of the run")
+        else:
+            format_date_axis(a)
+            a.set_xlabel("month")
     fig.tight_layout()
     save_figure(fig, path)
+    return fig
 
 
 #: Options of the labour model's willingness layer for NYC archetypes (their borough from
@@ -296,6 +319,7 @@ __all__ = [
     "borough_case_signal",
     "economy_setup",
     "fit_to_observed",
+    "month_dates",
     "monthly",
     "plot_unemployment",
     "stimulus_comparison",
