@@ -1,16 +1,20 @@
-"""Command-line helpers for any scenario script: choosing devices, the compile cache, and
-errors a person reads in one line.
+"""Command-line helpers for any scenario script: choosing devices, the caches, and errors a
+person reads in one line.
 
 :func:`run_cli` prints a :class:`jaxsim.errors.JaxsimError` (bad input: a file, a field, a
 value; a missing optional extra; a replay-only cache miss) or an OS error about a path as
-one line and exits with status 2; any other exception (a bug, in jaxsim or in JAX) keeps
-its traceback.
+one line and exits with status 2; Ctrl-C as ``interrupted; nothing written`` with status
+130; any other exception (a bug, in jaxsim or in JAX) keeps its traceback.
+:class:`ArgumentParser` reports a bad argument in one line too. Only the standard library
+is imported at module level, so a parser builds without JAX.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from jaxsim.errors import InputError, JaxsimError
@@ -19,14 +23,56 @@ if TYPE_CHECKING:
     from jax.sharding import Mesh
 
 
+#: Exit status of a run stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """``argparse.ArgumentParser`` whose errors are one line on stderr (``<prog>: error:
+    ...; see --help``) with exit status 2, instead of the usage block."""
+
+    def error(self, message: str):  # noqa: D102 - argparse's hook
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def add_compile_cache_argument(parser: argparse.ArgumentParser) -> None:
     """``--compile-cache DIR|off`` (see :mod:`jaxsim.compile_cache`)."""
+    if any(action.dest == "compile_cache" for action in parser._actions):
+        return
     parser.add_argument(
         "--compile-cache",
         metavar="DIR",
-        help="persistent compilation cache folder, or 'off' (default: $JAXSIM_COMPILE_CACHE "
-        "or ~/.cache/jaxsim/xla)",
+        help="persistent compilation cache folder, or 'off' (default: $JAXSIM_COMPILE_CACHE, "
+        "else xla/ in $JAXSIM_CACHE_DIR or ~/.cache/jaxsim)",
     )
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--no-cache``: no compile, population or LLM cache for this run (:mod:`jaxsim.caches`)."""
+    parser.add_argument(
+        "--no-cache", action="store_true",
+        help="read and write no cache (compiled programs, populations, LLM answers); by default they are kept "
+        "in $JAXSIM_CACHE_DIR, else $XDG_CACHE_HOME/jaxsim or ~/.cache/jaxsim",
+    )
+
+
+def check_output_dir(value: str | os.PathLike, flag: str = "--out") -> Path:
+    """Refuse, before any work, an output folder that cannot be written: one that exists as
+    a file, or whose first existing ancestor is a file or not writable. The folder itself
+    is created only when the run writes its outputs."""
+    out = Path(value).expanduser()
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{flag} {value}: exists and is not a folder")
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise InputError(f"{flag} {value}: {probe} is a file, not a folder")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(f"{flag} {value}: {probe} is not writable")
+    return out
 
 
 # ------------------------------------------------------------------------- devices
@@ -88,10 +134,32 @@ def fit_progress(steps: int, lines: int = 6) -> Callable[[int, float], None]:
 
 def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run ``main``; report input errors (:class:`jaxsim.errors.JaxsimError`, and OS errors
-    about a path) as one line on stderr and exit code 2. Anything else is a bug and keeps
-    its traceback."""
+    about a path) as one line on stderr and exit code 2, and Ctrl-C as one line and exit
+    code 130 (:func:`interrupted`). Anything else is a bug and keeps its traceback."""
     try:
         return main(argv)
     except (JaxsimError, *PATH_ERRORS) as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    except KeyboardInterrupt:
+        interrupted()
+
+
+def interrupted() -> None:
+    """Ctrl-C: say so in one line and leave at once with status 130.
+
+    The outputs of a run are staged (:class:`jaxsim.outputs.StagedOutputs`), so an
+    interrupted run has written nothing. The process ends with ``os._exit``: a normal
+    interpreter shutdown while XLA's threads still run a computation has crashed
+    (segmentation fault) on large runs.
+    """
+    try:
+        sys.stdout.flush()
+    except Exception:  # noqa: BLE001 - a closed pipe: nothing more to say there
+        pass
+    try:
+        sys.stderr.write("interrupted; nothing written\n")
+        sys.stderr.flush()
+    except Exception:  # noqa: BLE001
+        pass
+    os._exit(INTERRUPTED)

@@ -3,25 +3,27 @@
 Compiled programs are written to a folder and reused by later processes that compile the
 same program (same model, shapes and JAX version), so a second run of a scenario skips
 most of its compilation. The folder is, in order of precedence: the ``--compile-cache``
-option of a script, the ``JAXSIM_COMPILE_CACHE`` environment variable, or
-``~/.cache/jaxsim/xla``. The value ``off`` disables the cache.
+option of a script, the ``JAXSIM_COMPILE_CACHE`` environment variable, or ``xla/`` in the
+cache root (:mod:`jaxsim.caches`: ``$JAXSIM_CACHE_DIR``, else ``~/.cache/jaxsim``). The
+value ``off`` disables the cache.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+
+from jaxsim import caches
 from jaxsim.errors import InputError
 
-ENVIRONMENT_VARIABLE = "JAXSIM_COMPILE_CACHE"
-DEFAULT_DIR = Path.home() / ".cache" / "jaxsim" / "xla"
+ENVIRONMENT_VARIABLE = caches.COMPILE_CACHE_ENV
 
 
 def resolve_cache_dir(requested: str | os.PathLike | None = None) -> Path | None:
     """The cache folder to use (``None`` when disabled)."""
     value = requested if requested is not None else os.environ.get(ENVIRONMENT_VARIABLE)
     if value is None or str(value).strip() == "":
-        return DEFAULT_DIR
+        return caches.compile_cache_dir()
     if str(value).strip().lower() == "off":
         return None
     return Path(value).expanduser()

@@ -63,11 +63,16 @@ def small_population() -> Population:
 
 
 def load_script(path):
-    """Import a runnable script (e.g. ``scenarios/covid_nyc.py``) as a module, to call its ``main``."""
+    """Import a runnable script (e.g. ``benchmarks/bench_forecast.py``) as a module, to call
+    its ``main``. A scenario's entry point (``scenarios/covid_nyc.py``) gives its program,
+    the module ``jaxsim.scenarios.covid_nyc``."""
+    import importlib
     import importlib.util
     from pathlib import Path
 
     path = Path(path)
+    if path.parent.name == "scenarios" and (path.parents[1] / "jaxsim" / "scenarios" / path.name).exists():
+        return importlib.import_module(f"jaxsim.scenarios.{path.stem}")
     spec = importlib.util.spec_from_file_location(path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

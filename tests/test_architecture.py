@@ -1,6 +1,6 @@
 """The layers of the code import in one direction only:
 
-    scenarios -> jaxsim.nyc -> jaxsim.models -> jaxsim (core) -> jaxsim.kernels
+    scenarios (jaxsim.scenarios) -> jaxsim.nyc -> jaxsim.models -> jaxsim (core) -> jaxsim.kernels
 
 A core module imports no model and no NYC code; a model imports no NYC code; a kernel
 imports nothing of jaxsim but other kernels; one model package does not import another
@@ -36,7 +36,7 @@ def layer_of(name: str) -> str | None:
         return "models"
     if name.startswith("jaxsim.nyc"):
         return "nyc"
-    if name.startswith("scenarios"):
+    if name.startswith("scenarios") or name.startswith("jaxsim.scenarios") or name == "jaxsim.__main__":
         return "scenarios"
     if name == "jaxsim" or name.startswith("jaxsim."):
         return "core"

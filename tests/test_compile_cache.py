@@ -15,7 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_cache_folder_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv(compile_cache.ENVIRONMENT_VARIABLE, raising=False)
-    assert compile_cache.resolve_cache_dir() == compile_cache.DEFAULT_DIR
+    monkeypatch.delenv("JAXSIM_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert compile_cache.resolve_cache_dir() == Path.home() / ".cache" / "jaxsim" / "xla"
+    monkeypatch.setenv("JAXSIM_CACHE_DIR", str(tmp_path / "root"))  # the one root of every cache
+    assert compile_cache.resolve_cache_dir() == tmp_path / "root" / "xla"
     monkeypatch.setenv(compile_cache.ENVIRONMENT_VARIABLE, str(tmp_path / "env"))
     assert compile_cache.resolve_cache_dir() == tmp_path / "env"
     assert compile_cache.resolve_cache_dir(tmp_path / "arg") == tmp_path / "arg"

@@ -97,7 +97,11 @@ def test_unwritable_cache_warns_and_still_returns_the_population(tmp_path):
 
 def test_cache_folder_precedence_and_off(monkeypatch, tmp_path):
     monkeypatch.delenv(cli.POPULATION_CACHE_ENV, raising=False)
-    assert cli.population_cache_dir() == cli.DEFAULT_POPULATION_CACHE
+    monkeypatch.delenv("JAXSIM_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert cli.population_cache_dir() == Path.home() / ".cache" / "jaxsim" / "populations"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cli.population_cache_dir() == tmp_path / "xdg" / "jaxsim" / "populations"
     monkeypatch.setenv(cli.POPULATION_CACHE_ENV, str(tmp_path / "env"))
     assert cli.population_cache_dir() == tmp_path / "env"
     assert cli.population_cache_dir(tmp_path / "arg") == tmp_path / "arg"

@@ -1,5 +1,5 @@
 """The README's "Write your own model" code runs as written (on fewer agents), and its SIR
-is the one ``scenarios/sir_network.py`` runs."""
+is the one ``jaxsim/scenarios/sir_network.py`` (``jaxsim sir_network``) runs."""
 
 import re
 from pathlib import Path
@@ -39,7 +39,7 @@ def test_write_your_own_model_runs(tmp_path, monkeypatch):
 
 
 def test_the_scenario_runs_the_readme_model():
-    scenario = (ROOT / "scenarios" / "sir_network.py").read_text()
+    scenario = (ROOT / "jaxsim" / "scenarios" / "sir_network.py").read_text()
     model = scenario.split("# --- the user's model: README \"Write your own model\"")[1].split("\n", 1)[1]
     model = model.split("# --- end of")[0]
     readme = section_blocks("Write your own model")[0]

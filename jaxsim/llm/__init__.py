@@ -16,20 +16,32 @@ Only the standard library is needed to talk to a server; running a model locally
 the optional extra ``llm-local`` (``pip install -e ".[llm-local]"``), imported lazily.
 """
 
-from jaxsim.llm.backends import (
-    Backend,
-    ChatReply,
-    ChatRequest,
-    FunctionBackend,
-    LlamaCppBackend,
-    OpenAIChatBackend,
-    SamplingSettings,
-    default_model_path,
-)
-from jaxsim.llm.cache import CacheFileError, CacheMissError, CachedBackend, ResponseCache, cache_key
-from jaxsim.llm.local_server import LocalLlamaServer, LocalServerError
-from jaxsim.llm.parsing import parse_probability
-from jaxsim.llm.query import PROBABILITY_SCHEMA, ProbabilityAnswers, query_probabilities
+from __future__ import annotations
+
+import importlib
+
+#: Public names and the submodule each comes from, imported on first use (so that the
+#: light ``jaxsim.llm.options`` does not pull numpy into a command's ``--help``).
+_EXPORTS = {
+    "Backend": "backends", "ChatReply": "backends", "ChatRequest": "backends", "FunctionBackend": "backends",
+    "LlamaCppBackend": "backends", "OpenAIChatBackend": "backends", "SamplingSettings": "backends",
+    "default_model_path": "backends",
+    "CacheFileError": "cache", "CacheMissError": "cache", "CachedBackend": "cache", "ResponseCache": "cache",
+    "cache_key": "cache",
+    "LocalLlamaServer": "local_server", "LocalServerError": "local_server",
+    "parse_probability": "parsing",
+    "PROBABILITY_SCHEMA": "query", "ProbabilityAnswers": "query", "query_probabilities": "query",
+}
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'jaxsim.llm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"jaxsim.llm.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Backend",

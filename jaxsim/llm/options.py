@@ -15,13 +15,14 @@ import argparse
 import os
 from pathlib import Path
 
+from jaxsim import caches
 from jaxsim.errors import InputError
 
 BEHAVIORS = ("heuristic", "llm", "llm-local")
 
-#: Default location of the response cache (override with ``JAXSIM_LLM_CACHE``; ``off``
-#: disables caching).
-DEFAULT_CACHE = Path.home() / ".cache" / "jaxsim" / "llm_responses.sqlite"
+#: Default location of the response cache, in the cache root (:mod:`jaxsim.caches`;
+#: override with ``JAXSIM_LLM_CACHE``; ``off`` disables caching).
+DEFAULT_CACHE = caches.llm_cache_file()
 
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +100,7 @@ def check_llm_arguments(args: argparse.Namespace) -> None:
 
 def cache_path(args: argparse.Namespace) -> Path | None:
     """The response cache file, or ``None`` when caching is off."""
-    value = args.llm_cache or os.environ.get("JAXSIM_LLM_CACHE") or str(DEFAULT_CACHE)
+    value = args.llm_cache or os.environ.get(caches.LLM_CACHE_ENV) or str(caches.llm_cache_file())
     return None if value.strip().lower() == "off" else Path(value).expanduser()
 
 

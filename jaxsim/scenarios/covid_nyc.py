@@ -1,0 +1,218 @@
+#!/usr/bin/env python
+"""COVID-19 in New York City neighbourhoods, with isolation behaviour.
+
+    python scenarios/covid_nyc.py [--population DIR | --ntas QN0103,BK1001 | --agents N]
+                                  [--days 21] [--seed 0] [--out DIR] [--start-week 202047]
+
+With no arguments: a synthetic Astoria (NTA QN0103, 47,303 people) for 21 days from the
+first week with observed cases.
+
+Methods
+-------
+Population. Agents are a population directory's rows, or a synthetic population of the
+chosen NYC neighbourhoods (census household composition per NTA, age and gender from
+citywide marginals; :mod:`jaxsim.nyc.synthesis`), with a household contact layer and a
+community layer (negative-binomial degree per age band).
+
+Disease. The SEIRM model of :mod:`jaxsim.models.covid`: a susceptible agent is exposed on
+day t with probability 1 - exp(-lambda), lambda = R(t) sigma[age] sum_j alpha[stage_j]
+g(t - t_inf_j) w_ij / c, over its household and community contacts; exposed agents
+become infected after 5 days, and recover or die (age-dependent infection fatality) 5
+days later.
+
+Behaviour. Each day an agent isolates with its group's probability, set weekly from how
+this week's simulated cases compare with the 4-week average (the heuristic), or asked of
+a language model once per archetype per week (``--behavior llm|llm-local``, the behaviour
+layer of :mod:`jaxsim.behaviour`). Isolating agents neither infect nor get infected.
+
+Initial conditions. From ``disease_stages.csv`` when the population has one; otherwise the
+start week's reported cases in the neighbourhoods (divided by an ascertainment of 0.25)
+set the shares of exposed and infected agents (:func:`jaxsim.nyc.setup.covid_setup`).
+
+Outputs (in ``--out``, default ``out/covid_nyc``): ``metrics.csv`` (one row per day),
+``run.json`` (parameters, seed, population summary, versions, timing) and
+``epidemic.png`` (curves, with observed weekly cases where the data covers the NTAs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pandas as pd
+
+from jaxsim import behaviour, cli, engine, memory, outputs, sharding
+from jaxsim.llm import options as llm_options
+from jaxsim.models import covid
+from jaxsim.nyc import cases as nyc_cases
+from jaxsim.nyc import cli as nyc_cli
+from jaxsim.nyc import setup as nyc_setup
+from jaxsim.world import to_device
+from jaxsim.scenarios import arguments
+
+
+def parse_args(argv=None):
+    """The options of this scenario (:mod:`jaxsim.scenarios.arguments`)."""
+    return arguments.parse("covid_nyc", argv)
+
+
+def isolation_layer(args, population, window):
+    """The behaviour layer asking a language model each archetype's isolation this week,
+    and the population with its ``archetype`` attribute."""
+    grouping = behaviour.group_agents(population, llm_options.archetype_attributes(args))
+    areas = nyc_setup.neighbourhoods_of(population)
+    area_names = nyc_cases.neighbourhood_names(areas) if areas else {}
+    layer = behaviour.BehaviourLayer(
+        policy=behaviour.policy_of(covid.covid_model(policy="inputs"), "isolation_prob"), grouping=grouping,
+        backend=llm_options.backend_from_args(args),
+        options={"neighbourhood": " and ".join(area_names.values()) or "New York City", "area_names": area_names,
+                 "ascertainment": args.ascertainment},
+        settings=llm_options.sampling_from_args(args), samples=args.llm_samples,
+    )
+    return layer, behaviour.with_group_attribute(population, grouping)
+
+
+def run(args) -> int:
+    """The run the parsed options ask for; 0 on success."""
+    llm_options.check_llm_arguments(args)
+    out = Path(args.out)
+    weeks = math.ceil(args.days / 7)
+
+    # Population, and the observed cases of its neighbourhoods from the start week.
+    build_start = time.perf_counter()
+    population = nyc_cli.population_from_args(args, seed=args.seed)
+    build_seconds = time.perf_counter() - build_start
+    n = population.size
+    print(f"population: {n:,} agents, {population.num_contacts:,} contacts "
+          f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
+    window = nyc_setup.case_window(population, args.start_week)
+
+    # Behaviour: the case-trend heuristic, or a language model asked once per archetype a week.
+    layer, groups, table = None, "age", None
+    if args.behavior != "heuristic":
+        layer, population = isolation_layer(args, population, window)
+        groups, table = behaviour.ARCHETYPE_ATTRIBUTE, np.zeros((weeks, layer.grouping.num_groups), np.float32)
+    model = covid.covid_model(policy="heuristic" if layer is None else "inputs")
+
+    # World, parameters and initial conditions from the case data; devices.
+    setup = nyc_setup.covid_setup(population, window, weeks, ascertainment=args.ascertainment,
+                                  transmission_rate=args.transmission_rate, isolation_groups=groups,
+                                  isolation_prob=table, on_device=False)
+    world, params = setup.world, setup.params
+    mesh = cli.mesh_from_args(args, n)  # None: one device, nothing split
+    # Refuse before allocating: devices with memory of their own each hold about 1/D of it.
+    split = mesh.size if mesh is not None and mesh.devices.flat[0].platform != "cpu" else 1
+    memory.check_fits(
+        memory.run_bytes(model, params, world, args.days) // split,
+        f"a run of {n:,} agents" + (f" on each of {split} devices" if split > 1 else ""),
+    )
+    world = to_device(world)
+    init_key, run_key = jax.random.split(jax.random.key(args.seed))
+    if mesh is not None:  # split before building the state: it may add padding slots
+        world = sharding.shard_world(world, mesh)
+    state = model.init(init_key, params, world)
+    if mesh is not None:
+        state = sharding.shard_state(state, mesh, world)
+        params, run_key = sharding.replicate((params, run_key), mesh)
+    initial_counts = np.bincount(np.asarray(state.stage)[:n], minlength=5)
+
+    # Run.
+    progress = False if args.no_progress else "auto"
+    if layer is None:
+        result = engine.run(model, run_key, state, params, world, args.days, progress=progress,
+                            description="covid_nyc", donate=True)
+    else:
+        answered = behaviour.run_with_behaviour(model, run_key, state, params, world, args.days, [layer],
+                                                progress=progress)
+        result = answered.result
+        print(f"archetypes: {layer.grouping.num_groups} ({', '.join(layer.grouping.attributes)}); "
+              f"{layer.report()['llm_calls']} model calls, {layer.report()['cache_hits']} cache hits, "
+              f"{layer.parse_failures} parse failures")
+
+    # Outputs: staged, so that a failure leaves no half-written set of files.
+    table = outputs.metrics_table(result.metrics, start_date=window.start_date, declared=model.metrics,
+                                  world=world, first_columns=covid.STAGE_NAMES + ("new_infections", "isolating"))
+    observed_weekly = None
+    if window.observed is not None:
+        shown = window.weekly_cases(weeks)
+        observed_weekly = pd.DataFrame({"week_start_day": np.arange(len(shown)) * 7, "cases": shown,
+                                        "epiweek": window.epiweeks(len(shown))})
+    agent_steps = n * args.days
+    run_info = {
+        "scenario": "covid_nyc",
+        "arguments": vars(args),
+        "seed": args.seed,
+        "days": args.days,
+        "start_date": window.start_date,
+        "start_epiweek": window.start_epiweek,
+        "model": model.name,
+        "substeps": [s.name for s in model.substeps],
+        "behavior": args.behavior,
+        "parameters": covid.params_report(params, world),
+        "initial_conditions": {
+            "source": setup.initial_source,
+            "counts": {name: int(c) for name, c in zip(covid.STAGE_NAMES, initial_counts)},
+        },
+        "population": population.summary() | {"build_seconds": build_seconds},
+        "observed_cases": window.summary(weeks),
+        "llm": None if layer is None else layer.report() | {
+            "refresh_seconds": answered.refresh_seconds,
+            "calls_per_simulated_week": layer.report()["llm_calls"] / weeks,
+        },
+        "versions": outputs.package_versions(),
+        "devices": {"count": 1 if mesh is None else mesh.size,
+                    "halo": None if mesh is None else sharding.halo_stats(world).as_dict()},
+        "timing": {
+            "compile_seconds": result.compile_seconds,
+            "run_seconds": result.run_seconds,
+            "ms_per_day": 1e3 * result.run_seconds / args.days,
+            "agent_steps_per_second": agent_steps / result.run_seconds if result.run_seconds else None,
+        },
+        "totals": {
+            "infections": int(table["new_infections"].sum()),
+            "cases": int(table["new_cases"].sum()),
+            "deaths": int(table["new_deaths"].sum()),
+        },
+    }
+    with outputs.StagedOutputs(out) as stage:
+        outputs.write_metrics_csv(table, stage.path / "metrics.csv")
+        outputs.write_json(run_info, stage.path / "run.json")
+        covid.plot_epidemic(
+            table, stage.path / "epidemic.png",
+            title=f"COVID-19, {n:,} agents" + (f", {', '.join(window.observed.ntas)}" if window.observed else ""),
+            observed_weekly=observed_weekly, ascertainment=args.ascertainment if window.observed else None,
+        )
+        if layer is not None:
+            outputs.plot_group_probabilities(
+                answered.tables["isolation_prob"], layer.grouping.names, stage.path / "archetypes.png",
+                title=f"Isolation probability by archetype ({args.behavior}: {layer.report()['model']})",
+            )
+
+    last = table.iloc[-1]
+    print(f"simulated {args.days} days in {result.run_seconds:.3f} s "
+          f"(compile {result.compile_seconds:.2f} s, {agent_steps / max(result.run_seconds, 1e-9):,.0f} agent-steps/s)")
+    counts = {k: int(last[k]) for k in covid.STAGE_NAMES}
+    print(f"day {int(last['day'])}: S {counts['susceptible']:,} E {counts['exposed']:,} "
+          f"I {counts['infected']:,} R {counts['recovered']:,} M {counts['dead']:,}; "
+          f"{int(table['new_infections'].sum()):,} new infections in total")
+    print(f"wrote {out / 'metrics.csv'}, {out / 'run.json'}, {out / 'epidemic.png'}"
+          + (f", {out / 'archetypes.png'}" if layer is not None else ""))
+    return 0
+
+
+def main(argv=None) -> int:
+    """Parse ``argv`` and run (errors propagate; the ``jaxsim`` command reports them)."""
+    from jaxsim.scenarios import command
+
+    return command.execute("covid_nyc", argv)
+
+
+if __name__ == "__main__":
+    from jaxsim.scenarios import command
+
+    sys.exit(command.main(["covid_nyc", *sys.argv[1:]]))
