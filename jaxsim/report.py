@@ -64,16 +64,21 @@ details summary { cursor: pointer; font-weight: 600; margin: 0.6em 0; }
 """
 
 
-def format_value(value) -> str:
+#: Keys whose integers are labels (epiweek 202047, seed 12345), written without separators.
+PLAIN_INTEGERS = ("epiweek", "seed", "week", "year", "month", "nta", "_id")
+
+
+def format_value(value, key: str = "") -> str:
     """A value as text for a table cell: numbers to 4 significant digits (integers whole,
-    with thousands separators), short lists in full, long ones by their ends and length,
-    nested lists by their shape."""
+    with thousands separators unless ``key`` names a label such as an epiweek or a seed),
+    short lists in full, long ones by their ends and length, nested lists by their shape."""
     if value is None:
         return "–"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        return f"{value:,}"
+        plain = any(word in key.rsplit(".", 1)[-1].lower() for word in PLAIN_INTEGERS)
+        return str(value) if plain else f"{value:,}"
     if isinstance(value, float):
         if not math.isfinite(value):
             return str(value)
@@ -85,8 +90,9 @@ def format_value(value) -> str:
             shape = np.shape(np.asarray(value, dtype=object)) if value else (0,)
             return f"[{' × '.join(str(s) for s in shape)} values]"
         if len(value) <= MAX_LIST:
-            return ", ".join(format_value(v) for v in value)
-        return f"{format_value(value[0])}, {format_value(value[1])}, …, {format_value(value[-1])} ({len(value)} values)"
+            return ", ".join(format_value(v, key) for v in value)
+        return (f"{format_value(value[0], key)}, {format_value(value[1], key)}, …, {format_value(value[-1], key)} "
+                f"({len(value)} values)")
     text = str(value)
     return text if len(text) <= 240 else text[:237] + "…"
 
@@ -129,7 +135,7 @@ def _table_html(rows: list[tuple[str, object]], source: str) -> str:
     for key, value in shown:
         number = isinstance(value, (int, float)) and not isinstance(value, bool)
         cell = '<td class="num">' if number else "<td>"
-        cells.append(f"<tr><th>{html.escape(str(key))}</th>{cell}{html.escape(format_value(value))}</td></tr>")
+        cells.append(f"<tr><th>{html.escape(str(key))}</th>{cell}{html.escape(format_value(value, str(key)))}</td></tr>")
     if len(rows) > len(shown):
         cells.append(f'<tr><td colspan="2" class="muted">… {len(rows) - len(shown)} more in '
                      f"{html.escape(source)}</td></tr>")
@@ -214,4 +220,4 @@ def write_report(
     return path
 
 
-__all__ = ["REPORT_FILE", "SECTIONS", "format_value", "key_numbers", "report_html", "write_report"]
+__all__ = ["PLAIN_INTEGERS", "REPORT_FILE", "SECTIONS", "format_value", "key_numbers", "report_html", "write_report"]

@@ -226,4 +226,5 @@ def test_report_tables_fold_long_records():
     assert report.format_value(list(range(20))) == "0, 1, …, 19 (20 values)"
     assert report.format_value([[1, 2, 3], [4, 5, 6]]) == "[2 × 3 values]"
     assert report.format_value(None) == "–" and report.format_value(1234567) == "1,234,567"
+    assert report.format_value([202047, 202048], "start_epiweek") == "202047, 202048"
     json.dumps(report.key_numbers({"a": np.float32(1.5), "b": {"c": np.arange(3)}}))  # JSON-friendly values

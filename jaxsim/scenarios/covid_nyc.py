@@ -29,9 +29,14 @@ Initial conditions. From ``disease_stages.csv`` when the population has one; oth
 start week's reported cases in the neighbourhoods (divided by an ascertainment of 0.25)
 set the shares of exposed and infected agents (:func:`jaxsim.nyc.setup.covid_setup`).
 
-Outputs (in ``--out``, default ``out/covid_nyc``): ``metrics.csv`` (one row per day),
-``run.json`` (parameters, seed, population summary, versions, timing) and
-``epidemic.png`` (curves, with observed weekly cases where the data covers the NTAs).
+Outputs (in ``--out``, default ``out/covid_nyc``): ``metrics.csv`` and the same table as
+``metrics.parquet`` (one row per day; with ``reported_cases`` = ``new_cases`` x the
+ascertainment, and on each epiweek's last day (Saturday) ``reported_cases_week`` and the
+neighbourhoods' ``observed_cases_week``, NaN on other days and where unknown:
+:func:`jaxsim.models.covid.report.case_columns`), ``run.json`` (parameters, seed,
+population summary, versions, timing), ``epidemic.png`` (curves by date, with observed
+weekly cases where the data covers the NTAs) and ``report.html`` (one page: the plots, the
+key numbers, links to the files; :mod:`jaxsim.report`).
 """
 
 from __future__ import annotations
@@ -46,13 +51,15 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxsim import behaviour, cli, engine, memory, outputs, sharding
+from jaxsim import behaviour, cli, engine, memory, outputs, report, sharding
 from jaxsim.llm import options as llm_options
 from jaxsim.models import covid
+from jaxsim.models.covid.report import case_columns
 from jaxsim.nyc import cases as nyc_cases
 from jaxsim.nyc import cli as nyc_cli
 from jaxsim.nyc import setup as nyc_setup
 from jaxsim.world import to_device
+from jaxsim import caches
 from jaxsim.scenarios import arguments
 
 
@@ -115,7 +122,7 @@ def run(args) -> int:
     init_key, run_key = jax.random.split(jax.random.key(args.seed))
     if mesh is not None:  # split before building the state: it may add padding slots
         world = sharding.shard_world(world, mesh)
-    state = model.init(init_key, params, world)
+    state = engine.initial_state(model, init_key, params, world)  # one compiled program
     if mesh is not None:
         state = sharding.shard_state(state, mesh, world)
         params, run_key = sharding.replicate((params, run_key), mesh)
@@ -142,6 +149,7 @@ def run(args) -> int:
         shown = window.weekly_cases(weeks)
         observed_weekly = pd.DataFrame({"week_start_day": np.arange(len(shown)) * 7, "cases": shown,
                                         "epiweek": window.epiweeks(len(shown))})
+    table = case_columns(table, ascertainment=args.ascertainment, observed_weekly=observed_weekly)
     agent_steps = n * args.days
     run_info = {
         "scenario": "covid_nyc",
@@ -165,6 +173,7 @@ def run(args) -> int:
             "calls_per_simulated_week": layer.report()["llm_calls"] / weeks,
         },
         "versions": outputs.package_versions(),
+        "caches": caches.describe(),
         "devices": {"count": 1 if mesh is None else mesh.size,
                     "halo": None if mesh is None else sharding.halo_stats(world).as_dict()},
         "timing": {
@@ -176,6 +185,7 @@ def run(args) -> int:
         "totals": {
             "infections": int(table["new_infections"].sum()),
             "cases": int(table["new_cases"].sum()),
+            "reported_cases": float(table["reported_cases"].sum()),
             "deaths": int(table["new_deaths"].sum()),
         },
     }
@@ -192,6 +202,8 @@ def run(args) -> int:
                 answered.tables["isolation_prob"], layer.grouping.names, stage.path / "archetypes.png",
                 title=f"Isolation probability by archetype ({args.behavior}: {layer.report()['model']})",
             )
+        report.write_report(stage.path, title=f"covid_nyc: COVID-19, {n:,} agents"
+                            + (f", {', '.join(window.observed.ntas)}" if window.observed else ""), info=run_info)
 
     last = table.iloc[-1]
     print(f"simulated {args.days} days in {result.run_seconds:.3f} s "
@@ -200,8 +212,8 @@ def run(args) -> int:
     print(f"day {int(last['day'])}: S {counts['susceptible']:,} E {counts['exposed']:,} "
           f"I {counts['infected']:,} R {counts['recovered']:,} M {counts['dead']:,}; "
           f"{int(table['new_infections'].sum()):,} new infections in total")
-    print(f"wrote {out / 'metrics.csv'}, {out / 'run.json'}, {out / 'epidemic.png'}"
-          + (f", {out / 'archetypes.png'}" if layer is not None else ""))
+    print(f"wrote {out / 'metrics.csv'} (and .parquet), {out / 'run.json'}, {out / 'epidemic.png'}"
+          + (f", {out / 'archetypes.png'}" if layer is not None else "") + f", {out / report.REPORT_FILE}")
     return 0
 
 
