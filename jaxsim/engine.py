@@ -502,6 +502,9 @@ class RunResult:
         days: number of simulated days.
         chunk_days: days per compiled call.
         start_day: the day index of the first day.
+        resumed_from: the day index a resumed run continued from (its earlier days' metrics
+            come from the checkpoint), else ``None``.
+        checkpoint_seconds: time spent saving checkpoints (not part of ``run_seconds``).
     """
 
     state: Any
@@ -511,6 +514,8 @@ class RunResult:
     days: int
     chunk_days: int = 7
     start_day: int = 0
+    resumed_from: int | None = None
+    checkpoint_seconds: float = 0.0
 
 
 #: Compiled chunk programs, most recently used last: ``run`` compiles a model once per
@@ -557,6 +562,30 @@ def even_chunk(days: int, target: int) -> int:
     return min(divisors, key=lambda d: (abs(d - target), -d)) if divisors else days
 
 
+def chunk_lengths(days: int, chunk_days: int, *, every: int | None = None, fixed: bool = False) -> list[int]:
+    """Lengths of the chunks of a run of ``days`` days.
+
+    Without ``every``: chunks of ``chunk_days`` (the last may be shorter); with ``fixed``
+    false, ``chunk_days`` is first made a divisor of ``days`` (:func:`even_chunk`). With
+    ``every`` (a checkpoint interval), every multiple of ``every`` also ends a chunk: with
+    ``fixed``, the chunks end at the multiples of either; else each interval of ``every``
+    days is split evenly (:func:`even_chunk`), so a run compiles at most a few lengths.
+    """
+    if every is None or every >= days:
+        length = chunk_days if fixed else even_chunk(days, chunk_days)
+        return [min(length, days - t0) for t0 in range(0, days, length)]
+    if fixed:
+        ends = set(range(chunk_days, days, chunk_days)) | set(range(every, days, every)) | {days}
+    else:
+        ends = {days}
+        for first in range(0, days, every):
+            span = min(every, days - first)
+            step = even_chunk(span, chunk_days)
+            ends |= set(range(first + step, first + span + 1, step))
+    ends = sorted(ends)
+    return [b - a for a, b in zip([0] + ends[:-1], ends)]
+
+
 def copy_tree(tree):
     """Fresh device buffers for every array leaf of ``tree`` (placement kept)."""
     return jax.tree.map(lambda x: jnp.copy(x) if isinstance(x, jax.Array) else x, tree)
@@ -578,6 +607,8 @@ def run(
     validate: bool = True,
     before_chunk: Callable[[int, Any, World], World] | None = None,
     donate: bool = False,
+    checkpoints=None,
+    resume: bool = False,
 ) -> RunResult:
     """Run ``days`` days in chunks of ``chunk_days`` with a progress bar; time compile and run.
 
@@ -602,6 +633,17 @@ def run(
             hook, chunks are exactly ``chunk_days`` long (the last may be shorter).
         donate: let the run reuse the buffers of ``state`` (saves one copy of the state;
             the caller must not use ``state`` afterwards). By default ``state`` stays valid.
+        checkpoints: a :class:`jaxsim.checkpoint.Checkpoints` folder: every ``every`` days
+            of the run (counted from ``start_day``; not after the last day) the state,
+            params, key and metrics so far are saved there, atomically, keeping the
+            latest two. Chunks then also end at those days. The metrics are those of a
+            run without checkpoints, bit for bit.
+        resume: continue from the latest checkpoint in ``checkpoints`` (refused, one
+            :class:`InputError` line, when it is of another model, population, run
+            length, key, parameters or ``config``). ``state`` is then only the template
+            the checkpoint's state is placed like; the result's metrics cover all
+            ``days`` days (the earlier ones from the checkpoint). A ``before_chunk``
+            hook must rebuild what it sets from its arguments alone.
     """
     check_model(model)
     days = int(days)
@@ -611,9 +653,19 @@ def run(
     if start_day < 0:
         raise InputError(f"start_day must be >= 0, got {start_day}")
     estimator = sampling.check_estimator(estimator if estimator is not None else sampling.current_estimator())
+    if resume and checkpoints is None:
+        raise InputError("resume=True needs checkpoints=Checkpoints(folder) to resume from")
     if validate and model.validate is not None:
         model.validate(state, params, world)
-    if not donate:
+    restored = None
+    if checkpoints is not None:
+        restored = checkpoints.begin(model=model, key=key, state=state, params=params, world=world,
+                                     start_day=start_day, days=days, resume=resume)
+    if restored is not None:
+        # The checkpoint's params and key equal the caller's (checked): only the state is
+        # taken from it (fresh buffers, donated to the first chunk).
+        state = restored.state
+    elif not donate:
         state = copy_tree(state)
     else:
         # A state leaf that is also a leaf of the params or the world (an init that passed
@@ -621,9 +673,18 @@ def run(
         shared = {id(leaf) for leaf in jax.tree.leaves((params, world))}
         state = jax.tree.map(lambda x: jnp.copy(x) if id(x) in shared else x, state)
     chunk_days = max(1, int(chunk_days))
+    every = None if checkpoints is None else checkpoints.every
+    lengths = chunk_lengths(days, chunk_days, every=every, fixed=before_chunk is not None)
     if before_chunk is None:
-        chunk_days = even_chunk(days, chunk_days)  # one compiled program per run
-    lengths = [min(chunk_days, days - t0) for t0 in range(0, days, chunk_days)]
+        chunk_days = max(lengths)  # one compiled program per run (a few with checkpoints)
+    chunks: list[dict[str, np.ndarray]] = []
+    done = 0
+    if restored is not None:  # the chunks after the checkpoint's day (a chunk ends there)
+        done = restored.next_day - start_day
+        ends = sorted({int(e) for e in np.cumsum(lengths) if e > done})
+        lengths = [b - a for a, b in zip([done] + ends[:-1], ends)]
+        chunks.append(restored.metrics)
+    first_done = done
 
     # One compiled program per distinct chunk length (at most two: full and remainder),
     # reused across calls with the same model and argument shapes.
@@ -632,26 +693,32 @@ def run(
         compiled[length], seconds = _compiled_chunk(model, length, estimator, key, state, params, world)
         compile_seconds += seconds
 
-    chunks: list[dict[str, np.ndarray]] = []
     bar = None
-    done = 0
+    checkpoint_seconds = 0.0
     run_start = time.perf_counter()
-    for length in lengths:
-        if before_chunk is not None:
-            world = before_chunk(start_day + done, state, world)
-        state, metrics = compiled[length](state, params, world, key, jnp.int32(start_day + done))
-        chunks.append({k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
-        done += length
-        if bar is None and progress is not False and done < days:
-            elapsed = time.perf_counter() - run_start
-            if progress is True or elapsed * days / done > 2.0:
-                from tqdm.auto import tqdm
+    try:
+        for length in lengths:
+            if before_chunk is not None:
+                world = before_chunk(start_day + done, state, world)
+            state, metrics = compiled[length](state, params, world, key, jnp.int32(start_day + done))
+            chunks.append({k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
+            done += length
+            if every is not None and done % every == 0 and done < days:
+                so_far = {k: np.concatenate([c[k] for c in chunks], axis=0) for k in chunks[-1]}
+                checkpoint_seconds += checkpoints.save(start_day + done, state, so_far)
+            if bar is None and progress is not False and done < days:
+                elapsed = time.perf_counter() - run_start
+                if progress is True or elapsed * (days - first_done) / (done - first_done) > 2.0:
+                    from tqdm.auto import tqdm
 
-                bar = tqdm(total=days, initial=done, desc=description, unit="day", file=sys.stderr)
-        elif bar is not None:
-            bar.update(done - bar.n)
-    jax.block_until_ready(state)
-    run_seconds = time.perf_counter() - run_start
+                    bar = tqdm(total=days, initial=done, desc=description, unit="day", file=sys.stderr)
+            elif bar is not None:
+                bar.update(done - bar.n)
+        jax.block_until_ready(state)
+    finally:
+        if checkpoints is not None:
+            checkpoints.close()
+    run_seconds = time.perf_counter() - run_start - checkpoint_seconds
     if bar is not None:
         bar.close()
     metrics_out = {k: np.concatenate([c[k] for c in chunks], axis=0) for k in chunks[0]}
@@ -663,6 +730,8 @@ def run(
         days=days,
         chunk_days=chunk_days,
         start_day=start_day,
+        resumed_from=None if restored is None else restored.next_day,
+        checkpoint_seconds=checkpoint_seconds,
     )
 
 
@@ -675,6 +744,7 @@ __all__ = [
     "Substep",
     "World",
     "as_substep",
+    "chunk_lengths",
     "copy_tree",
     "even_chunk",
     "fingerprint",
