@@ -2,7 +2,11 @@
 
 import sys
 
-from jaxsim.scenarios.command import main
-
 if __name__ == "__main__":
+    try:
+        from jaxsim.scenarios.command import main
+    except KeyboardInterrupt:  # Ctrl-C before the command's own handling starts
+        from jaxsim.cli import interrupted
+
+        interrupted()
     sys.exit(main())

@@ -145,6 +145,37 @@ def run_cli(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | N
         interrupted()
 
 
+#: Seconds an interrupted run has to unwind (staged outputs removed) before it is ended anyway.
+INTERRUPT_GRACE_SECONDS = 5.0
+
+
+def install_interrupt_handler() -> None:
+    """Ctrl-C raises ``KeyboardInterrupt`` as usual (so staged outputs are cleaned up on the
+    way out), and also starts a watchdog that ends the process with :func:`interrupted`
+    after :data:`INTERRUPT_GRACE_SECONDS`: Python drops an exception raised inside a
+    garbage-collection callback (JAX has one), which would otherwise let the run go on."""
+    import signal
+    import threading
+
+    def on_interrupt(signum, frame):
+        watchdog = threading.Timer(INTERRUPT_GRACE_SECONDS, interrupted)
+        watchdog.daemon = True
+        watchdog.start()
+        raise KeyboardInterrupt
+
+    previous_hook = sys.unraisablehook
+
+    def quiet_interrupts(unraisable):  # an interrupt dropped in a callback: the watchdog ends the run
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = quiet_interrupts
+    try:
+        signal.signal(signal.SIGINT, on_interrupt)
+    except ValueError:  # not the main thread (e.g. called from a worker): keep Python's handler
+        pass
+
+
 def interrupted() -> None:
     """Ctrl-C: say so in one line and leave at once with status 130.
 

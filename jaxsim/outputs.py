@@ -125,6 +125,7 @@ class StagedOutputs:
         self.out = Path(out)
 
     def __enter__(self) -> "StagedOutputs":
+        self._created = not self.out.exists()  # removed again if the run fails (no empty folder left)
         self.out.mkdir(parents=True, exist_ok=True)
         self.path = Path(tempfile.mkdtemp(dir=self.out, prefix=".staging-"))
         return self
@@ -138,6 +139,11 @@ class StagedOutputs:
                     os.replace(item, self.out / item.name)
         finally:
             shutil.rmtree(self.path, ignore_errors=True)
+            if exc_type is not None and self._created:
+                try:
+                    self.out.rmdir()  # only when empty
+                except OSError:
+                    pass
 
 
 def is_date_column(name: str, values: pd.Series) -> bool:
@@ -309,14 +315,17 @@ def _date_tick_formatter():
     return DateTicks()
 
 
-def format_date_axis(ax, *, weeks: int | None = None) -> None:
+def format_date_axis(ax, *, weeks: int | None = None, months: int | None = None) -> None:
     """Calendar dates on ``ax``'s x axis: ``Nov 22`` (``Nov`` for monthly ticks), the year
     under the first tick and where it changes. With ``weeks`` (the span shown, in weeks)
-    the ticks fall on Sundays, the first days of epiweeks, at most about 10 of them."""
+    the ticks fall on Sundays, the first days of epiweeks; with ``months`` on the first
+    days of months; at most about 10 of them."""
     import matplotlib.dates as mdates
 
     if weeks is not None:
         locator = mdates.WeekdayLocator(byweekday=mdates.SU, interval=max(1, -(-int(weeks) // 10)))
+    elif months is not None:
+        locator = mdates.MonthLocator(interval=max(1, -(-int(months) // 10)))
     else:
         locator = mdates.AutoDateLocator(minticks=4, maxticks=10)
     ax.xaxis.set_major_locator(locator)

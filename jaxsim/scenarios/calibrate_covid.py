@@ -112,7 +112,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxsim import behaviour, calibration, cli, forecasting, memory, outputs, scoring
+from jaxsim import behaviour, calibration, cli, engine, forecasting, memory, outputs, scoring
 from jaxsim.compile_cache import enable_compile_cache
 from jaxsim.errors import InputError
 from jaxsim.llm import options as llm_options
@@ -122,6 +122,7 @@ from jaxsim.nyc import calibration as nyc_calibration
 from jaxsim.nyc.households import census_people
 from jaxsim.nyc.setup import CaseWindow, covid_setup, fit_window
 from jaxsim.world import to_device
+from jaxsim import caches
 from jaxsim.scenarios import arguments
 
 DEFAULT_NTA = arguments.CALIBRATE_DEFAULT_NTA
@@ -176,14 +177,16 @@ def check_settings(args) -> tuple[str, ...]:
 
 
 def build_population(args, people: float):
-    if args.population:
-        from jaxsim.population_io import load_population
+    from jaxsim.nyc import cli as nyc_cli
 
-        return load_population(args.population, allow_pickle=args.allow_pickle)
+    if args.population:  # checked and its layers named by role as in every NYC scenario (file order kept)
+        return nyc_cli.load_population_directory(
+            args.population, allow_pickle=args.allow_pickle, layer_roles=args.layer_roles, keep_order=True
+        )
     from jaxsim.nyc import synthesis
 
     if args.agents is None:
-        return synthesis.synthesize_nyc_population([args.nta], seed=args.seed)
+        return nyc_cli.with_layer_roles(synthesis.synthesize_nyc_population([args.nta], seed=args.seed), args.layer_roles)
     if args.agents > people:
         raise InputError(
             f"--agents {args.agents}: {args.nta} has {int(people):,} people; ask for at most that "
@@ -192,7 +195,7 @@ def build_population(args, people: float):
     population = synthesis.synthesize_nyc_population([args.nta], seed=args.seed, max_agents=args.agents)
     if population.size != args.agents:  # pragma: no cover - synthesize_nyc_population guarantees it
         raise InputError(f"--agents {args.agents}: the synthetic population has {population.size} agents")
-    return population
+    return nyc_cli.with_layer_roles(population, args.layer_roles)
 
 
 def weeks_span(first: int, last: int) -> str:
@@ -346,7 +349,7 @@ def run(args) -> int:
         print(f"asking the model for {layer.grouping.num_groups} archetypes x {total} weeks")
         k_init, k_run = jax.random.split(jax.random.key(args.seed))
         answers = behaviour.run_with_behaviour(
-            model, k_run, model.init(k_init, params, world), params, world, 7 * total, [layer])
+            model, k_run, engine.initial_state(model, k_init, params, world), params, world, 7 * total, [layer])
         world = world.with_inputs(isolation_prob=jnp.asarray(answers.tables["isolation_prob"]))
     features = None
     if args.method == "network":
@@ -495,6 +498,7 @@ def run(args) -> int:
         },
         "population": population.summary() | {"build_seconds": build_seconds},
         "versions": outputs.package_versions(),
+        "caches": caches.describe(),
         "total_seconds": time.perf_counter() - wall_start,
     }
     with outputs.StagedOutputs(out) as stage:

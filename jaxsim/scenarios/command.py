@@ -62,6 +62,7 @@ def run_parsed(args) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``jaxsim`` command line (``argv`` without the program name)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    cli.install_interrupt_handler()
     try:
         return _dispatch(argv)
     except KeyboardInterrupt:

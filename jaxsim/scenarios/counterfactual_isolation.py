@@ -120,6 +120,7 @@ from jaxsim.nyc import cases as nyc_cases
 from jaxsim.nyc import cli as nyc_cli
 from jaxsim.nyc.calibration import calibrated_values, read_calibration
 from jaxsim.nyc.setup import case_window, covid_setup
+from jaxsim import caches
 from jaxsim.scenarios import arguments
 
 DEFAULT_START_WEEK = arguments.COUNTERFACTUAL_DEFAULT_START_WEEK
@@ -571,6 +572,7 @@ def run(args) -> int:
         "policy_design": design,
         "population": population.summary(),
         "versions": outputs.package_versions(),
+        "caches": caches.describe(),
         "timing": {
             "compile_seconds": result.compile_seconds,
             "run_seconds": result.run_seconds,

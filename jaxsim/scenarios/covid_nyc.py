@@ -51,7 +51,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxsim import behaviour, cli, engine, memory, outputs, report, sharding
+from jaxsim import behaviour, checkpoint, cli, engine, memory, outputs, report, sharding
 from jaxsim.llm import options as llm_options
 from jaxsim.models import covid
 from jaxsim.models.covid.report import case_columns
@@ -84,10 +84,32 @@ def isolation_layer(args, population, window):
     return layer, behaviour.with_group_attribute(population, grouping)
 
 
+#: Options that do not change a run's numbers: a resumed run may differ from the
+#: checkpointed one in these (in any other it is refused).
+RUN_ONLY_OPTIONS = ("out", "resume", "checkpoint_every", "no_progress", "compile_cache", "no_cache")
+
+
+def checkpoints_from_args(args, out: Path) -> checkpoint.Checkpoints | None:
+    """``--checkpoint-every N`` (into ``OUT/checkpoints``; an earlier run's there are
+    replaced) and ``--resume DIR`` (from and into ``DIR`` or ``DIR/checkpoints``), or
+    ``None`` without them."""
+    if args.checkpoint_every is None and args.resume is None:
+        return None
+    config = {k: v for k, v in sorted(vars(args).items()) if k not in RUN_ONLY_OPTIONS}
+    if args.resume is not None:
+        checkpoints = checkpoint.Checkpoints(checkpoint.resolve(args.resume), every=args.checkpoint_every,
+                                             config=config)
+        checkpoints.check_config()  # refuse other options before any work
+        return checkpoints
+    return checkpoint.Checkpoints(out / checkpoint.FOLDER_NAME, every=args.checkpoint_every, config=config,
+                                  overwrite=True)
+
+
 def run(args) -> int:
     """The run the parsed options ask for; 0 on success."""
     llm_options.check_llm_arguments(args)
     out = Path(args.out)
+    checkpoints = checkpoints_from_args(args, out)  # None without the options (refused with --behavior llm*)
     weeks = math.ceil(args.days / 7)
 
     # Population, and the observed cases of its neighbourhoods from the start week.
@@ -132,7 +154,10 @@ def run(args) -> int:
     progress = False if args.no_progress else "auto"
     if layer is None:
         result = engine.run(model, run_key, state, params, world, args.days, progress=progress,
-                            description="covid_nyc", donate=True)
+                            description="covid_nyc", donate=True, checkpoints=checkpoints,
+                            resume=args.resume is not None)
+        if result.resumed_from is not None:
+            print(f"resumed from day {result.resumed_from} of {checkpoints.directory}")
     else:
         answered = behaviour.run_with_behaviour(model, run_key, state, params, world, args.days, [layer],
                                                 progress=progress)
@@ -150,7 +175,8 @@ def run(args) -> int:
         observed_weekly = pd.DataFrame({"week_start_day": np.arange(len(shown)) * 7, "cases": shown,
                                         "epiweek": window.epiweeks(len(shown))})
     table = case_columns(table, ascertainment=args.ascertainment, observed_weekly=observed_weekly)
-    agent_steps = n * args.days
+    simulated_days = args.days - (result.resumed_from or 0)  # by this process
+    agent_steps = n * simulated_days
     run_info = {
         "scenario": "covid_nyc",
         "arguments": vars(args),
@@ -174,12 +200,14 @@ def run(args) -> int:
         },
         "versions": outputs.package_versions(),
         "caches": caches.describe(),
+        "checkpoints": None if checkpoints is None else checkpoints.report() | {
+            "resumed_from_day": result.resumed_from, "seconds": result.checkpoint_seconds},
         "devices": {"count": 1 if mesh is None else mesh.size,
                     "halo": None if mesh is None else sharding.halo_stats(world).as_dict()},
         "timing": {
             "compile_seconds": result.compile_seconds,
             "run_seconds": result.run_seconds,
-            "ms_per_day": 1e3 * result.run_seconds / args.days,
+            "ms_per_day": 1e3 * result.run_seconds / max(simulated_days, 1),
             "agent_steps_per_second": agent_steps / result.run_seconds if result.run_seconds else None,
         },
         "totals": {
@@ -206,7 +234,7 @@ def run(args) -> int:
                             + (f", {', '.join(window.observed.ntas)}" if window.observed else ""), info=run_info)
 
     last = table.iloc[-1]
-    print(f"simulated {args.days} days in {result.run_seconds:.3f} s "
+    print(f"simulated {simulated_days} days in {result.run_seconds:.3f} s "
           f"(compile {result.compile_seconds:.2f} s, {agent_steps / max(result.run_seconds, 1e-9):,.0f} agent-steps/s)")
     counts = {k: int(last[k]) for k in covid.STAGE_NAMES}
     print(f"day {int(last['day'])}: S {counts['susceptible']:,} E {counts['exposed']:,} "

@@ -57,12 +57,14 @@ paired runs with and without it on the same random keys (common random numbers, 
 :mod:`jaxsim.ensemble`) give the differences in unemployment and consumption with
 intervals. With an LLM, the paired runs hold the main run's answers fixed.
 
-Outputs (in ``--out``, default ``out/nyc_economy``): ``metrics.csv`` (one row per day:
-the epidemic daily; the economy per borough on each month's last day, empty on other
-days), ``run.json`` (parameters, population and labour force, observed vs simulated
-unemployment, calibration, counterfactual, timing) and ``economy.png`` (simulated vs
-observed unemployment per borough). Bad input prints one line naming the file, field or
-value and exits with status 2; no output is half-written.
+Outputs (in ``--out``, default ``out/nyc_economy``): ``metrics.csv`` and the same table
+as ``metrics.parquet`` (one row per day: the epidemic daily; the economy per borough on
+each month's last day, empty on other days), ``run.json`` (parameters, population and
+labour force, observed vs simulated unemployment, calibration, counterfactual, timing),
+``economy.png`` (simulated vs observed unemployment per borough, by month) and
+``report.html`` (one page: the plot, the key numbers, links to the files;
+:mod:`jaxsim.report`). Bad input prints one line naming the file, field or value and
+exits with status 2; no output is half-written.
 """
 
 from __future__ import annotations
@@ -79,6 +81,7 @@ import numpy as np
 import pandas as pd
 
 from jaxsim import behaviour, cli, engine, memory, outputs
+from jaxsim.report import REPORT_FILE, write_report
 from jaxsim.llm import options as llm_options
 from jaxsim.models import covid, labour
 from jaxsim.models.labour import calibration as labour_calibration
@@ -89,6 +92,7 @@ from jaxsim.nyc import economy as nyc_economy
 from jaxsim.nyc import economy_data as data
 from jaxsim.errors import InputError
 from jaxsim.world import to_device
+from jaxsim import caches
 from jaxsim.scenarios import arguments
 
 DEFAULT_BOROUGH_AGENTS = arguments.ECONOMY_DEFAULT_BOROUGH_AGENTS
@@ -205,7 +209,7 @@ def run(args) -> int:
     init_key, run_key = jax.random.split(jax.random.key(args.seed))
 
     def forward(params, world):
-        state = model.init(init_key, params, world)
+        state = engine.initial_state(model, init_key, params, world)
         return engine.run(model, run_key, state, params, world, days, chunk_days=days, donate=True,
                           progress=False if args.no_progress else "auto", description="nyc_economy")
 
@@ -214,7 +218,7 @@ def run(args) -> int:
     if layer is None:
         result = forward(params, world)
     else:
-        state = model.init(init_key, params, world)
+        state = engine.initial_state(model, init_key, params, world)
         answered = behaviour.run_with_behaviour(model, run_key, state, params, world, days, [layer])
         result, refresh_seconds = answered.result, answered.refresh_seconds
         world = setup.world = world.with_inputs(willingness=jax.numpy.asarray(answered.tables["willingness"]))
@@ -333,6 +337,7 @@ def run(args) -> int:
             "refresh_seconds": refresh_seconds, "calls_per_simulated_month": layer.report()["llm_calls"] / num_months,
         },
         "versions": outputs.package_versions(),
+        "caches": caches.describe(),
         "timing": {
             "compile_seconds": compile_seconds,
             "run_seconds": run_seconds,
@@ -351,12 +356,14 @@ def run(args) -> int:
                   + (", calibrated" if calibration else "") + ")",
             train_months=args.train_months if calibration else None, expected=expected,
         )
+        write_report(stage.path, title=f"nyc_economy: COVID-19 and unemployment, {n:,} agents", info=run_info)
     print(f"simulated {num_months} months ({days} days) in {result.run_seconds:.2f} s "
           f"(compile {compile_seconds:.1f} s)")
     fit = run_info["unemployment"]["fit_to_observed"]
     if fit:
         print(f"unemployment vs observed: MAE {fit['mae']:.2f} pp, ND {fit['nd']:.3f}")
-    print(f"wrote {out / 'metrics.csv'}, {out / 'run.json'}, {out / 'economy.png'}")
+    print(f"wrote {out / 'metrics.csv'} (and .parquet), {out / 'run.json'}, {out / 'economy.png'}, "
+          f"{out / REPORT_FILE}")
     return 0
 
 
