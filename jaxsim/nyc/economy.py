@@ -298,7 +298,7 @@ def plot_unemployment(path, months: Sequence, simulated, observed, has_force, *,
             a.set_xticklabels([str(m) for m in months][::step], rotation=45, fontsize=8)
             a.set_xlabel("month of the run")
         else:
-            format_date_axis(a)
+            format_date_axis(a, months=len(months))
             a.set_xlabel("month")
     fig.tight_layout()
     save_figure(fig, path)
