@@ -104,3 +104,15 @@ def calibrated_values(info: dict, path: str | Path, world, run_epiweeks: Sequenc
 
 
 __all__ = ["calibrated_values", "fitted_report", "read_calibration", "write_calibration"]
+
+
+# ------------------------------------------------------------------ the shipped default fit
+#: The calibration the flagship scenario runs with by default: R(t) of Astoria (QN0103)
+#: fitted to its reported cases of epiweeks 202047-202049, the rise of its second wave
+#: (the file's ``how_fitted`` gives the command, data, settings and fit quality).
+DEFAULT_FIT_FILE = Path(__file__).resolve().parent / "data" / "default_fit_QN0103.json"
+
+
+def default_calibration() -> dict:
+    """The shipped default fit (:data:`DEFAULT_FIT_FILE`), checked like any calibration file."""
+    return read_calibration(DEFAULT_FIT_FILE)
