@@ -59,12 +59,26 @@ def add_covid_nyc(parser: argparse.ArgumentParser) -> None:
         help=f"share of infections reported as cases (default {DEFAULT_ASCERTAINMENT})",
     )
     parser.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    parser.add_argument(
+        "--checkpoint-every", type=int, metavar="N",
+        help="save the run (state, parameters, key, metrics so far) every N days into OUT/checkpoints, "
+        "atomically, keeping the last two; --resume continues it",
+    )
+    parser.add_argument(
+        "--resume", metavar="DIR",
+        help="continue the run checkpointed in DIR (its checkpoints folder, or its --out folder), given the same "
+        "options; the metrics equal an uninterrupted run's bit for bit",
+    )
     llm_options.add_llm_arguments(parser)
 
 
 def check_covid_nyc(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     if args.days < 1:
         parser.error(f"--days must be >= 1, got {args.days}")
+    if args.checkpoint_every is not None and args.checkpoint_every < 1:
+        parser.error(f"--checkpoint-every must be >= 1 day, got {args.checkpoint_every}")
+    if (args.checkpoint_every is not None or args.resume is not None) and args.behavior != "heuristic":
+        parser.error(f"--checkpoint-every and --resume work with --behavior heuristic only, not {args.behavior}")
 
 
 # ------------------------------------------------------------------ calibrate_covid
