@@ -147,6 +147,20 @@ class Checkpoints:
             raise InputError(f"{self.directory}: no complete checkpoint of day {day}; it has days {found}")
         return int(day)
 
+    def check_config(self) -> dict:
+        """Before building anything: the latest checkpoint's manifest, refused (one
+        :class:`InputError` line) when its ``config`` or software versions differ from
+        this run's. :func:`jaxsim.engine.run` checks everything else when it resumes."""
+        manifest = self.manifest()
+        where = f"cannot resume from {self.directory}"
+        given = {"format": FORMAT, "jaxsim_version": _jaxsim_version(), "jax_version": jax.__version__}
+        for field, value in given.items():
+            if manifest.get(field) != value:
+                raise InputError(f"{where}: its {field.replace('_', ' ')} is {_show(manifest.get(field))}, "
+                                 f"this run's is {_show(value)}")
+        _check_config(where, manifest.get("config") or {}, self.config)
+        return manifest
+
     # --------------------------------------------------------- used by engine.run
     def begin(self, *, model, key, state, params, world, start_day: int, days: int,
               resume: bool = False) -> Restored | None:
@@ -292,10 +306,7 @@ class Checkpoints:
         for field, what in fields:
             if manifest.get(field) != run[field]:
                 raise differs(what, manifest.get(field), run[field])
-        saved, given = manifest.get("config") or {}, run["config"]
-        for name in sorted(set(saved) | set(given)):
-            if saved.get(name, "<unset>") != given.get(name, "<unset>"):
-                raise differs(name, saved.get(name, "<unset>"), given.get(name, "<unset>"))
+        _check_config(where, manifest.get("config") or {}, run["config"])
         if manifest.get("model_fingerprint") != run["model_fingerprint"]:
             raise differs("model fingerprint (substeps, metrics or state layout)",
                           manifest.get("model_fingerprint"), run["model_fingerprint"])
@@ -342,6 +353,13 @@ class Checkpoints:
 
 
 # -------------------------------------------------------------------- module helpers
+def _check_config(where: str, saved: dict, given: dict) -> None:
+    for name in sorted(set(saved) | set(given)):
+        if saved.get(name, "<unset>") != given.get(name, "<unset>"):
+            raise InputError(f"{where}: its {name} is {_show(saved.get(name, '<unset>'))}, "
+                             f"this run's is {_show(given.get(name, '<unset>'))}")
+
+
 def is_complete(step_dir: Path) -> bool:
     """Whether ``step_dir`` is a finalized checkpoint: orbax's commit marker and step
     metadata, and the manifest item. A folder still being written (or a copy of one)

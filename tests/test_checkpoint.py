@@ -318,3 +318,65 @@ def test_orbax_not_imported_with_jaxsim():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+# -------------------------------------------------------------------------- scenario
+#: Runs a program with ``Checkpoints.save`` followed by a pause (so that the test can kill
+#: it between two checkpoints): ``python -c WRAPPER SECONDS PROGRAM ARGS...``.
+WRAPPER = textwrap.dedent('''
+    import runpy, sys, time
+    from jaxsim import checkpoint
+    save, pause = checkpoint.Checkpoints.save, float(sys.argv[1])
+    def save_then_pause(self, *args, **kwargs):
+        seconds = save(self, *args, **kwargs)
+        time.sleep(pause)
+        return seconds
+    checkpoint.Checkpoints.save = save_then_pause
+    sys.argv = sys.argv[2:]
+    runpy.run_path(sys.argv[0], run_name="__main__")
+''')
+
+#: 1,000 agents of Astoria from a week with many cases (so that the run has infections).
+COVID_ARGS = ["--agents", "1000", "--days", "12", "--start-week", "202102", "--transmission-rate", "3",
+              "--no-progress"]
+
+
+def scenario(*args, timeout=600):
+    return subprocess.run([sys.executable, "scenarios/covid_nyc.py", *COVID_ARGS, *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_covid_nyc_killed_and_resumed_writes_the_same_metrics(tmp_path):
+    plain = scenario("--out", str(tmp_path / "plain"))
+    assert plain.returncode == 0, plain.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    folder = out / "checkpoints"
+    process = subprocess.Popen(
+        [sys.executable, "-c", WRAPPER, "5", "scenarios/covid_nyc.py", *COVID_ARGS, "--checkpoint-every", "3",
+         "--out", str(out)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and process.poll() is None and not Checkpoints(folder).days():
+            time.sleep(0.01)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == -signal.SIGKILL, process.stderr.read().decode()[-3000:]
+    assert Checkpoints(folder).days() == [3]
+    assert not (out / "metrics.csv").exists()
+
+    # Other options: refused in one line before any work.
+    refused = scenario("--out", str(out), "--resume", str(out), "--seed", "1")
+    assert refused.returncode == 2
+    assert refused.stderr.strip() == f"error: cannot resume from {folder}: its seed is 0, this run's is 1"
+
+    resumed = scenario("--out", str(out), "--resume", str(out))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from day 3 of {folder}" in resumed.stdout
+    assert (out / "metrics.csv").read_bytes() == (tmp_path / "plain" / "metrics.csv").read_bytes()
+    info = json.loads((out / "run.json").read_text())
+    assert info["checkpoints"]["resumed_from_day"] == 3 and info["checkpoints"]["saved_days"] == [6, 9]
+    assert Checkpoints(folder).days() == [6, 9]
