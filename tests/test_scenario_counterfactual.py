@@ -35,7 +35,8 @@ def test_small_run_with_calibration_writes_all_outputs(scenario, tmp_path):
     out = tmp_path / "out"
     args = SMALL + ["--calibration", str(calibration), "--out", str(out)]
     assert scenario.main(args) == 0
-    assert {p.name for p in out.iterdir()} == {"scenarios.csv", "summary.json", "counterfactual.png"}
+    assert {p.name for p in out.iterdir()} == {"scenarios.csv", "scenarios.parquet", "summary.json",
+                                               "counterfactual.png", "report.html", "config.toml"}
     table = pd.read_csv(out / "scenarios.csv")
     assert list(table.columns[:4]) == ["scenario", "period", "day", "date"]
     assert {"mean", "q05", "q25", "q50", "q75", "q95", "observed"} <= set(table.columns)

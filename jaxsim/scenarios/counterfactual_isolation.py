@@ -91,13 +91,16 @@ of a grid on the same budget and the same evaluation seeds
 (:mod:`jaxsim.models.covid.policy_design`).
 
 Outputs (in ``--out``, default ``out/counterfactual_isolation``; all written or none):
-``scenarios.csv`` (per scenario, period, day and metric: mean and 5/25/50/75/95%
-quantiles over members; weekly reported cases with the observed ones),
+``scenarios.csv`` and the same table as ``scenarios.parquet`` (per scenario, period, day,
+date and metric: mean and 5/25/50/75/95% quantiles over members; weekly reported cases
+with the observed ones), ``report.html`` (one page: the plot, the key numbers of
+``summary.json``, links to the files; :mod:`jaxsim.report`),
 ``summary.json`` (settings, parameters and their source, the fit of R(t) when one ran
 here, interventions with units, retrospective check with persistence, per-scenario
 quantiles of totals and paired differences for the counterfactual and prospective
 periods, timings) and ``counterfactual.png`` (weekly
-reported cases per scenario with bands and the observed cases; paired infections averted).
+reported cases per scenario by date with bands and the observed cases; paired infections
+averted).
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ from jaxsim.nyc import cases as nyc_cases
 from jaxsim.nyc import cli as nyc_cli
 from jaxsim.nyc.calibration import calibrated_values, read_calibration
 from jaxsim.nyc.setup import case_window, covid_setup
+from jaxsim.report import REPORT_FILE, write_report
 from jaxsim import caches
 from jaxsim.scenarios import arguments
 
@@ -238,10 +242,22 @@ def scenario_table(results: dict, *, observed_days: int, start_date, ascertainme
 
 
 def plot(path: Path, results: dict, *, weeks: int, observed_weeks: int, ascertainment: float,
-         observed_used: np.ndarray, observed_later: np.ndarray, differences: dict, title: str) -> None:
+         observed_used: np.ndarray, observed_later: np.ndarray, differences: dict, title: str,
+         start_date=None):
+    """Weekly reported cases per scenario (median and 5-95% of members at each week's
+    middle), the observed weeks (a missing week is a gap, not a zero), and the paired
+    infections averted. Calendar dates on the x axis when the run has a ``start_date``;
+    legends to the right of the panels. Returns the figure (saved and closed)."""
     plt = outputs.pyplot()
-    fig, (ax, ax_diff) = plt.subplots(2, 1, figsize=(10, 8), gridspec_kw={"height_ratios": [3, 2]})
-    x = np.arange(weeks) + 0.5
+    fig, (ax, ax_diff) = plt.subplots(2, 1, figsize=(11, 8), gridspec_kw={"height_ratios": [3, 2]})
+
+    def at(week):  # weeks from the run's first day to x positions (dates when the run has a start date)
+        week = np.asarray(week, np.float64)
+        if start_date is None:
+            return week
+        return np.datetime64(pd.Timestamp(start_date), "h") + np.rint(week * 7 * 24).astype("timedelta64[h]")
+
+    x = at(np.arange(weeks) + 0.5)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (name, result) in enumerate(results.items()):
         reported = weekly(result.metrics["new_cases"].astype(np.float64), weeks) * ascertainment
@@ -251,21 +267,26 @@ def plot(path: Path, results: dict, *, weeks: int, observed_weeks: int, ascertai
         ax.plot(x, mid, color=colour, marker="o", markersize=3, label=f"{name} (median, 5-95%)",
                 linewidth=2.2 if name == "baseline" else 1.4)
     if observed_used.size:
-        ax.plot(np.arange(len(observed_used)) + 0.5, observed_used, color="black", marker="s", linewidth=2,
+        ax.plot(at(np.arange(len(observed_used)) + 0.5), observed_used, color="black", marker="s", linewidth=2,
                 label="observed cases (used)")
     if observed_later.size:
-        later_x = observed_weeks + np.arange(len(observed_later)) + 0.5
+        later_x = at(observed_weeks + np.arange(len(observed_later)) + 0.5)
         ax.plot(later_x, observed_later, color="grey", marker="s", linestyle=":", linewidth=1.5,
                 label="observed cases (later, not used)")
-    ax.axvline(observed_weeks, color="grey", linestyle="--", linewidth=1)
-    ax.text(observed_weeks, 1.0, "  prospective ->", transform=ax.get_xaxis_transform(), va="top", fontsize=8,
-            color="grey")
-    ax.axvline(POLICY_START_DAY / 7, color="tab:red", linestyle=":", linewidth=1,
+    ax.axvline(at(observed_weeks), color="grey", linestyle="--", linewidth=1)
+    ax.text(ax.convert_xunits(at(observed_weeks)), 1.0, "  prospective ->", transform=ax.get_xaxis_transform(),
+            va="top", fontsize=8, color="grey")
+    ax.axvline(at(POLICY_START_DAY / 7), color="tab:red", linestyle=":", linewidth=1,
                label=f"alternatives start (day {POLICY_START_DAY})")
-    ax.set_xlabel("week of the run")
+    ax.set_xlim(at(0), at(weeks))  # the run's whole weeks
+    if start_date is None:
+        ax.set_xlabel("week of the run")
+    else:
+        outputs.format_date_axis(ax, weeks=weeks)
+        ax.set_xlabel("date (ticks on Sundays, the first days of epiweeks; points at each week's middle)")
     ax.set_ylabel("reported cases per week")
     ax.set_ylim(bottom=0)
-    ax.legend(fontsize=7, loc="upper left")
+    outputs.legend_outside(ax, fontsize=7)
     ax.set_title(title)
 
     names = list(differences)
@@ -279,10 +300,11 @@ def plot(path: Path, results: dict, *, weeks: int, observed_weeks: int, ascertai
     ax_diff.axvline(0, color="black", linewidth=0.8)
     ax_diff.set_yticks(y)
     ax_diff.set_yticklabels(names, fontsize=8)
-    ax_diff.set_xlabel("infections averted vs baseline, whole horizon (paired by member)")
-    ax_diff.legend(fontsize=7)
+    ax_diff.set_xlabel("infections averted vs baseline (infections over the whole horizon, paired by member)")
+    outputs.legend_outside(ax_diff, fontsize=7)
     fig.tight_layout()
     outputs.save_figure(fig, path)
+    return fig
 
 
 # ---------------------------------------------------------------------------- the fit
@@ -586,11 +608,12 @@ def run(args) -> int:
     title = (f"{', '.join(window.observed.ntas) if window.observed is not None else 'population'}, {n:,} agents, "
              f"{args.members} members per scenario")
     with outputs.StagedOutputs(out) as stage:
-        outputs.atomic_write_text(stage.path / "scenarios.csv", table.to_csv(index=False))
+        outputs.write_table(table, stage.path, "scenarios")
         outputs.write_json(summary, stage.path / "summary.json")
         plot(stage.path / "counterfactual.png", by_scenario, weeks=weeks, observed_weeks=args.observed_weeks,
              ascertainment=args.ascertainment, observed_used=observed_used, observed_later=observed_later,
-             differences=whole["differences"], title=title)
+             differences=whole["differences"], title=title, start_date=start_date)
+        write_report(stage.path, title=f"counterfactual_isolation: {title}", info=summary, source="summary.json")
 
     print(f"\n{'scenario':<28}{'infections averted (90%)':>32}{'deaths averted':>22}{'extra isolation-days':>24}")
     for name, diff in whole["differences"].items():
@@ -607,8 +630,8 @@ def run(args) -> int:
     else:
         print("retrospective check: none (no observed cases cover this population); the parameters are the "
               "model's uncalibrated defaults")
-    print(f"wrote {out / 'scenarios.csv'}, {out / 'summary.json'}, {out / 'counterfactual.png'} "
-          f"({time.perf_counter() - wall:.0f} s)")
+    print(f"wrote {out / 'scenarios.csv'} (and .parquet), {out / 'summary.json'}, {out / 'counterfactual.png'}, "
+          f"{out / REPORT_FILE} ({time.perf_counter() - wall:.0f} s)")
     return 0
 
 
