@@ -637,6 +637,7 @@ def gradient_free_fit(
     population: int | None = None,
     initial_std: float = 0.5,
     smoothing: float = 0.0,
+    on_evaluation: Callable[[int, float], None] | None = None,
 ) -> FitResult:
     """Fit ``names`` without gradients, over the same unconstrained parameters and the same
     loss as :func:`fit`, within a budget of ``simulator_runs`` simulator runs.
@@ -655,6 +656,9 @@ def gradient_free_fit(
       width in the unconstrained (logit of the declared ``fit_bounds``) coordinates; as
       many generations as the budget allows (at least one). The result is the best set
       evaluated; ``loss_curve`` holds each generation's best loss.
+
+    ``on_evaluation(simulator_runs_so_far, loss)``, if given, is called after each
+    evaluation (Nelder-Mead) or generation (CMA-ES; its best loss): for progress lines.
     """
     if method not in GRADIENT_FREE_METHODS:
         raise CalibrationError(f"unknown gradient-free method {method!r}; choose one of {GRADIENT_FREE_METHODS}")
@@ -689,7 +693,7 @@ def gradient_free_fit(
     start = time.perf_counter()
     if method == "cma-es":
         best, curve, runs = _cma_es(lambda members: evaluate_batch(members, *data), flat0, simulator_runs,
-                                    seeds_per_evaluation, population, initial_std, seed)
+                                    seeds_per_evaluation, population, initial_std, seed, on_evaluation)
         return FitResult(params=assemble(best), loss_curve=curve, seconds=time.perf_counter() - start,
                          stopped="budget", simulator_runs=runs, names=names)
 
@@ -701,6 +705,8 @@ def gradient_free_fit(
     def f(x):
         value = float(evaluate_one(jnp.asarray(x, jnp.float32), *data))
         curve.append(value)
+        if on_evaluation is not None:
+            on_evaluation(len(curve) * seeds_per_evaluation, value)
         return value if math.isfinite(value) else 1e9
 
     result = minimize(
@@ -753,7 +759,7 @@ def _search_programs(problem: CalibrationProblem, names, loss: str, per_period, 
 
 
 def _cma_es(evaluate_batch, flat0, simulator_runs: int, seeds: int, population: int | None, initial_std: float,
-            seed: int):
+            seed: int, on_evaluation: Callable[[int, float], None] | None = None):
     """CMA-ES over ``flat0``'s space, ``evaluate_batch(members [P, D]) -> [P]`` the losses of
     a generation; returns (best point, best loss per generation, runs)."""
     try:
@@ -780,7 +786,7 @@ def _cma_es(evaluate_batch, flat0, simulator_runs: int, seeds: int, population: 
     key, init_key = jax.random.split(key)
     state = init(init_key, jnp.asarray(flat0, jnp.float32))
     best, best_loss, curve = np.asarray(flat0, np.float32), math.inf, []
-    for _ in range(generations):  # a host loop over generations, each a batch of runs
+    for generation in range(generations):  # a host loop over generations, each a batch of runs
         key, ask_key, tell_key = jax.random.split(key, 3)
         members, state = ask(ask_key, state)
         fitness = evaluate_batch(members)
@@ -791,6 +797,8 @@ def _cma_es(evaluate_batch, flat0, simulator_runs: int, seeds: int, population: 
         if finite[i] < best_loss:
             best_loss, best = float(finite[i]), np.asarray(members[i], np.float32)
         state = tell(tell_key, members, fitness, state)
+        if on_evaluation is not None:
+            on_evaluation((generation + 1) * int(population) * seeds, curve[-1])
     return jnp.asarray(best), curve, generations * int(population) * seeds
 
 

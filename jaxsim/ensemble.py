@@ -383,8 +383,12 @@ def run_ensemble(
     vector_labels: Mapping[str, Sequence[str]] | None = None,
     validate: bool = True,
     devices: int | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
 ) -> EnsembleResult:
     """Run ``len(keys)`` members of any model as ``vmap``-ed batches of one compiled program.
+
+    ``on_batch(members_done, members)``, if given, is called once the program is compiled
+    (with 0) and after each batch: for progress lines.
 
     Args:
         keys: typed keys ``[M]``; member ``k`` equals ``member_metrics(model, keys[k], ...)``
@@ -509,10 +513,14 @@ def run_ensemble(
 
     outputs: list[dict[str, np.ndarray]] = []
     run_start = time.perf_counter()
+    if on_batch is not None:
+        on_batch(0, m)
     for b in range(batches):
         p, k = (p0, k0) if b == 0 else batch(slice(b * group, (b + 1) * group))
         result = program(p, k, world)
         outputs.append({name: np.asarray(v) for name, v in jax.device_get(result).items()})
+        if on_batch is not None:
+            on_batch(min(m, (b + 1) * group), m)
     run_seconds = time.perf_counter() - run_start
     metrics = {name: np.concatenate([o[name] for o in outputs])[:m] for name in outputs[0]}
     table = pd.DataFrame({"member": np.arange(m)})

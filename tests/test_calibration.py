@@ -168,9 +168,14 @@ def sir_problem():
 def test_gradient_free_fit_recovers_a_known_parameter_of_any_model(sir_problem):
     """Nelder-Mead must move: a fit that returned its starting point (tau 0.03) fails."""
     assert sir_problem.observed.sum() > 500  # an epidemic to fit, not a fizzle
-    result = cal.gradient_free_fit(sir_problem, ["tau"], simulator_runs=120, seeds_per_evaluation=4)
+    seen = []
+    result = cal.gradient_free_fit(sir_problem, ["tau"], simulator_runs=120, seeds_per_evaluation=4,
+                                   on_evaluation=lambda runs, loss: seen.append((runs, loss)))
     tau = float(result.params.tau)
     assert result.simulator_runs <= 120
+    # Progress: one call per evaluation, runs so far and its loss.
+    assert [runs for runs, _ in seen] == list(range(4, result.simulator_runs + 1, 4))
+    assert [loss for _, loss in seen] == result.loss_curve
     assert abs(tau - 0.08) / 0.08 < 0.2, tau
     assert min(result.loss_curve) < 0.2 * result.loss_curve[0], result.loss_curve
 
@@ -189,10 +194,13 @@ def test_fits_name_their_parameters_unless_the_model_declares_a_series(sir_probl
 
 def test_cma_es_recovers_the_parameter_in_batches_within_its_budget(sir_problem):
     """Population-based search (evosax CMA-ES), each generation one vmapped batch."""
+    seen = []
     result = cal.gradient_free_fit(sir_problem, ["tau"], method="cma-es", simulator_runs=160,
-                                   seeds_per_evaluation=2, population=8)
+                                   seeds_per_evaluation=2, population=8,
+                                   on_evaluation=lambda runs, loss: seen.append((runs, loss)))
     tau = float(result.params.tau)
     assert result.simulator_runs == 160 and len(result.loss_curve) == 10  # 10 generations x 8 x 2 seeds
+    assert seen == [(16 * (g + 1), loss) for g, loss in enumerate(result.loss_curve)]  # progress per generation
     assert abs(tau - 0.08) / 0.08 < 0.2, tau
     # The loss at the start (Nelder-Mead's first evaluation: same seeds) against the search's.
     start = cal.gradient_free_fit(sir_problem, ["tau"], simulator_runs=2, seeds_per_evaluation=2).loss_curve[0]

@@ -44,9 +44,17 @@ def grid(setting):
     sets = [with_levels(params, 1.0, 1.0), with_levels(params, 1.6, 0.4)]
     keys = ensemble.member_keys(5, 8)
     batch, all_keys, members = ensemble.cross(sets, keys, ["baseline", "stricter"])
+    batches = []
     result = ensemble.run_ensemble(MODEL, all_keys, batch, world, DAYS, capacity_bytes=room_for(6, sets[0], world),
-                                   members=members)
+                                   members=members, on_batch=lambda done, total: batches.append((done, total)))
+    result.progress_calls = batches
     return sets, keys, all_keys, result
+
+
+def test_progress_after_compiling_and_after_each_batch(grid):
+    *_, result = grid
+    assert result.batch_size == 6
+    assert result.progress_calls == [(0, 16), (6, 16), (12, 16), (16, 16)]
 
 
 def room_for(members, params, world):

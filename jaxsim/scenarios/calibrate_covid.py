@@ -122,7 +122,7 @@ from jaxsim.nyc import calibration as nyc_calibration
 from jaxsim.nyc.households import census_people
 from jaxsim.nyc.setup import CaseWindow, covid_setup, fit_window
 from jaxsim.world import to_device
-from jaxsim import caches
+from jaxsim import caches, progress
 from jaxsim.scenarios import arguments
 
 DEFAULT_NTA = arguments.CALIBRATE_DEFAULT_NTA
@@ -405,10 +405,12 @@ def run(args) -> int:
                                                        axis=1), observed, train)
     free_label = {"nelder-mead": "Nelder-Mead", "cma-es": "CMA-ES"}[args.gradient_free]
     print(f"gradient-free baseline: {free_label} with {result.simulator_runs} simulator runs")
-    free = calibration.gradient_free_fit(
-        problem, names, simulator_runs=result.simulator_runs, seeds_per_evaluation=args.seeds,
-        loss=args.loss, seed=args.seed, method=args.gradient_free, smoothing=args.smoothing,
-    )
+    with progress.Progress(free_label, total=result.simulator_runs, unit="runs") as shown:
+        free = calibration.gradient_free_fit(
+            problem, names, simulator_runs=result.simulator_runs, seeds_per_evaluation=args.seeds,
+            loss=args.loss, seed=args.seed, method=args.gradient_free, smoothing=args.smoothing,
+            on_evaluation=lambda runs, loss: shown.update(runs, loss=loss),
+        )
     free_params = calibration.extend_last_week(free.params, train)
     free_members = forecast_members(problem, free_params, args, dispersion=dispersion)
     free_forecast = ensemble_summary(free_members)

@@ -63,6 +63,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The ``jaxsim`` command line (``argv`` without the program name)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     cli.install_interrupt_handler()
+    for stream in (sys.stdout, sys.stderr):  # piped output arrives line by line, as it happens
+        try:
+            stream.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass
     try:
         return _dispatch(argv)
     except KeyboardInterrupt:

@@ -124,7 +124,7 @@ from jaxsim.nyc import cli as nyc_cli
 from jaxsim.nyc.calibration import calibrated_values, read_calibration
 from jaxsim.nyc.setup import case_window, covid_setup
 from jaxsim.report import REPORT_FILE, write_report
-from jaxsim import caches
+from jaxsim import caches, progress
 from jaxsim.scenarios import arguments
 
 DEFAULT_START_WEEK = arguments.COUNTERFACTUAL_DEFAULT_START_WEEK
@@ -528,11 +528,14 @@ def run(args) -> int:
     total_members = len(scenario_params) * args.members
     print(f"running {len(scenario_params)} scenarios x {args.members} members = {total_members} runs of {days} days "
           f"(epiweeks {run_epiweeks[0] or '?'}.., {args.observed_weeks} observed + {args.weeks_ahead} ahead)")
-    result = ensemble.run_ensemble(
-        model, all_keys, batch, world, days, batch_size=args.batch_size,
-        metric_names=METRICS, members=members,
-        vector_labels={"intervention_active": list(scenario_params["baseline"].interventions.names)},
-    )
+    progress.stage(f"compiling the ensemble program ({n:,} agents, {days} days)")
+    with progress.Progress("ensemble", total=total_members, unit="runs") as shown:
+        result = ensemble.run_ensemble(
+            model, all_keys, batch, world, days, batch_size=args.batch_size,
+            metric_names=METRICS, members=members,
+            vector_labels={"intervention_active": list(scenario_params["baseline"].interventions.names)},
+            on_batch=lambda done, total: shown.update(done),
+        )
     print(f"ensemble: compile {result.compile_seconds:.1f} s, run {result.run_seconds:.1f} s "
           f"({total_members / max(result.run_seconds, 1e-9):.1f} members/s, batches of {result.batch_size}"
           f"{f' on each of {result.devices} devices' if result.devices > 1 else ''})")
