@@ -22,7 +22,11 @@ A population directory holds one synthetic population:
 ``mobility_networks_<layer>.csv`` (zero or more)
     No header; ``src,dst`` or ``src,dst,weight`` per line; each undirected edge once.
     Self-loops and repeated edges (in either orientation) are dropped on load. ``<layer>``
-    (letters, digits, ``_``, ``-``) names the layer.
+    (letters, digits, ``_``, ``-``) names the layer. The field's own layout,
+    ``mobility_networks/<layer>.csv``, is read the same way (a layer given by both is an
+    error). The field numbers its layers (``0``, ``1``, ...); which of them is the
+    household or the community is a separate choice (:mod:`jaxsim.layer_roles`), made by
+    whoever uses the population, not on load.
 ``population.json`` (optional)
     A JSON object of provenance metadata. The key ``"string_columns"`` (a list of column
     names) is reserved: it marks text columns whose values would otherwise read as
@@ -36,6 +40,11 @@ Series is the agent id. Unpickling runs arbitrary code, so it is only read with
 Every malformed input raises one :class:`~jaxsim.population.PopulationError` naming the
 file, the line (1-based, the header counting as line 1) or column, and the bad value.
 Line numbers count physical lines; blank lines are skipped, as pandas does.
+
+A well-formed directory may still lack what a model needs (an ``age`` column, the labels of
+``mapping.json``): :func:`require_columns` says so in one line naming the file and the
+column, and :func:`column_source` names the file a column was read from, for other
+messages about its values.
 """
 
 from __future__ import annotations
@@ -62,8 +71,11 @@ __all__ = [
     "STAGES_FILE",
     "METADATA_FILE",
     "NETWORK_PREFIX",
+    "NETWORK_DIR",
     "STRING_COLUMNS",
+    "column_source",
     "load_population",
+    "require_columns",
     "save_population",
 ]
 
@@ -74,6 +86,8 @@ STAGES_FILE = "disease_stages.csv"
 STAGE_STATE = "disease_stage"
 METADATA_FILE = "population.json"
 NETWORK_PREFIX = "mobility_networks_"
+#: The field's own layout: one ``<layer>.csv`` per layer in this folder.
+NETWORK_DIR = "mobility_networks"
 PICKLE_SUFFIXES = (".pickle", ".pkl")
 
 #: Columns read as text (unless ``mapping.json`` gives them labels).
@@ -154,6 +168,83 @@ def load_population(directory: str | os.PathLike, *, allow_pickle: bool = False)
         )
     except PopulationError as exc:  # defensive: every check above should come first
         raise PopulationError(f"{root}: {exc}") from None
+
+
+# ------------------------------------------------------------------- what models need
+def column_source(population: Population, column: str) -> str | None:
+    """The file ``column`` of a loaded population was read from (``<dir>/agents.csv`` or
+    ``<dir>/<column>.pickle``), the directory when neither is there, or ``None`` for a
+    population not read from a directory (``metadata["source"]`` names the directory)."""
+    source = population.metadata.get("source")
+    if not source:
+        return None
+    root = Path(source)
+    if (root / AGENTS_FILE).is_file():
+        return str(root / AGENTS_FILE)
+    for suffix in PICKLE_SUFFIXES:
+        if (root / f"{column}{suffix}").is_file():
+            return str(root / f"{column}{suffix}")
+    return str(root)
+
+
+def require_columns(
+    population: Population, columns: dict[str, Iterable[str] | None], *, needed_by: str
+) -> None:
+    """Check that ``population`` has each of ``columns`` as integer codes and, where a
+    label list is given, that ``mapping.json`` labels the column with labels from it.
+
+    Args:
+        columns: ``{column: known labels, or None when plain codes do}``.
+        needed_by: who needs them, as the plural subject of the message (e.g. ``"the
+            COVID model's substeps"``).
+
+    Raises:
+        PopulationError: one line naming the file (``agents.csv``, ``mapping.json``; "the
+            population" when it was not read from a directory), the column and, for
+            labels, the missing file or entry or the unknown labels.
+    """
+    source = population.metadata.get("source")
+    root = Path(source) if source else None
+    present = sorted([*population.attributes, *population.strings])
+    for column, known in columns.items():
+        where = column_source(population, column) or "the population"
+        if column in population.strings:
+            values = [str(v) for v in population.strings[column][:3]]
+            raise PopulationError(
+                f"{where}: column {column!r} holds text (e.g. {values}), but {needed_by} need integer codes "
+                f"with their labels in {MAPPING_FILE}"
+            )
+        if column not in population.attributes:
+            if root is not None and not (root / AGENTS_FILE).is_file() and where == str(root):
+                raise PopulationError(
+                    f"{root}: no column {column!r} (no {column}.pickle), needed by {needed_by}; columns: {present}"
+                )
+            raise PopulationError(f"{where}: no column {column!r}, needed by {needed_by}; columns: {present}")
+        if known is None:
+            continue
+        known = list(known)
+        example = json.dumps({column: known})
+        if column not in population.labels:
+            if root is None:
+                raise PopulationError(
+                    f"the population: column {column!r} has no labels; {needed_by} read it by label ({known})"
+                )
+            mapping = root / MAPPING_FILE
+            if not mapping.exists():
+                raise PopulationError(
+                    f"{mapping} not found: column {column!r} of {where} needs its labels there; {needed_by} "
+                    f"read it by label (e.g. {example})"
+                )
+            raise PopulationError(
+                f"{mapping}: no entry for column {column!r} of {where}; {needed_by} read it by label "
+                f"(e.g. {example})"
+            )
+        unknown = [label for label in population.labels[column] if label not in known]
+        if unknown:
+            mapping = str(root / MAPPING_FILE) if root is not None else "the population"
+            raise PopulationError(
+                f"{mapping}: column {column!r} has labels {unknown} unknown to {needed_by}; they know {known}"
+            )
 
 
 # ------------------------------------------------------------------------- json files
@@ -535,19 +626,37 @@ def _layer_sort_key(name: str):
     return (0, int(name), "") if name.isdigit() else (1, 0, name)
 
 
-def _read_networks(root: Path, n: int) -> dict[str, EdgeList]:
+def _network_files(root: Path) -> dict[str, Path]:
+    """``{layer: file}`` of the directory's contact layers: ``mobility_networks_<layer>.csv``
+    and the field's own layout ``mobility_networks/<layer>.csv``."""
     files: dict[str, Path] = {}
-    for path in root.iterdir():
-        m = _NETWORK_RE.match(path.name)
-        if not m:
-            continue
-        layer = m.group(1)
+
+    def add(layer: str, path: Path, pattern: str) -> None:
         if not _LAYER_RE.match(layer):
             raise PopulationError(
                 f"{path}: layer name {layer!r} must be letters, digits, '_' or '-' "
-                f"(files are named {NETWORK_PREFIX}<layer>.csv)"
+                f"(files are named {pattern})"
+            )
+        if layer in files:
+            raise PopulationError(
+                f"{root}: contact layer {layer!r} is given twice, by {files[layer]} and {path}; keep one"
             )
         files[layer] = path
+
+    for path in sorted(root.iterdir()):
+        m = _NETWORK_RE.match(path.name)
+        if m:
+            add(m.group(1), path, f"{NETWORK_PREFIX}<layer>.csv")
+    folder = root / NETWORK_DIR
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            if path.suffix == ".csv" and path.is_file():
+                add(path.stem, path, f"{NETWORK_DIR}/<layer>.csv")
+    return files
+
+
+def _read_networks(root: Path, n: int) -> dict[str, EdgeList]:
+    files = _network_files(root)
     return {layer: _read_network(files[layer], n) for layer in sorted(files, key=_layer_sort_key)}
 
 

@@ -400,6 +400,54 @@ def test_network_errors(tmp_path, name, text, expected):
         assert part in message, (part, message)
 
 
+def test_network_folder_layout(tmp_path):
+    # The field's own layout: mobility_networks/<layer>.csv, read as mobility_networks_<layer>.csv.
+    root = write_dir(tmp_path / "pop", base_files(**{"mobility_networks_household.csv": "0,1\n"}))
+    (root / "mobility_networks").mkdir()
+    (root / "mobility_networks" / "1.csv").write_text("2,3\n3,4\n")
+    (root / "mobility_networks" / "0.csv").write_text("0,4\n")
+    (root / "mobility_networks" / "notes.txt").write_text("not a layer")
+    pop = load_population(root)
+    assert list(pop.networks) == ["0", "1", "household"]
+    assert pop.networks["1"].u.tolist() == [2, 3] and pop.networks["1"].v.tolist() == [3, 4]
+    (root / "mobility_networks" / "household.csv").write_text("1,2\n")
+    with pytest.raises(PopulationError, match=r"contact layer 'household' is given twice, by .*mobility_networks_household\.csv and .*household\.csv"):
+        load_population(root)
+    (root / "mobility_networks" / "household.csv").unlink()
+    (root / "mobility_networks" / "a b.csv").write_text("1,2\n")
+    with pytest.raises(PopulationError, match=r"layer name 'a b'"):
+        load_population(root)
+
+
+def test_require_columns_names_file_and_column(tmp_path):
+    root = write_dir(tmp_path / "pop", base_files())
+    pop = load_population(root)
+    assert population_io.column_source(pop, "age") == str(root / "agents.csv")
+    population_io.require_columns(pop, {"age": AGE_LABELS, "household": None}, needed_by="the tests")
+    cases = [
+        ({"area": None}, f"{root / 'agents.csv'}: no column 'area', needed by the tests"),
+        ({"soc_code": None}, f"{root / 'agents.csv'}: column 'soc_code' holds text"),
+        ({"household": ["a"]}, f"{root / 'mapping.json'}: no entry for column 'household' of {root / 'agents.csv'}"),
+        ({"age": AGE_LABELS[:3]}, f"{root / 'mapping.json'}: column 'age' has labels ['50t64', '65A', 'U19'] unknown to the tests"),
+    ]
+    for columns, message in cases:
+        with pytest.raises(PopulationError) as info:
+            population_io.require_columns(pop, columns, needed_by="the tests")
+        assert str(info.value).startswith(message) and "\n" not in str(info.value)
+    (root / "mapping.json").unlink()
+    with pytest.raises(PopulationError, match=r"mapping\.json not found: column 'age' of .*agents\.csv"):
+        population_io.require_columns(load_population(root), {"age": AGE_LABELS}, needed_by="the tests")
+    # The pickle layout names the pickle files; an in-memory population says so.
+    pickles = write_pickles(tmp_path / "pickles", {"age": [0, 1, 2]})
+    loaded = load_population(pickles, allow_pickle=True)
+    assert population_io.column_source(loaded, "age") == str(pickles / "age.pickle")
+    with pytest.raises(PopulationError, match=r"pickles: no column 'gender' \(no gender\.pickle\)"):
+        population_io.require_columns(loaded, {"gender": None}, needed_by="the tests")
+    assert population_io.column_source(make_population(), "age") is None
+    with pytest.raises(PopulationError, match=r"^the population: no column 'x'"):
+        population_io.require_columns(make_population(), {"x": None}, needed_by="the tests")
+
+
 # ---------------------------------------------------------------------------- pickles
 def write_pickles(root: Path, columns: dict, suffix: str = ".pickle") -> Path:
     root.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,8 @@ Population cache. Synthetic populations are deterministic given their arguments,
 and the code and data that build them, so :func:`cached_synthetic_population` keeps each
 one as a population directory (:func:`jaxsim.population_io.save_population`) named by a
 hash of all of these, and later calls load it (all of NYC: see benchmarks/RESULTS.md for
-build vs load seconds). The folder is ``$JAXSIM_POPULATION_CACHE`` or
-``~/.cache/jaxsim/populations``; ``off`` disables the cache. An entry that cannot be read
+build vs load seconds). The folder is ``$JAXSIM_POPULATION_CACHE``, else ``populations/``
+in the cache root (:mod:`jaxsim.caches`); ``off`` disables the cache. An entry that cannot be read
 (or was written for another key) is rebuilt with a warning; a cache that cannot be
 written is skipped with a warning. Entries are written atomically, so concurrent runs
 never see half an entry.
@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from jaxsim import caches
 from jaxsim.cli import add_compile_cache_argument
 from jaxsim.errors import InputError
 from typing import TYPE_CHECKING
@@ -32,8 +33,7 @@ if TYPE_CHECKING:
 
 DEFAULT_NTAS: tuple[str, ...] = ("QN0103",)  # Astoria, Queens
 
-POPULATION_CACHE_ENV = "JAXSIM_POPULATION_CACHE"
-DEFAULT_POPULATION_CACHE = Path.home() / ".cache" / "jaxsim" / "populations"
+POPULATION_CACHE_ENV = caches.POPULATION_CACHE_ENV
 #: Metadata keys (in the entry's ``population.json``) holding the entry's full cache key
 #: and a hash of its content, checked when the entry is read.
 _CACHE_KEY_FIELD = "population_cache_key"
@@ -43,7 +43,8 @@ _LAYERS_FIELD = "population_cache_layers"
 
 
 def add_population_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--population DIR | --ntas A,B | --agents N`` and ``--allow-pickle``."""
+    """``--population DIR | --ntas A,B | --agents N``, ``--layer-roles MAP`` and
+    ``--allow-pickle``."""
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--population", metavar="DIR", help="population directory (agents.csv, mapping.json, ...)")
     group.add_argument(
@@ -67,26 +68,98 @@ def add_population_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="allow loading the pickle population layout (unpickling can run code: trusted files only)",
     )
+    add_layer_roles_argument(parser)
+
+
+def add_layer_roles_argument(parser: argparse.ArgumentParser) -> None:
+    """``--layer-roles MAP``: which contact layer plays which role (:mod:`jaxsim.layer_roles`)."""
+    parser.add_argument(
+        "--layer-roles",
+        metavar="MAP",
+        help="which contact layer (the <layer> of mobility_networks_<layer>.csv) is which role, e.g. "
+        "0=household,1=community; '-' leaves a layer out, 'keep' keeps the file names. Default: layers "
+        "named by role keep their names; the field's numbered layers: 0 is the community, the others "
+        "are left out (they re-draw it for later steps)",
+    )
+
+
+#: Who needs :func:`required_columns`, for messages.
+_NEEDED_BY = "the NYC scenarios' COVID and labour models"
+
+
+def required_columns() -> dict[str, tuple[str, ...]]:
+    """The columns every NYC scenario reads from a population, with the labels its models
+    know: ``age``, labelled with the age bands of :data:`jaxsim.nyc.synthesis.AGE_LABELS`."""
+    from jaxsim.nyc.synthesis import AGE_LABELS
+
+    return {"age": tuple(AGE_LABELS)}
+
+
+def with_layer_roles(population: Population, layer_roles: str | None = None) -> Population:
+    """``population`` with its contact layers named by role (:func:`jaxsim.layer_roles.apply_layer_roles`;
+    ``layer_roles`` is ``--layer-roles``' text, ``None`` for the defaults). When the defaults
+    rename the field's numbered layers, one ``note:`` line on stderr says how."""
+    import sys
+
+    from jaxsim.layer_roles import COMMUNITY, UNUSED, apply_layer_roles
+
+    result = apply_layer_roles(population, layer_roles)
+    if layer_roles is None and result is not population:
+        applied = result.metadata.get("layer_roles", {})
+        parts = [f"layer {layer} is the {role}" if role != UNUSED else f"layer {layer} is left out"
+                 for layer, role in applied.items()]
+        why = (f" (the field re-draws its {COMMUNITY} layer in each later file)"
+               if any(role == UNUSED for role in applied.values()) else "")
+        print(f"note: contact layers by role, the field's numbering: {', '.join(parts)}{why}; "
+              "--layer-roles maps them otherwise", file=sys.stderr)
+    return result
+
+
+def load_population_directory(
+    directory: str | os.PathLike,
+    *,
+    allow_pickle: bool = False,
+    layer_roles: str | None = None,
+    keep_order: bool = False,
+    required: dict[str, Sequence[str] | None] | None = None,
+) -> Population:
+    """A population directory as the NYC scenarios use it: loaded
+    (:func:`jaxsim.population_io.load_population`), checked for the columns they read
+    (``required``, default :func:`required_columns`: one line naming the file and the column
+    when one is missing), its layers named by role (:func:`with_layer_roles`), and reordered for memory locality unless ``keep_order``."""
+    from jaxsim.locality import localize
+    from jaxsim.population_io import load_population, require_columns
+
+    population = load_population(directory, allow_pickle=allow_pickle)
+    require_columns(population, required_columns() if required is None else required, needed_by=_NEEDED_BY)
+    population = with_layer_roles(population, layer_roles)
+    return population if keep_order else localize(population)
 
 
 def population_from_args(args: argparse.Namespace, seed: int) -> Population:
     """Load or synthesize the population the arguments ask for (synthetic ones through the
-    population cache, :func:`cached_synthetic_population`), and turn on the persistent
-    compilation cache that ``--compile-cache`` names."""
+    population cache, :func:`cached_synthetic_population`), its contact layers named by
+    role (``--layer-roles``, :func:`with_layer_roles`), and turn on the persistent
+    compilation cache that ``--compile-cache`` names.
+
+    Raises:
+        InputError: one line: a bad option, a directory that cannot be read, one that lacks
+            a column the scenarios need (:func:`required_columns`), or a bad
+            ``--layer-roles`` map (naming the flag and its value).
+    """
     from jaxsim.compile_cache import enable_compile_cache
 
     enable_compile_cache(getattr(args, "compile_cache", None))
+    layer_roles = getattr(args, "layer_roles", None)
     if args.population:
-        from jaxsim.locality import localize
-        from jaxsim.population_io import load_population
-
-        population = load_population(args.population, allow_pickle=args.allow_pickle)
-        return population if args.keep_order else localize(population)
+        return load_population_directory(
+            args.population, allow_pickle=args.allow_pickle, layer_roles=layer_roles, keep_order=args.keep_order
+        )
     # Synthetic populations come in locality order already (by NTA, then household).
     if args.agents is not None:
         if args.agents < 1:
             raise InputError(f"--agents must be >= 1, got {args.agents}")
-        return cached_synthetic_population(agents=args.agents, seed=seed)
+        return with_layer_roles(cached_synthetic_population(agents=args.agents, seed=seed), layer_roles)
     ntas: str | list[str] = list(DEFAULT_NTAS)
     if args.ntas:
         ntas = "all" if args.ntas.strip().lower() == "all" else [
@@ -94,16 +167,17 @@ def population_from_args(args: argparse.Namespace, seed: int) -> Population:
         ]
         if not ntas:
             raise InputError(f"--ntas: no NTA codes in {args.ntas!r}")
-    return cached_synthetic_population(ntas, seed=seed)
+    return with_layer_roles(cached_synthetic_population(ntas, seed=seed), layer_roles)
 
 
 # ----------------------------------------------------------------- population cache
 def population_cache_dir(requested: str | os.PathLike | None = None) -> Path | None:
     """The population cache folder: ``requested``, else ``$JAXSIM_POPULATION_CACHE``, else
-    :data:`DEFAULT_POPULATION_CACHE`; ``None`` when the value is ``off``."""
+    ``populations/`` in the cache root (:func:`jaxsim.caches.population_cache_dir`); ``None``
+    when the value is ``off``."""
     value = requested if requested is not None else os.environ.get(POPULATION_CACHE_ENV)
     if value is None or str(value).strip() == "":
-        return DEFAULT_POPULATION_CACHE
+        return caches.population_cache_dir()
     if str(value).strip().lower() == "off":
         return None
     return Path(value).expanduser()
@@ -256,10 +330,14 @@ def _store(population: Population, entry: Path, key: str) -> None:
 
 __all__ = [
     "DEFAULT_NTAS",
+    "add_layer_roles_argument",
     "add_population_arguments",
     "cached_synthetic_population",
     "population_cache_dir",
+    "load_population_directory",
     "population_from_args",
+    "required_columns",
     "synthesis_version",
     "synthetic_cache_key",
+    "with_layer_roles",
 ]

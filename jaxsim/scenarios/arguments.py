@@ -41,6 +41,11 @@ LABOUR_FITTABLE = LABOUR_DEFAULT_FIT + ("quit_if_unwilling",)
 # ------------------------------------------------------------------ covid_nyc
 
 
+#: The fit the flagship runs with by default (``jaxsim.nyc.calibration.DEFAULT_FIT_FILE``).
+DEFAULT_FIT_FILE = "jaxsim/nyc/data/default_fit_QN0103.json"
+DEFAULT_FIT_WEEKS = "202047-202049"
+
+
 def add_covid_nyc(parser: argparse.ArgumentParser) -> None:
     nyc_cli.add_population_arguments(parser)
     add_device_arguments(parser)
@@ -48,11 +53,20 @@ def add_covid_nyc(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed for population and run")
     parser.add_argument("--out", default="out/covid_nyc", help="output directory")
     parser.add_argument(
-        "--start-week", type=int, help="epiweek of day 0, e.g. 202047 (default: first week with data)"
+        "--start-week", type=int,
+        help="epiweek of day 0, e.g. 202047 (default: the first week of --calibration's fit, else the first "
+        "week with data)",
     )
     parser.add_argument(
-        "--transmission-rate", type=float, default=DEFAULT_TRANSMISSION_RATE,
-        help=f"R(t) for every week (default {DEFAULT_TRANSMISSION_RATE})",
+        "--calibration", metavar="FILE",
+        help="calibration.json (jaxsim calibrate_covid) whose fitted weekly R(t) the run uses. Default: for "
+        "Astoria (the default population) the shipped fit of its second-wave rise, epiweeks "
+        f"{DEFAULT_FIT_WEEKS} ({DEFAULT_FIT_FILE}); 'none': the model's defaults",
+    )
+    parser.add_argument(
+        "--transmission-rate", type=float,
+        help=f"R(t) for every week instead of a calibration's (default: the calibration's weekly R(t), else "
+        f"{DEFAULT_TRANSMISSION_RATE})",
     )
     parser.add_argument(
         "--ascertainment", type=float, default=DEFAULT_ASCERTAINMENT,
@@ -111,6 +125,7 @@ def add_calibrate_covid(parser: argparse.ArgumentParser) -> None:
         "--allow-pickle", action="store_true",
         help="allow loading the pickle population layout (unpickling can run code: trusted files only)",
     )
+    nyc_cli.add_layer_roles_argument(parser)
     add_compile_cache_argument(parser)
     parser.add_argument("--out", default="out/calibrate_covid", help="output directory")
     parser.add_argument(

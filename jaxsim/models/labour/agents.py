@@ -25,6 +25,7 @@ from jaxsim.models.labour.params import (
     EconomyError,
 )
 from jaxsim.population import Population, PopulationError
+from jaxsim.population_io import column_source
 
 
 # ----------------------------------------------------------------------------- calendar
@@ -78,21 +79,55 @@ def days_in_months(start: _dt.date, months: int) -> int:
 
 
 # ---------------------------------------------------------------------- occupations
-_SOC = re.compile(r"^\s*(\d{2})(?:-?\d{4}|-?\d{2}(?:\.\d+)?|)\s*$")
+#: A SOC 2018 code with or without its dash (``15-1252``, ``151252``), an O*NET-SOC code
+#: (``15-1252.00``, ``13-2099.01``: the SOC code and a two-digit O*NET suffix), a bare
+#: major group (``15``), or a major and minor group (``15-12``).
+_SOC = re.compile(r"^\s*(\d{2})(?:-?(\d{4})(?:\.\d{2})?|-?\d{2}(?:\.\d+)?|)\s*$")
 _BLANK = {"", "na", "nan", "none", "null", "n/a"}
+_SOC_FORMS = "a SOC 2018 code such as '15-1252' or '151252', or an O*NET-SOC code such as '13-2099.01'"
 
 
-def occupations_from_soc(codes: np.ndarray, *, agent_ids: np.ndarray | None = None) -> np.ndarray:
+def soc_code(code) -> str | None:
+    """The SOC 2018 code an occupation code stands for: ``"13-2099"`` for ``"13-2099"``,
+    ``"132099"`` and the O*NET-SOC ``"13-2099.01"``; the major group (``"13"``) for a
+    bare or a major-and-minor group code; ``None`` for a blank cell (``""``, ``"NA"``, ...).
+
+    Raises:
+        EconomyError: ``code`` is none of these (the message names the value only;
+            :func:`occupations_from_soc` adds the file, column and agent).
+    """
+    text = "" if code is None else str(code)
+    if text.strip().lower() in _BLANK:
+        return None
+    match = _SOC.match(text)
+    if not match:
+        raise EconomyError(f"{text!r} is not a SOC occupation code ({_SOC_FORMS})")
+    major, detail = match.group(1), match.group(2)
+    return f"{major}-{detail}" if detail else major
+
+
+def occupations_from_soc(
+    codes: np.ndarray, *, agent_ids: np.ndarray | None = None, source: str | None = None
+) -> np.ndarray:
     """Occupation group codes (index into :data:`OCCUPATIONS`) from SOC codes; -1 where
     the code is blank (no occupation recorded).
 
-    Accepts ``"15-1252"``, ``"151252"`` and a bare major group ``"15"``.
+    Accepts every form :func:`soc_code` reads: ``"15-1252"``, ``"151252"``, the O*NET-SOC
+    ``"15-1252.00"`` / ``"13-2099.01"`` (the field's populations carry these) and a bare
+    major group ``"15"``; only the major group decides the occupation group.
+
+    Args:
+        agent_ids: the id of each row's agent, for messages (default: the row).
+        source: the file the codes were read from, for messages
+            (:func:`jaxsim.population_io.column_source`).
 
     Raises:
-        EconomyError: a code that is not a SOC code, or whose major group is unknown;
-            the message names the column ``soc_code``, the agent and the value.
+        EconomyError: a code that is not a SOC code, or whose major group is unknown; one
+            line naming the file (when known), the column ``soc_code``, the agent and the
+            value.
     """
     out = np.full(len(codes), -1, np.int8)
+    where = f"{source}: column 'soc_code'" if source else "column 'soc_code'"
     for i, raw in enumerate(codes):
         text = "" if raw is None else str(raw)
         if text.strip().lower() in _BLANK:
@@ -101,12 +136,12 @@ def occupations_from_soc(codes: np.ndarray, *, agent_ids: np.ndarray | None = No
         agent = int(agent_ids[i]) if agent_ids is not None else i
         if not match:
             raise EconomyError(
-                f"column 'soc_code', agent {agent}: {text!r} is not a SOC occupation code (e.g. '15-1252')"
+                f"{where}, agent {agent}: {text!r} is not a SOC occupation code ({_SOC_FORMS})"
             )
         group = SOC_MAJOR_TO_OCCUPATION.get(match.group(1))
         if group is None:
             raise EconomyError(
-                f"column 'soc_code', agent {agent}: {text!r} has unknown SOC major group {match.group(1)!r} "
+                f"{where}, agent {agent}: {text!r} has unknown SOC major group {match.group(1)!r} "
                 f"(known: {sorted(SOC_MAJOR_TO_OCCUPATION)})"
             )
         out[i] = OCCUPATIONS.index(group)
@@ -178,7 +213,11 @@ def labour_attributes(
     if region.shape != (population.size,) or (region.size and region.min() < 0):
         raise EconomyError(f"region codes must be [N] whole numbers >= 0, got shape {region.shape}")
     if "age" not in population.attributes:
-        raise PopulationError("the economy needs an 'age' attribute in the population")
+        where = column_source(population, "age") or "the population"
+        raise PopulationError(
+            f"{where}: no column 'age', which the labour model needs (each agent's age band); "
+            f"columns: {sorted([*population.attributes, *population.strings])}"
+        )
     _check_distribution(occupation_shares, "occupation_shares")
     unknown = sorted(set(monthly_wage) ^ set(OCCUPATIONS))
     if unknown:
@@ -189,7 +228,9 @@ def labour_attributes(
     n = population.size
     if "soc_code" in population.strings:
         ids = population.user_ids if population.user_ids is not None else None
-        occupation = occupations_from_soc(population.strings["soc_code"], agent_ids=ids)
+        occupation = occupations_from_soc(
+            population.strings["soc_code"], agent_ids=ids, source=column_source(population, "soc_code")
+        )
         labour_force = occupation >= 0
         source = "soc_code"
     else:
