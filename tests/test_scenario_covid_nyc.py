@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from conftest import load_script
 
+from jaxsim.errors import InputError
 from jaxsim.nyc import synthesis
 from jaxsim.population_io import save_population
 
@@ -76,7 +77,7 @@ def test_default_run_from_command_line(tmp_path):
     """No population arguments: the embedded synthetic Astoria."""
     out = tmp_path / "default"
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--days", "7", "--out", str(out), "--no-progress"],
+        [sys.executable, str(SCRIPT), "--out", str(out), "--no-progress"],
         capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
@@ -84,6 +85,34 @@ def test_default_run_from_command_line(tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["population"]["agents"] == 47303
     assert run["population"]["metadata"]["ntas"] == ["QN0103"]
+    # The default tells a true story: Astoria's second-wave rise, with the shipped fit's
+    # R(t), follows the observed weekly cases (45, 66, 101), not a fizzle from a trough.
+    assert run["start_epiweek"] == 202047 and run["calibration"]["epiweeks"][:3] == [202047, 202048, 202049]
+    assert "shipped fit" in run["parameter_source"] and "jaxsim calibrate_covid" in done.stdout
+    table = pd.read_csv(out / "metrics.csv")
+    weeks = table.dropna(subset=["observed_cases_week"])
+    assert list(weeks["observed_cases_week"]) == [45, 66, 101]
+    ratio = weeks["reported_cases_week"].to_numpy() / weeks["observed_cases_week"].to_numpy()
+    assert np.all(np.abs(ratio - 1) < 0.3), ratio
+
+
+def test_default_fit_applies_to_astoria_only_and_can_be_turned_off(scenario, tmp_path):
+    none = scenario.main(["--ntas", "QN0103", "--days", "7", "--calibration", "none", "--no-progress",
+                                   "--out", str(tmp_path / "none")])
+    assert none == 0
+    run = json.loads((tmp_path / "none" / "run.json").read_text())
+    assert run["calibration"] is None and "uncalibrated" in run["parameter_source"]
+    assert run["parameters"]["transmission_rate"] == [2.5]
+    bay_ridge = save_population(synthesis.synthesize_nyc_population(["BK1001"], seed=2, max_agents=1500),
+                                tmp_path / "bay_ridge")
+    other = scenario.main(["--population", str(bay_ridge), "--days", "3", "--no-progress", "--out",
+                           str(tmp_path / "o")])
+    assert other == 0
+    run = json.loads((tmp_path / "o" / "run.json").read_text())
+    assert run["calibration"] is None and "the shipped fit is QN0103's" in run["parameter_source"]
+    with pytest.raises(InputError, match="--transmission-rate 3 and --calibration .* exclude each other"):
+        scenario.main(["--agents", "1500", "--days", "3", "--transmission-rate", "3", "--calibration",
+                                str(tmp_path / "x.json"), "--out", str(tmp_path / "p")])
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,8 @@ from jaxsim.llm import options as llm_options
 from jaxsim.models import covid
 from jaxsim.models.covid.report import case_columns
 from jaxsim.nyc import cases as nyc_cases
+from jaxsim.errors import InputError
+from jaxsim.nyc import calibration as nyc_calibration
 from jaxsim.nyc import cli as nyc_cli
 from jaxsim.nyc import setup as nyc_setup
 from jaxsim.world import to_device
@@ -105,6 +107,32 @@ def checkpoints_from_args(args, out: Path) -> checkpoint.Checkpoints | None:
                                   overwrite=True)
 
 
+def run_calibration(args, population) -> tuple[dict | None, str]:
+    """The calibration this run uses (its record, with ``path``), or ``None``, and a line
+    saying where the parameters come from: ``--transmission-rate`` when given; else
+    ``--calibration FILE`` (``none``: the defaults); else, for Astoria, the shipped fit of
+    its second wave's rise (:data:`jaxsim.nyc.calibration.DEFAULT_FIT_FILE`)."""
+    if args.transmission_rate is not None:
+        if args.calibration not in (None, "none"):
+            raise InputError(f"--transmission-rate {args.transmission_rate:g} and --calibration {args.calibration} "
+                             "exclude each other: each sets the weekly R(t)")
+        return None, f"R(t) {args.transmission_rate:g} every week (--transmission-rate), uncalibrated"
+    if args.calibration == "none":
+        return None, f"the model's defaults (R(t) {covid.DEFAULT_TRANSMISSION_RATE:g} every week), uncalibrated"
+    if args.calibration is not None:
+        info = nyc_calibration.read_calibration(args.calibration)
+        return info | {"path": args.calibration}, f"calibration {args.calibration}"
+    fit = nyc_calibration.default_calibration()
+    if nyc_setup.neighbourhoods_of(population) == [fit["nta"]] and args.start_week in (None, fit["epiweeks"][0]):
+        how = fit.get("how_fitted", {})
+        return (fit | {"path": str(nyc_calibration.DEFAULT_FIT_FILE)},
+                f"the shipped fit of {fit['nta']}'s epiweeks {fit['epiweeks'][0]}-{fit['epiweeks'][-2]} "
+                f"({how.get('command', 'jaxsim calibrate_covid')}; --calibration none for the defaults)")
+    return None, (f"the model's defaults (R(t) {covid.DEFAULT_TRANSMISSION_RATE:g} every week), uncalibrated: "
+                  f"the shipped fit is {fit['nta']}'s from epiweek {fit['epiweeks'][0]} "
+                  "(give --calibration FILE for a fit of this population)")
+
+
 def run(args) -> int:
     """The run the parsed options ask for; 0 on success."""
     llm_options.check_llm_arguments(args)
@@ -119,7 +147,9 @@ def run(args) -> int:
     n = population.size
     print(f"population: {n:,} agents, {population.num_contacts:,} contacts "
           f"({', '.join(f'{k}: {v.num_edges:,}' for k, v in population.networks.items())})")
-    window = nyc_setup.case_window(population, args.start_week)
+    calibration_info, parameter_source = run_calibration(args, population)
+    start_week = args.start_week or (calibration_info["epiweeks"][0] if calibration_info else None)
+    window = nyc_setup.case_window(population, start_week)
 
     # Behaviour: the case-trend heuristic, or a language model asked once per archetype a week.
     layer, groups, table = None, "age", None
@@ -130,9 +160,19 @@ def run(args) -> int:
 
     # World, parameters and initial conditions from the case data; devices.
     setup = nyc_setup.covid_setup(population, window, weeks, ascertainment=args.ascertainment,
-                                  transmission_rate=args.transmission_rate, isolation_groups=groups,
+                                  transmission_rate=(covid.DEFAULT_TRANSMISSION_RATE if args.transmission_rate is None
+                                                     else args.transmission_rate), isolation_groups=groups,
                                   isolation_prob=table, on_device=False)
     world, params = setup.world, setup.params
+    if calibration_info:  # the calibration's weekly R(t) for this run's epiweeks (later weeks: its last)
+        run_weeks = window.epiweeks(weeks) if window.observed is not None else []
+        run_weeks = list(run_weeks) + [None] * (weeks - len(run_weeks))
+        fitted = nyc_calibration.calibrated_values(calibration_info, calibration_info["path"], world, run_weeks)
+        params = params.replace(**{k: jax.numpy.asarray(v) for k, v in fitted.items()})
+        rates = np.asarray(params.transmission_rate).ravel()
+        print(f"parameters: {parameter_source}; weekly R(t) {', '.join(f'{r:.2f}' for r in rates)}")
+    else:
+        print(f"parameters: {parameter_source}")
     mesh = cli.mesh_from_args(args, n)  # None: one device, nothing split
     # Refuse before allocating: devices with memory of their own each hold about 1/D of it.
     split = mesh.size if mesh is not None and mesh.devices.flat[0].platform != "cpu" else 1
@@ -188,6 +228,11 @@ def run(args) -> int:
         "substeps": [s.name for s in model.substeps],
         "behavior": args.behavior,
         "parameters": covid.params_report(params, world),
+        "parameter_source": parameter_source,
+        "calibration": None if not calibration_info else {
+            "file": calibration_info["path"], "epiweeks": calibration_info["epiweeks"],
+            "how_fitted": calibration_info.get("how_fitted"),
+        },
         "initial_conditions": {
             "source": setup.initial_source,
             "counts": {name: int(c) for name, c in zip(covid.STAGE_NAMES, initial_counts)},
