@@ -96,8 +96,13 @@ penalty on the weekly log R(t) to both fits' loss.
 
 Outputs (in ``--out``, default ``out/calibrate_covid``; all written or none):
 ``calibration.json`` (settings, fitted parameters, loss curve, timings, observed cases,
-forecast with its band, metrics of the fit and the baselines, population, versions) and
-``fit.png`` (observed and simulated weekly cases with the split, and the weekly R(t)).
+forecast with its band, metrics of the fit and the baselines, population, versions),
+``calibration.csv`` and the same table as ``calibration.parquet`` (one row per epiweek:
+its first and last days, fitted or held out, observed cases, the forecast's mean and
+5-95% band, the baselines, the weekly R(t) of both fits), ``fit.png`` (observed and
+simulated weekly cases by date with the split, and the weekly R(t)) and ``report.html``
+(one page: the plot, the key numbers and held-out scores, links to the files;
+:mod:`jaxsim.report`).
 """
 
 from __future__ import annotations
@@ -111,6 +116,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 
 from jaxsim import behaviour, calibration, cli, engine, forecasting, memory, outputs, scoring
 from jaxsim.compile_cache import enable_compile_cache
@@ -121,6 +127,7 @@ from jaxsim.nyc import cases as nyc_cases
 from jaxsim.nyc import calibration as nyc_calibration
 from jaxsim.nyc.households import census_people
 from jaxsim.nyc.setup import CaseWindow, covid_setup, fit_window
+from jaxsim.report import REPORT_FILE, write_report
 from jaxsim.world import to_device
 from jaxsim import caches, progress
 from jaxsim.scenarios import arguments
@@ -241,15 +248,56 @@ def ensemble_summary(members: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+def weekly_table(*, epiweeks, week_end, train_weeks: int, reported, observed, forecast, persistence,
+                 log_linear, gradient_free, rate, gradient_free_rate) -> pd.DataFrame:
+    """One row per epiweek of the window: its first and last days (dates), ``fitted`` or
+    ``held out``, the reported cases and the ones the fit used (scaled to the agents), the
+    forecast ensemble's mean and 5/95% quantiles, the baselines (persistence and the
+    log-linear trend on the held-out weeks, NaN on the fitted ones; the gradient-free
+    fit's mean) and the weekly R(t) of the gradient and gradient-free fits."""
+    weeks = len(observed)
+    week_end = pd.DatetimeIndex(week_end).normalize()
+
+    def held_out(values):
+        return np.concatenate([np.full(train_weeks, np.nan), np.asarray(values, np.float64)])
+
+    return pd.DataFrame({
+        "epiweek": np.asarray(epiweeks, np.int64),
+        "week_start": week_end - pd.Timedelta(days=6),
+        "week_end": week_end,
+        "period": np.where(np.arange(weeks) < train_weeks, "fitted", "held out"),
+        "observed_reported": np.asarray(reported, np.float64),
+        "observed": np.asarray(observed, np.float64),
+        "forecast_mean": forecast["mean"], "forecast_q05": forecast["q05"], "forecast_q95": forecast["q95"],
+        "persistence": held_out(persistence),
+        "log_linear_mean": held_out(log_linear["mean"]),
+        "gradient_free_mean": gradient_free["mean"],
+        "transmission_rate": np.asarray(rate, np.float64)[:weeks],
+        "gradient_free_transmission_rate": np.asarray(gradient_free_rate, np.float64)[:weeks],
+    })
+
+
 def plot_fit(path: Path, *, epiweeks, observed, train_weeks, forecast, persistence, gradient_free,
-             rate, gradient_free_rate, title: str, method: str) -> None:
-    """Observed vs fitted/forecast weekly cases (with band, split, baselines); weekly R(t)."""
+             rate, gradient_free_rate, title: str, method: str, week_starts=None):
+    """Observed vs fitted/forecast weekly cases (with band, split, baselines); weekly R(t).
+    With ``week_starts`` (each epiweek's first day) the x axis shows calendar dates, each
+    week's value at its middle and the weekly R(t) as steps over its week (without them,
+    the weeks' positions labelled by epiweek). Legends to the right of the panels; a
+    missing observed week is a gap. Returns the figure (saved and closed)."""
     plt = outputs.pyplot()
     weeks = len(observed)
-    x = np.arange(weeks)
-    split = train_weeks - 0.5
+
+    def at(week):  # weeks from the window's first day to x positions
+        week = np.asarray(week, np.float64)
+        if week_starts is None:
+            return week
+        start = np.datetime64(pd.Timestamp(np.asarray(week_starts)[0]), "h")
+        return start + np.rint(week * 7 * 24).astype("timedelta64[h]")
+
+    x = at(np.arange(weeks) + 0.5)
+    split = at(train_weeks)
     fig, (ax_cases, ax_rate) = plt.subplots(
-        2, 1, figsize=(9, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
+        2, 1, figsize=(11, 7), sharex=True, gridspec_kw={"height_ratios": [2, 1]}
     )
     ax_cases.fill_between(x, forecast["q05"], forecast["q95"], color="tab:blue", alpha=0.2,
                           label="5-95% of ensemble")
@@ -264,25 +312,33 @@ def plot_fit(path: Path, *, epiweeks, observed, train_weeks, forecast, persisten
     ax_cases.plot(x, observed, color="black", marker="o", linewidth=2, label="observed")
     for ax in (ax_cases, ax_rate):
         ax.axvline(split, color="grey", linestyle="--", linewidth=1)
-    ax_cases.text(split, 1.0, "  held out ->", transform=ax_cases.get_xaxis_transform(),
+    ax_cases.text(ax_cases.convert_xunits(split), 1.0, "  held out ->", transform=ax_cases.get_xaxis_transform(),
                   va="top", fontsize=8, color="grey")
     ax_cases.set_ylabel("reported cases per week")
     ax_cases.set_ylim(bottom=0)
-    ax_cases.legend(fontsize=8, loc="upper left")
+    outputs.legend_outside(ax_cases, fontsize=8)
     ax_cases.set_title(title)
 
-    edges = np.arange(weeks + 1) - 0.5
-    ax_rate.stairs(rate, edges, baseline=None, color="tab:blue", linewidth=1.5, label=f"gradient fit ({method})")
-    ax_rate.stairs(gradient_free_rate, edges, baseline=None, color="tab:orange", linestyle=":", linewidth=1.5,
-                   label="gradient-free")
-    ax_rate.set_ylabel("transmission rate R(t)")
-    ax_rate.set_xlabel("epiweek")
-    ax_rate.set_xticks(x)
-    ax_rate.set_xticklabels([str(w) for w in epiweeks], rotation=45, fontsize=8)
-    ax_rate.set_ylim(bottom=0)
-    ax_rate.legend(fontsize=8)
+    starts, width = at(np.arange(weeks)), at(1) - at(0)
+    outputs.plot_periods(ax_rate, starts, np.asarray(rate, np.float64)[:weeks], width, color="tab:blue",
+                         linewidth=1.5, label=f"gradient fit ({method})")
+    outputs.plot_periods(ax_rate, starts, np.asarray(gradient_free_rate, np.float64)[:weeks], width,
+                         color="tab:orange", linestyle=":", linewidth=1.5, label="gradient-free")
+    ax_rate.set_ylabel("transmission rate R(t)\n(dimensionless)")
+    ax_rate.set_xlim(at(0), at(weeks))
+    if week_starts is None:
+        ax_rate.set_xlabel("epiweek")
+        ax_rate.set_xticks(x)
+        ax_rate.set_xticklabels([str(w) for w in epiweeks], rotation=45, fontsize=8)
+    else:
+        outputs.format_date_axis(ax_rate, weeks=weeks)
+        ax_rate.set_xlabel(f"date (ticks on Sundays, the first days of epiweeks {epiweeks[0]}..{epiweeks[-1]})")
+    highest = np.nanmax(np.concatenate([np.ravel(rate), np.ravel(gradient_free_rate), [0.0]]))
+    ax_rate.set_ylim(0, 1.15 * highest if highest > 0 else 1.0)  # the steps clear of the frame
+    outputs.legend_outside(ax_rate, fontsize=8)
     fig.tight_layout()
     outputs.save_figure(fig, path)
+    return fig
 
 
 def run(args) -> int:
@@ -503,15 +559,23 @@ def run(args) -> int:
         "caches": caches.describe(),
         "total_seconds": time.perf_counter() - wall_start,
     }
+    week_end = observed_cases.week_end[window]
+    table = weekly_table(epiweeks=epiweeks, week_end=week_end, train_weeks=train, reported=reported,
+                         observed=observed, forecast=forecast, persistence=persistence,
+                         log_linear=ensemble_summary(log_linear), gradient_free=free_forecast, rate=rate,
+                         gradient_free_rate=free_rate)
+    title = (f"{args.nta}, {n:,} agents: fit {epiweeks[0]}..{epiweeks[train - 1]}, "
+             f"held out {weeks_span(epiweeks[train], epiweeks[-1])}" + (f" (cases x {case_scale:.3g})" if case_scale < 1 else ""))
     with outputs.StagedOutputs(out) as stage:
         nyc_calibration.write_calibration(stage.path / "calibration.json", info)
+        outputs.write_table(table, stage.path, "calibration")
         plot_fit(
             stage.path / "fit.png", epiweeks=epiweeks, observed=observed, train_weeks=train,
             forecast=forecast, persistence=persistence, gradient_free=free_forecast["mean"],
-            rate=rate, gradient_free_rate=free_rate, method=args.method,
-            title=f"{args.nta}, {n:,} agents: fit {epiweeks[0]}..{epiweeks[train - 1]}, "
-            f"held out {weeks_span(epiweeks[train], epiweeks[-1])}" + (f" (cases x {case_scale:.3g})" if case_scale < 1 else ""),
+            rate=rate, gradient_free_rate=free_rate, method=args.method, title=title,
+            week_starts=table["week_start"].to_numpy(),
         )
+        write_report(stage.path, title=f"calibrate_covid: {title}", info=info, source="calibration.json")
 
     print(f"\nheld-out epiweeks {weeks_span(epiweeks[train], epiweeks[-1])} ({test} week{'s' if test > 1 else ''})")
     print(f"{'':<28}{'MAE':>10}{'RMSE':>10}{'ND':>8}{'WIS':>9}{'cov50':>7}{'cov90':>7}{'seconds':>10}{'runs':>7}")
@@ -529,7 +593,8 @@ def run(args) -> int:
         print(f"note: the fit forecasts the held-out weeks worse than last-value persistence "
               f"(MAE {metrics['mae']:.2f} vs {persistence_metrics['mae']:.2f}, "
               f"WIS {metrics['wis']:.2f} vs {persistence_metrics['wis']:.2f})")
-    print(f"wrote {out / 'calibration.json'}, {out / 'fit.png'}")
+    print(f"wrote {out / 'calibration.json'}, {out / 'calibration.csv'} (and .parquet), {out / 'fit.png'}, "
+          f"{out / REPORT_FILE}")
     return 0
 
 
