@@ -18,8 +18,10 @@ Population. ``--agents`` agents on an Erdos-Renyi contact network of mean degree
 Runs. One run, and with ``--members M`` an ensemble of ``M`` runs as one compiled ``vmap``
 (quantile bands of the infected per day).
 
-Outputs (in ``--out``, default ``out/sir_network``): ``metrics.csv`` and ``run.json``
-(:meth:`jaxsim.sim.Result.save`), ``sir.png``, and ``ensemble.csv`` with ``--members``.
+Outputs (in ``--out``, default ``out/sir_network``): ``metrics.csv`` (and the same table
+as ``metrics.parquet``) and ``run.json`` (:meth:`jaxsim.sim.Result.save`), ``sir.png``,
+``ensemble.csv`` and ``ensemble.parquet`` with ``--members``, and ``report.html`` (one
+page: the plot, the key numbers, links to the files; :mod:`jaxsim.report`).
 """
 
 from __future__ import annotations
@@ -104,16 +106,25 @@ def run(args) -> int:
     if args.members:
         members = sim.ensemble(args.members)
         bands = members.quantiles(["infected", "new_infections"])
-        totals = members.totals("new_infections") / args.agents
-        print(f"{args.members} members: final size {totals.mean():.1%} "
-              f"(5-95%: {jnp.quantile(totals, 0.05):.1%}-{jnp.quantile(totals, 0.95):.1%}); "
+        totals_of_members = members.totals("new_infections") / args.agents
+        print(f"{args.members} members: final size {totals_of_members.mean():.1%} "
+              f"(5-95%: {jnp.quantile(totals_of_members, 0.05):.1%}-{jnp.quantile(totals_of_members, 0.95):.1%}); "
               f"{args.members / max(members.run_seconds, 1e-9):.2f} members/s")
     result.save(out)
     result.plot(out / "sir.png", metrics=["infected", "recovered", "new_infections"], title="SIR on a random network")
+    from jaxsim import outputs
+    from jaxsim.report import REPORT_FILE, write_report
+
     if bands is not None:
-        bands.to_csv(out / "ensemble.csv", index=False)
-    print(f"wrote {out / 'metrics.csv'}, {out / 'run.json'}, {out / 'sir.png'}"
-          + (f", {out / 'ensemble.csv'}" if bands is not None else ""))
+        outputs.write_table(bands, out, "ensemble")
+    totals = {"infections": int(frame["new_infections"].sum()), "peak_infected": int(frame["infected"].max()),
+              "peak_day": peak}
+    if bands is not None:
+        totals |= {"members": args.members, "final_size_mean": float(totals_of_members.mean())}
+    write_report(out, title=f"sir_network: SIR on a random network, {args.agents:,} agents",
+                 info={"scenario": "sir_network", "arguments": vars(args)} | result.info | {"totals": totals})
+    print(f"wrote {out / 'metrics.csv'} (and .parquet), {out / 'run.json'}, {out / 'sir.png'}"
+          + (f", {out / 'ensemble.csv'} (and .parquet)" if bands is not None else "") + f", {out / REPORT_FILE}")
     return 0
 
 
