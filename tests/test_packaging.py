@@ -1,6 +1,7 @@
 """``pip install .`` gives everything a user runs without a clone: the ``jaxsim`` command,
 the scenario programs and the data the default run reads."""
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -10,9 +11,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_the_wheel_carries_the_command_the_programs_and_the_data(tmp_path):
+    # Built from a copy of what a fresh clone has (an editable install's jaxsim.egg-info
+    # would otherwise add the files it lists, hiding a package missing from pyproject.toml).
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    for name in ("jaxsim", "kernels"):
+        shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path),
-         str(ROOT)], check=True, capture_output=True, timeout=600,
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
+        check=True, capture_output=True, timeout=600,
     )
     wheel, = tmp_path.glob("jaxsim-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
