@@ -11,6 +11,7 @@
   just before orbax's commit, and at a random moment of a stream of large saves) leaves
   the previous checkpoint loadable, and the resumed run equals an uninterrupted one;
   a folder named like a checkpoint but never committed is never read.
+- Agents split over two CPU devices come back split the same way, and resume equal.
 - The covid_nyc scenario, killed with SIGKILL after its first checkpoint and resumed with
   ``--resume``, writes the uninterrupted run's metrics.csv byte for byte.
 - Importing jaxsim (engine, checkpoint) does not import orbax.
@@ -309,6 +310,41 @@ def test_an_uncommitted_folder_is_never_read(sir_run, tmp_path):
     resumed = engine.run(model, key, state, params, world, 10, progress=False, checkpoints=Checkpoints(folder),
                          resume=True)
     assert resumed.resumed_from == 9
+
+
+# ------------------------------------------------------------------------ devices
+SHARDED = textwrap.dedent("""
+    import os, sys
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    import jax, numpy as np
+    from jaxsim import engine, generators, sharding
+    from jaxsim.checkpoint import Checkpoints
+    from jaxsim.models import sir
+
+    folder, n = sys.argv[1], 4000
+    world = sir.build_world(generators.population(n, {"contacts": generators.erdos_renyi(n, 8.0, seed=0)}))
+    model, params = sir.sir_model(), sir.default_params(initial_infected_share=0.02)
+    mesh = sharding.make_mesh(2)
+    world = sharding.shard_world(world, mesh)
+    state = sharding.shard_state(model.init(jax.random.key(1), params, world), mesh, world)
+    params, key = sharding.replicate((params, jax.random.key(2)), mesh)
+    plain = engine.run(model, key, state, params, world, 12, progress=False)
+    engine.run(model, key, state, params, world, 12, progress=False, checkpoints=Checkpoints(folder, every=3))
+    resumed = engine.run(model, key, state, params, world, 12, progress=False, checkpoints=Checkpoints(folder),
+                         resume=True)
+    same = all(np.array_equal(plain.metrics[k], resumed.metrics[k]) for k in plain.metrics)
+    placed = all(a.sharding == b.sharding for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(resumed.state)))
+    print("resumed", resumed.resumed_from, same, placed)
+""")
+
+
+def test_sharded_state_resumes_in_place(tmp_path):
+    """Agents split over 2 CPU devices: the checkpoint's state comes back split the same
+    way, and the resumed run equals the uninterrupted one."""
+    out = subprocess.run([sys.executable, "-c", SHARDED, str(tmp_path / "ckpt")], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "resumed 9 True True"
 
 
 # ------------------------------------------------------------------------- import
