@@ -228,3 +228,25 @@ def test_report_tables_fold_long_records():
     assert report.format_value(None) == "–" and report.format_value(1234567) == "1,234,567"
     assert report.format_value([202047, 202048], "start_epiweek") == "202047, 202048"
     json.dumps(report.key_numbers({"a": np.float32(1.5), "b": {"c": np.arange(3)}}))  # JSON-friendly values
+
+
+# ---------------------------------------------------------------------------- a scenario's folder
+def test_covid_nyc_writes_parquet_case_columns_and_report(tmp_path):
+    from jaxsim.scenarios import covid_nyc
+
+    out = tmp_path / "run"
+    assert covid_nyc.main(["--agents", "2000", "--days", "15", "--no-progress", "--out", str(out)]) == 0
+    csv, parquet = pd.read_csv(out / "metrics.csv"), pd.read_parquet(out / "metrics.parquet")
+    assert list(parquet.columns) == list(csv.columns)
+    pd.testing.assert_frame_equal(parquet.assign(date=[d.isoformat() for d in parquet["date"]]), csv,
+                                  check_dtype=False)
+    run = json.loads((out / "run.json").read_text())
+    ascertainment = run["arguments"]["ascertainment"]
+    np.testing.assert_allclose(csv["reported_cases"], csv["new_cases"] * ascertainment)
+    weekly = csv["observed_cases_week"]
+    assert weekly.notna().tolist() == [day in (6, 13) for day in range(15)]  # each epiweek's Saturday
+    np.testing.assert_allclose(weekly.dropna(), run["observed_cases"]["cases_week"][:2])
+    assert csv["reported_cases_week"].notna().sum() == 2
+    page = (out / "report.html").read_text()
+    assert base64.b64encode((out / "epidemic.png").read_bytes()).decode() in page
+    assert 'href="metrics.parquet"' in page and f"{run['totals']['infections']:,}" in page
