@@ -204,11 +204,11 @@ class Checkpoints:
     def save(self, next_day: int, state, metrics: Mapping[str, np.ndarray]) -> float:
         """Save a checkpoint of the run at the start of day ``next_day``; blocks until it is
         complete on disk; returns the seconds it took."""
+        start = time.perf_counter()  # the first save's import of orbax included
         import orbax.checkpoint as ocp
 
         if self._run is None:
             raise InputError("Checkpoints.save before begin(): pass the Checkpoints to jaxsim.engine.run")
-        start = time.perf_counter()
         _, params, key = self._templates
         tree = {
             "state": _encode(state),
