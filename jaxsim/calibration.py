@@ -35,7 +35,6 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from jaxsim import engine, parameters, sampling
 from jaxsim.engine import Model, World
@@ -409,6 +408,8 @@ def _fit_program(problem: CalibrationProblem, names, loss: str, learning_rate: f
     loss_fn = LOSSES[loss]
 
     def build():
+        import optax  # imported on first fit: reading fits and bounds needs no optimiser
+
         optimiser = optax.adam(learning_rate)
 
         def objective(trainable, keys, base, world, observed, features):
@@ -493,6 +494,8 @@ def fit(
 
     smoothing = _check_smoothing(smoothing)
     update = _fit_program(problem, names, loss, learning_rate, network, network_param, smoothing)
+    import optax
+
     optimiser = optax.adam(learning_rate)
     opt_state = optimiser.init(trainable)
     data = (problem.params, problem.world, observed,

@@ -16,7 +16,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from jaxsim import calibration, outputs, parameters
+from jaxsim import outputs, parameters
 from jaxsim.errors import InputError
 from jaxsim.models.covid import CovidParams
 
@@ -51,6 +51,8 @@ def read_calibration(path: str | Path) -> dict:
     fitted = info["fitted_parameters"]
     if not fitted:
         raise InputError(f"{path}: 'fitted_parameters' is empty")
+    from jaxsim import calibration  # imported here: it brings optax, which a run that only reads a fit needs not
+
     unknown = sorted(set(fitted) - set(calibration.fittable(CovidParams)))
     if unknown:
         raise InputError(f"{path}: fitted_parameters {unknown} are not fittable parameters of the COVID model")
