@@ -100,9 +100,82 @@ class Progress:
         print(text + (f" {state}" if state else ""), file=self.stream, flush=True)
 
 
+#: The stage the program is in (the last :func:`stage`), and when it began: for :class:`Heartbeat`.
+_CURRENT = {"stage": "working", "since": time.perf_counter()}
+
+
 def stage(description: str, stream: TextIO | None = None) -> None:
-    """One line saying a stage starts (e.g. ``compiling the fit``), flushed at once."""
+    """One line saying a stage starts (e.g. ``compiling the fit``), flushed at once; the
+    :class:`Heartbeat` names it while it lasts."""
+    _CURRENT.update(stage=description, since=time.perf_counter())
     print(f"{description} ...", file=sys.stdout if stream is None else stream, flush=True)
+
+
+def now(description: str) -> None:
+    """Name the stage the program is in for :class:`Heartbeat` lines, printing nothing."""
+    _CURRENT.update(stage=description, since=time.perf_counter())
+
+
+class Heartbeat:
+    """While a program runs, a line whenever its output has been silent for ``first``
+    seconds, then every ``every`` seconds of silence: ``  ... compiling the run: 6 s``
+    (the current :func:`stage`). A long compile or a single long computation, which can
+    report nothing itself, so never leaves a person waiting without a sign.
+
+    A context manager; it watches what is written to ``sys.stdout`` and ``sys.stderr``
+    (any write counts as a sign of life) and writes its own lines to stdout from a daemon
+    thread. Nothing is printed by programs that speak often enough.
+    """
+
+    def __init__(self, first: float = LINE_EVERY_SECONDS, every: float = 5.0):
+        self.first, self.every = first, every
+        self._stop = None
+
+    def __enter__(self) -> "Heartbeat":
+        import threading
+
+        self.last = time.perf_counter()
+        self._beats = 0
+        self._streams = (sys.stdout, sys.stderr)
+        sys.stdout, sys.stderr = _Watched(sys.stdout, self), _Watched(sys.stderr, self)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="jaxsim-heartbeat", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=1.0)
+        sys.stdout, sys.stderr = self._streams
+
+    def _beat(self) -> None:
+        while not self._stop.wait(0.1):
+            silent = time.perf_counter() - self.last
+            if silent >= (self.every if self._beats else self.first):
+                elapsed = time.perf_counter() - _CURRENT["since"]
+                self._streams[0].write(f"  ... {_CURRENT['stage']}: {elapsed:.0f} s\n")
+                self._streams[0].flush()
+                self.last = time.perf_counter()
+                self._beats += 1
+
+    def saw_output(self) -> None:
+        self.last = time.perf_counter()
+        self._beats = 0
+
+
+class _Watched:
+    """A text stream that tells a :class:`Heartbeat` when something is written to it."""
+
+    def __init__(self, stream: TextIO, heartbeat: Heartbeat):
+        self._stream, self._heartbeat = stream, heartbeat
+
+    def write(self, text: str) -> int:
+        if text:
+            self._heartbeat.saw_output()
+        return self._stream.write(text)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def _format(value) -> str:

@@ -25,3 +25,17 @@ def test_stage_line_is_flushed_at_once():
     stream = io.StringIO()
     progress.stage("compiling the ensemble program", stream=stream)
     assert stream.getvalue() == "compiling the ensemble program ...\n"
+
+
+def test_heartbeat_speaks_only_when_the_program_is_silent(capsys):
+    with progress.Heartbeat(first=0.3, every=0.3):
+        progress.now("compiling the run")
+        time.sleep(1.0)  # silent: beats
+        for _ in range(8):  # speaking every 0.1 s: no beats
+            print("step")
+            time.sleep(0.1)
+    lines = capsys.readouterr().out.splitlines()
+    beats = [line for line in lines if line.startswith("  ... compiling the run: ")]
+    assert 2 <= len(beats) <= 3, lines
+    first_step = lines.index("step")
+    assert all(lines.index(beat) < first_step for beat in beats)  # none while steps were printed

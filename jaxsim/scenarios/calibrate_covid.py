@@ -355,6 +355,7 @@ def run(args) -> int:
     out = Path(args.out)
 
     # Population.
+    progress.now("building the population")
     build_start = time.perf_counter()
     population = build_population(args, people)
     build_seconds = time.perf_counter() - build_start
@@ -420,6 +421,7 @@ def run(args) -> int:
     print(f"fitting {', '.join(names)} ({args.method}) to {args.nta} epiweeks {epiweeks[0]}..{epiweeks[train - 1]}: "
           f"{args.steps} Adam steps x {args.seeds} seeds, {args.loss} loss")
     on_step = cli.fit_progress(args.steps)
+    progress.now("compiling the fit (its first step)")
 
     network = calibration.WeeklyParameterNetwork() if args.method == "network" else None
     known = observed_cases.cases[: start + train].astype(np.float64) * case_scale
@@ -566,6 +568,7 @@ def run(args) -> int:
                          gradient_free_rate=free_rate)
     title = (f"{args.nta}, {n:,} agents: fit {epiweeks[0]}..{epiweeks[train - 1]}, "
              f"held out {weeks_span(epiweeks[train], epiweeks[-1])}" + (f" (cases x {case_scale:.3g})" if case_scale < 1 else ""))
+    progress.now("writing the outputs")
     with outputs.StagedOutputs(out) as stage:
         nyc_calibration.write_calibration(stage.path / "calibration.json", info)
         outputs.write_table(table, stage.path, "calibration")

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from jaxsim import __version__, caches, cli
+from jaxsim import __version__, caches, cli, progress
 from jaxsim.errors import InputError
 from jaxsim.scenarios import arguments
 
@@ -48,11 +48,13 @@ def run_parsed(args) -> int:
         caches.disable_all()
         if hasattr(args, "compile_cache"):
             args.compile_cache = "off"
-    from jaxsim.compile_cache import enable_compile_cache
+    progress.stage(f"loading jaxsim {args.scenario}")
+    with progress.Heartbeat():  # a line whenever the run is silent for 2 s
+        from jaxsim.compile_cache import enable_compile_cache
 
-    enable_compile_cache(getattr(args, "compile_cache", None))
-    program = importlib.import_module(arguments.scenario(args.scenario).module)
-    status = program.run(args)
+        enable_compile_cache(getattr(args, "compile_cache", None))
+        program = importlib.import_module(arguments.scenario(args.scenario).module)
+        status = program.run(args)
     if status == 0 and out is not None and out.is_dir():
         write_config(args, out / CONFIG_FILE)
         print(f"wrote {out / CONFIG_FILE} (jaxsim run {out / CONFIG_FILE} runs it again)", flush=True)

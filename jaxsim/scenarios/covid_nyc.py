@@ -62,6 +62,7 @@ from jaxsim.nyc import cli as nyc_cli
 from jaxsim.nyc import setup as nyc_setup
 from jaxsim.world import to_device
 from jaxsim import caches
+from jaxsim.progress import now as stage_now
 from jaxsim.scenarios import arguments
 
 
@@ -141,6 +142,7 @@ def run(args) -> int:
     weeks = math.ceil(args.days / 7)
 
     # Population, and the observed cases of its neighbourhoods from the start week.
+    stage_now("building the population")
     build_start = time.perf_counter()
     population = nyc_cli.population_from_args(args, seed=args.seed)
     build_seconds = time.perf_counter() - build_start
@@ -192,6 +194,7 @@ def run(args) -> int:
 
     # Run.
     progress = False if args.no_progress else "auto"
+    stage_now(f"compiling and running {args.days} days")
     if layer is None:
         result = engine.run(model, run_key, state, params, world, args.days, progress=progress,
                             description="covid_nyc", donate=True, checkpoints=checkpoints,
@@ -262,6 +265,7 @@ def run(args) -> int:
             "deaths": int(table["new_deaths"].sum()),
         },
     }
+    stage_now("writing the outputs")
     with outputs.StagedOutputs(out) as stage:
         outputs.write_metrics_csv(table, stage.path / "metrics.csv")
         outputs.write_json(run_info, stage.path / "run.json")
