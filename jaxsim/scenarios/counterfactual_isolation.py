@@ -510,7 +510,8 @@ def run(args) -> int:
     layers = sorted(world.graph)
     closure_layer = "school" if "school" in layers else "community"
     if "community" not in layers:
-        raise InputError(f"the population has no 'community' contact layer (layers: {layers})")
+        raise InputError(f"the population has no 'community' contact layer (layers: {layers}); name one with "
+                         "--layer-roles, e.g. --layer-roles 0=community")
     start_onsets_week = float(base_params.initial_infected_share) * n / covid.DEFAULT_INFECTED_DAYS * 7
     if stages is not None:
         start_onsets_week = float(np.sum(stages == covid.INFECTED)) / covid.DEFAULT_INFECTED_DAYS * 7
