@@ -130,7 +130,7 @@ from jaxsim.nyc.setup import CaseWindow, covid_setup, fit_window
 from jaxsim.report import REPORT_FILE, write_report
 from jaxsim.world import to_device
 from jaxsim import caches, progress
-from jaxsim.scenarios import arguments
+from jaxsim.scenarios import arguments, command
 
 DEFAULT_NTA = arguments.CALIBRATE_DEFAULT_NTA
 DEFAULT_START_WEEK = arguments.CALIBRATE_DEFAULT_START_WEEK
@@ -602,13 +602,6 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Parse ``argv`` and run (errors propagate; the ``jaxsim`` command reports them)."""
-    from jaxsim.scenarios import command
-
+    """Parse ``argv`` and run (errors propagate; ``jaxsim calibrate_covid`` and
+    ``scenarios/calibrate_covid.py`` report them in one line)."""
     return command.execute("calibrate_covid", argv)
-
-
-if __name__ == "__main__":
-    from jaxsim.scenarios import command
-
-    sys.exit(command.main(["calibrate_covid", *sys.argv[1:]]))

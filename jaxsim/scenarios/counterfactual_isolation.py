@@ -125,7 +125,7 @@ from jaxsim.nyc.calibration import calibrated_values, read_calibration
 from jaxsim.nyc.setup import case_window, covid_setup
 from jaxsim.report import REPORT_FILE, write_report
 from jaxsim import caches, progress
-from jaxsim.scenarios import arguments
+from jaxsim.scenarios import arguments, command
 
 DEFAULT_START_WEEK = arguments.COUNTERFACTUAL_DEFAULT_START_WEEK
 SCENARIOS = (
@@ -682,13 +682,6 @@ def run_design(args, base_params, world, days, baseline) -> dict:
 
 
 def main(argv=None) -> int:
-    """Parse ``argv`` and run (errors propagate; the ``jaxsim`` command reports them)."""
-    from jaxsim.scenarios import command
-
+    """Parse ``argv`` and run (errors propagate; ``jaxsim counterfactual_isolation`` and
+    ``scenarios/counterfactual_isolation.py`` report them in one line)."""
     return command.execute("counterfactual_isolation", argv)
-
-
-if __name__ == "__main__":
-    from jaxsim.scenarios import command
-
-    sys.exit(command.main(["counterfactual_isolation", *sys.argv[1:]]))

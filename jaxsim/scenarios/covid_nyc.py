@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -63,7 +62,7 @@ from jaxsim.nyc import setup as nyc_setup
 from jaxsim.world import to_device
 from jaxsim import caches
 from jaxsim.progress import now as stage_now
-from jaxsim.scenarios import arguments
+from jaxsim.scenarios import arguments, command
 
 
 def parse_args(argv=None):
@@ -295,13 +294,6 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Parse ``argv`` and run (errors propagate; the ``jaxsim`` command reports them)."""
-    from jaxsim.scenarios import command
-
+    """Parse ``argv`` and run (errors propagate; ``jaxsim covid_nyc`` and
+    ``scenarios/covid_nyc.py`` report them in one line)."""
     return command.execute("covid_nyc", argv)
-
-
-if __name__ == "__main__":
-    from jaxsim.scenarios import command
-
-    sys.exit(command.main(["covid_nyc", *sys.argv[1:]]))

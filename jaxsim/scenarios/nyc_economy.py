@@ -72,7 +72,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
-import sys
 import time
 from pathlib import Path
 
@@ -93,7 +92,7 @@ from jaxsim.nyc import economy_data as data
 from jaxsim.errors import InputError
 from jaxsim.world import to_device
 from jaxsim import caches
-from jaxsim.scenarios import arguments
+from jaxsim.scenarios import arguments, command
 
 DEFAULT_BOROUGH_AGENTS = arguments.ECONOMY_DEFAULT_BOROUGH_AGENTS
 DEFAULT_START = arguments.ECONOMY_DEFAULT_START
@@ -368,13 +367,6 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Parse ``argv`` and run (errors propagate; the ``jaxsim`` command reports them)."""
-    from jaxsim.scenarios import command
-
+    """Parse ``argv`` and run (errors propagate; ``jaxsim nyc_economy`` and
+    ``scenarios/nyc_economy.py`` report them in one line)."""
     return command.execute("nyc_economy", argv)
-
-
-if __name__ == "__main__":
-    from jaxsim.scenarios import command
-
-    sys.exit(command.main(["nyc_economy", *sys.argv[1:]]))

@@ -27,11 +27,10 @@ page: the plot, the key numbers, links to the files; :mod:`jaxsim.report`).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
-from jaxsim.scenarios import arguments
+from jaxsim.scenarios import arguments, command
 
 # --- the user's model: README "Write your own model" ------------------------------------
 import jax
@@ -129,13 +128,6 @@ def run(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Parse ``argv`` and run (errors propagate; the ``jaxsim`` command reports them)."""
-    from jaxsim.scenarios import command
-
+    """Parse ``argv`` and run (errors propagate; ``jaxsim sir_network`` and
+    ``scenarios/sir_network.py`` report them in one line)."""
     return command.execute("sir_network", argv)
-
-
-if __name__ == "__main__":
-    from jaxsim.scenarios import command
-
-    sys.exit(command.main(["sir_network", *sys.argv[1:]]))
