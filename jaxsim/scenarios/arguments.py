@@ -307,6 +307,67 @@ def check_sir_network(parser: argparse.ArgumentParser, args: argparse.Namespace)
             parser.error(f"{flag} must be >= {low}, got {value}")
 
 
+# ------------------------------------------------------------------ agency_study
+AGENCY_MODES = ("cpu", "city")
+AGENCY_DEFAULT_GRANULARITIES = "one,age,age+gender,age+gender+area"
+AGENCY_DEFAULT_START_WEEK = 202047
+
+
+def add_agency_study(parser: argparse.ArgumentParser) -> None:
+    """Options of ``jaxsim agency_study`` (unset ones take ``--mode``'s defaults, listed in
+    each help text; see ``jaxsim/scenarios/agency_study.py``)."""
+    parser.add_argument(
+        "--mode", choices=AGENCY_MODES, default="cpu",
+        help="cpu (default): 2 neighbourhoods of 5,000 agents, per-agent rows of 30 and 90 agents, 4 + 2 weeks, "
+        "25 fit steps x 2 seeds, 16 members (minutes on 2 cores with a warm LLM cache); city: the 5 "
+        "neighbourhoods with case data whole, per-agent rows of 250 and 500, 4 + 4 weeks, 60 x 4, 32 members",
+    )
+    parser.add_argument("--ntas", help="comma-separated NTA codes with case data (default: cpu QN0103,BK1001; "
+                        "city all five)")
+    parser.add_argument("--agents", type=int, metavar="N",
+                        help="agents per neighbourhood (default: cpu 5000; city the whole neighbourhood)")
+    parser.add_argument(
+        "--granularities", default=AGENCY_DEFAULT_GRANULARITIES,
+        help=f"LLM archetype groupings, comma-separated: 'one' (every agent the same prompt) or attributes of "
+        f"age, gender, area joined by '+' (default {AGENCY_DEFAULT_GRANULARITIES})",
+    )
+    parser.add_argument(
+        "--per-agent-agents", metavar="N,N",
+        help="sizes (agents over all neighbourhoods) of the per-agent rows, where every agent is asked itself "
+        "(default: cpu 30,90; city 250,500; 0 for none)",
+    )
+    parser.add_argument("--start-week", type=int, default=AGENCY_DEFAULT_START_WEEK,
+                        help=f"epiweek of the first fitted week (default {AGENCY_DEFAULT_START_WEEK})")
+    parser.add_argument("--train-weeks", type=int, help="weeks fitted (>= 2; default: cpu 4, city 4)")
+    parser.add_argument("--test-weeks", type=int, help="weeks held out after them (default: cpu 2, city 4)")
+    parser.add_argument("--steps", type=int, help="Adam steps per fit (default: cpu 25, city 60)")
+    parser.add_argument("--seeds", type=int, help="runs averaged per step (default: cpu 2, city 4)")
+    parser.add_argument("--members", type=int, help="forecast and counterfactual members (default: cpu 16, city 32)")
+    parser.add_argument("--learning-rate", type=float, default=0.1, help="Adam learning rate (default 0.1)")
+    parser.add_argument("--smoothing", type=float, default=DEFAULT_SMOOTHING,
+                        help=f"random-walk penalty on the weekly log R(t) (default {DEFAULT_SMOOTHING:g})")
+    parser.add_argument("--compliance", type=float, default=1.2,
+                        help="the best architecture's counterfactual: isolation compliance x this (default 1.2)")
+    parser.add_argument(
+        "--ascertainment", type=float, default=DEFAULT_ASCERTAINMENT,
+        help=f"share of infections reported as cases (default {DEFAULT_ASCERTAINMENT})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the populations, fits and forecasts")
+    parser.add_argument("--out", default="out/agency_study", help="output directory")
+    parser.add_argument("--plan", action="store_true",
+                        help="build the populations and groupings, print the rows and their model calls, stop")
+    add_compile_cache_argument(parser)
+    llm_options.add_llm_arguments(parser)
+    parser.set_defaults(behavior="llm-local")
+    for action in parser._actions:  # the shared options, in this scenario's words
+        if action.dest == "behavior":
+            action.help = ("the language model of the LLM rows: the bundled local model (default, needs the "
+                           "llm-local extra) or an OpenAI-compatible server (llm: --llm-url, --llm-model); the "
+                           "heuristic row is always run")
+        elif action.dest == "archetypes":
+            action.help = "not used here: the archetype groupings are --granularities"
+
+
 # ------------------------------------------------------------------ devices
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     """``--devices N`` (checked against the available devices when the run starts)."""
@@ -340,6 +401,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              add_nyc_economy, aliases=("economy",)),
     Scenario("sir_network", "A user's SIR model on a random contact network, a million agents by default.",
              add_sir_network, check_sir_network, aliases=("sir",)),
+    Scenario("agency_study", "The limits of agency: isolation from a heuristic, LLM archetypes at several "
+             "granularities and an LLM per agent, scored on NYC neighbourhoods' held-out cases, mobility and cost.",
+             add_agency_study, aliases=("agency",)),
 )}
 ALIASES: dict[str, str] = {alias: s.name for s in SCENARIOS.values() for alias in s.aliases}
 
