@@ -1,9 +1,9 @@
 """jaxsim agency_study: the limits-of-agency study, end to end against the bundled model.
 
-One small study (one neighbourhood of 200 agents, 2 fitted + 1 held-out week, 2 fit steps,
-4 members; archetype rows ``one`` and ``age+area``, per-agent rows of 2 and 4 agents) runs
-with SmolLM2-135M-Instruct in process on an empty response cache, then again with
-``--llm-replay`` from that cache only. Asserted: every row with finite scores, model calls
+One small study (one neighbourhood of 2,000 agents, 2 fitted + 1 held-out week, 2 fit
+steps, 4 members; archetype rows ``one`` and ``age+area``, per-agent rows of 3 and 6 agents)
+runs with SmolLM2-135M-Instruct in process on an empty response cache, then again with
+``--llm-replay`` from that cache only, and from the same answers exported as JSON Lines. Asserted: every row with finite scores, model calls
 per simulated week = groups x samples for archetype rows (growing with agents for the
 per-agent rows), the mobility comparison (recomputed here from weekly.csv), the output
 files, the replay's scores equal bit for bit; and, without the model: the signals each
@@ -26,10 +26,10 @@ from jaxsim.scenarios import agency_study as study
 
 ROOT = Path(__file__).resolve().parents[1]
 WEEKS = 3
-SMALL = ["--ntas", "QN0103", "--agents", "200", "--granularities", "one,age+area", "--per-agent-agents", "2,4",
+SMALL = ["--ntas", "QN0103", "--agents", "2000", "--granularities", "one,age+area", "--per-agent-agents", "3,6",
          "--train-weeks", "2", "--test-weeks", "1", "--steps", "2", "--seeds", "1", "--members", "4",
          "--behavior", "llm-local", "--seed", "3"]
-ROWS = ["heuristic", "llm: one group", "llm: age+area", "llm: per-agent (2 agents)", "llm: per-agent (4 agents)"]
+ROWS = ["heuristic", "llm: one group", "llm: age+area", "llm: per-agent (3 agents)", "llm: per-agent (6 agents)"]
 
 
 def _main(args) -> int:
@@ -46,6 +46,12 @@ def runs(tmp_path_factory):
     cache = tmp / "answers.sqlite"
     assert _main(SMALL + ["--llm-cache", str(cache), "--out", str(tmp / "cold")]) == 0
     assert _main(SMALL + ["--llm-cache", str(cache), "--llm-replay", "--out", str(tmp / "replay")]) == 0
+    # The same answers as a text cache (JSON Lines, the form that ships with a repository).
+    from jaxsim.llm.cache import ResponseCache
+
+    with ResponseCache(cache, mode="replay") as recorded:
+        recorded.export_jsonl(tmp / "answers.jsonl")
+    assert _main(SMALL + ["--llm-cache", str(tmp / "answers.jsonl"), "--llm-replay", "--out", str(tmp / "text")]) == 0
     return tmp
 
 
@@ -78,12 +84,12 @@ def test_model_calls_groups_times_samples_and_growing_with_agents(runs):
         assert row["calls_this_run"] == row["model_calls"]  # a cold cache: every distinct request once
         assert len(info["rows"][name]["llm"]["weeks"]) == WEEKS
     per_agent = table[table["kind"] == "per-agent"].sort_values("agents")
-    assert list(per_agent["agents"]) == [2, 4] and list(per_agent["groups"]) == [2, 4]
+    assert list(per_agent["agents"]) == [3, 6] and list(per_agent["groups"]) == [3, 6]
     calls = per_agent["model_calls_per_week"].to_numpy()
     assert calls[1] > calls[0] > 0
     assert np.all(calls <= per_agent["agents"].to_numpy() + per_agent["retries"].to_numpy() / WEEKS)
-    # Archetype rows ask the same number of questions whatever the agents: 200 agents, 1 call a week.
-    assert table.loc["llm: one group", "agents"] == 200 and table.loc["llm: one group", "model_calls_per_week"] == 1
+    # Archetype rows ask the same number of questions whatever the agents: 2,000 agents, 1 call a week.
+    assert table.loc["llm: one group", "agents"] == 2000 and table.loc["llm: one group", "model_calls_per_week"] == 1
 
 
 def test_mobility_comparison(runs):
@@ -137,8 +143,9 @@ def test_outputs_and_the_best_architecture(runs):
     assert "data:image/png;base64," in html and "study.csv" in html
 
 
-def test_replay_reproduces_the_scores_from_the_cache(runs):
-    cold, replay = _table(runs, "cold"), _table(runs, "replay")
+@pytest.mark.parametrize("name", ["replay", "text"])
+def test_replay_reproduces_the_scores_from_the_cache(runs, name):
+    cold, replay = _table(runs, "cold"), _table(runs, name)
     assert list(replay["architecture"]) == list(cold["architecture"])
     for column in study.SCORE_COLUMNS + ("model_calls", "groups", "agents"):
         np.testing.assert_array_equal(replay[column].to_numpy(), cold[column].to_numpy(), err_msg=column)
@@ -220,7 +227,7 @@ def test_help_lists_the_options():
     (["--ntas", "QN9999"], "--ntas"),
     (["--behavior", "heuristic"], "--behavior heuristic"),
     (["--behavior", "llm"], "--llm-url"),
-    (["--ntas", "QN0103,BK1001", "--per-agent-agents", "1"], "--per-agent-agents"),
+    (["--ntas", "QN0103,BK1001", "--per-agent-agents", "5"], "at least 3 each"),
     (["--per-agent-agents", "ten"], "--per-agent-agents"),
     (["--ntas", "SI0106", "--per-agent-agents", "100000"], "--per-agent-agents 100000"),
     (["--train-weeks", "1"], "--train-weeks"),
@@ -232,7 +239,8 @@ def test_help_lists_the_options():
 ])
 def test_bad_options_are_one_line_errors(args, says, tmp_path, capsys):
     out = tmp_path / "out"
-    assert _main(args + ["--out", str(out)]) == 2
+    # --plan: were the option accepted, the run would stop after its plan (exit 0) instead of studying.
+    assert _main(args + ["--plan", "--out", str(out)]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert len(err) == 1 and says in err[0], err
     assert not out.exists()

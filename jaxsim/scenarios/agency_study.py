@@ -145,6 +145,8 @@ GRANULARITY_ATTRIBUTES = ("age", "gender", "area")
 FORECAST = arguments.DEFAULT_FORECAST
 REVERSION = 0.5
 MIN_STEP_SD = 0.15
+#: Fewest agents per neighbourhood of a per-agent row (fewer may have no contacts at all).
+MIN_PER_AGENT = 3
 #: Runs per row for the simulated isolating share (at most ``--members``).
 MOBILITY_RUNS = 4
 #: Index of ``residential_change_week`` in :data:`jaxsim.nyc.cases.MOBILITY_COLUMNS`.
@@ -205,7 +207,8 @@ class Settings:
             label = "one group" if attributes == ("everyone",) else "+".join(attributes)
             rows.append(Architecture(f"llm: {label}", "archetypes", attributes))
         for n in self.per_agent:
-            rows.append(Architecture(f"llm: per-agent ({n} agents)", "per-agent", ("age", "gender", "agent"), n))
+            rows.append(Architecture(f"llm: per-agent ({n} agent{'' if n == 1 else 's'})", "per-agent",
+                                     ("age", "gender", "agent"), n))
         return rows
 
 
@@ -273,9 +276,9 @@ def check_settings(args) -> Settings:
     else:
         per_agent = _ints(args.per_agent_agents, "--per-agent-agents")
     for n in per_agent:
-        if n < len(ntas):
+        if n < MIN_PER_AGENT * len(ntas):
             raise InputError(f"--per-agent-agents {args.per_agent_agents!r}: {n} agents cannot be shared by the "
-                             f"{len(ntas)} neighbourhoods (at least one each)")
+                             f"{len(ntas)} neighbourhood(s) (at least {MIN_PER_AGENT} each, to have contacts)")
     if len(set(per_agent)) != len(per_agent):
         raise InputError(f"--per-agent-agents {args.per_agent_agents!r}: a size is named twice")
     settings = Settings(
@@ -384,6 +387,9 @@ def build_sites(settings: Settings, frame, total_agents: int | None = None) -> l
             raise InputError(f"{flag} {agents} agents in {nta}, which has {int(people):,} people; ask for at most "
                              "that" + (" (or --mode city for whole neighbourhoods)" if total_agents is None else ""))
         population = synthesis.synthesize_nyc_population([nta], seed=settings.seed, max_agents=agents)
+        if population.num_contacts == 0:
+            flag = "--agents" if total_agents is None else f"--per-agent-agents {total_agents}:"
+            raise InputError(f"{flag} the {population.size} synthetic agents of {nta} have no contacts: ask for more")
         sites.append(Site(nta, names[nta], population, observed, start, people, settings.weeks, settings.train))
     return sites
 
