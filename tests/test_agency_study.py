@@ -3,12 +3,13 @@
 One small study (one neighbourhood of 2,000 agents, 2 fitted + 1 held-out week, 2 fit
 steps, 4 members; archetype rows ``one`` and ``age+area``, per-agent rows of 3 and 6 agents)
 runs with SmolLM2-135M-Instruct in process on an empty response cache, then again with
-``--llm-replay`` from that cache only, and from the same answers exported as JSON Lines. Asserted: every row with finite scores, model calls
-per simulated week = groups x samples for archetype rows (growing with agents for the
-per-agent rows), the mobility comparison (recomputed here from weekly.csv), the output
-files, the replay's scores equal bit for bit; and, without the model: the signals each
-group reads across several neighbourhoods, one-line option errors, ``--help`` and the city
-mode's plan. Not asserted: which architecture wins (a model this small decides nothing).
+``--llm-replay`` from that cache only, and from the same answers exported as JSON Lines.
+Asserted: every row with finite scores, model calls per simulated week = groups x samples
+for archetype rows (growing with agents for the per-agent rows), the mobility comparison
+(recomputed here from weekly.csv), the output files, the replays' scores equal bit for
+bit; and, without the model: the signals each group reads across several neighbourhoods,
+one-line option errors, ``--help`` and the city mode's plan. Not asserted: which
+architecture wins (a model this small decides nothing).
 """
 
 import json

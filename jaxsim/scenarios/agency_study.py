@@ -156,6 +156,8 @@ CITY = "New York City"
 LLM_FIT = ("transmission_rate", "isolation_alignment_offset", "isolation_alignment_scale")
 RATE_FIT = ("transmission_rate",)
 ARCHETYPE = "archetype"
+#: Label of the worlds' isolation groups of the LLM rows (``"group 3"``; run.json names them).
+GROUP_LABEL = "group"
 #: Columns of study.csv holding scores (a replay must reproduce them exactly).
 SCORE_COLUMNS = ("nd", "wis", "coverage_50", "coverage_90", "persistence_nd", "persistence_wis", "relative_nd",
                  "relative_wis", "train_nd", "mobility_pearson_r", "mobility_slope", "mobility_intercept",
@@ -723,6 +725,7 @@ class RowResult:
     agents: int
     sites: list[SiteResult]
     llm: dict | None = None
+    group_names: list[str] | None = None  # LLM rows: the name of each isolation group
     model_calls: int = 0
     calls_this_run: int = 0
     cache_hits: int = 0
@@ -848,8 +851,9 @@ def ask_along_run(layer, sites: list[Site], worlds: list, params: list, settings
             progress.now(f"simulating week {week + 1} ({label})")
             for k, (world, p) in enumerate(zip(worlds, params)):
                 run_key = jax.random.fold_in(jax.random.key(settings.seed + 2), k)
-                result = engine.run(model, run_key, states[k], p, world.with_inputs(isolation_prob=jnp.asarray(table)), 7,
-                                    start_day=t, progress=False, chunk_days=7, donate=True, validate=week == 0)
+                week_world = world.with_inputs(isolation_prob=jnp.asarray(table))
+                result = engine.run(model, run_key, states[k], p, week_world, 7, start_day=t, progress=False,
+                                    chunk_days=7, donate=True, validate=week == 0)
                 states[k] = result.state
             shown.update(week + 1, calls=layer.backend.llm_calls)
     return table, asking
@@ -880,7 +884,9 @@ def run_llm(arch: Architecture, sites: list[Site], settings: Settings, backend, 
     union = union_population(sites)
     grouping = behaviour.group_agents(union, arch.attributes)
     columns = max(grouping.num_groups, pad or 0)
-    names = grouping.names + [f"unused {i}" for i in range(columns - grouping.num_groups)]
+    # The worlds' isolation groups carry neutral labels, the same for every archetype row
+    # (labels are static in a compiled program: equal ones let the rows share programs).
+    labels = [f"{GROUP_LABEL} {i}" for i in range(columns)]
     people = People.of(sites) if per_agent else None
     counter = CallCounter(backend)
     policy = study_policy(per_agent)
@@ -891,7 +897,7 @@ def run_llm(arch: Architecture, sites: list[Site], settings: Settings, backend, 
     cut = offsets(sites)
     worlds, start_params, fit_params = [], [], []
     for k, site in enumerate(sites):
-        world, params = site_world(site, settings, grouping.codes[cut[k]:cut[k + 1]], names)
+        world, params = site_world(site, settings, grouping.codes[cut[k]:cut[k + 1]], labels)
         worlds.append(world)
         fit_params.append(params)
         start_params.append(params.replace(transmission_rate=np.asarray(rates[site.nta], np.float32)))
@@ -914,7 +920,8 @@ def run_llm(arch: Architecture, sites: list[Site], settings: Settings, backend, 
         report["archetype_sizes"] = None
     report["answers_by_week"] = table[:, :grouping.num_groups].mean(axis=1).tolist()
     return RowResult(
-        arch, grouping.num_groups, int(cut[-1]), results, llm=report, model_calls=counter.requests,
+        arch, grouping.num_groups, int(cut[-1]), results, llm=report, group_names=grouping.names,
+        model_calls=counter.requests,
         calls_this_run=counter.llm_calls, cache_hits=counter.cache_hits, llm_seconds=asking,
         wall_seconds=time.perf_counter() - start,
     )
@@ -1104,18 +1111,21 @@ def conclusion(rows: list[RowResult]) -> list[str]:
         verdict = "beat" if s["wis"] < heuristic["wis"] else "do not beat"
         lines.append(
             f"LLM archetypes {verdict} the calibrated heuristic on held-out WIS: the best archetype row, "
-            f"{best.arch.name} ({best.groups} groups), has WIS {s['wis']:.2f} (relative {s['relative_wis']:.2f}) and ND "
-            f"{s['nd']:.3f} against the heuristic's WIS {heuristic['wis']:.2f} (relative "
-            f"{heuristic['relative_wis']:.2f}) and ND {heuristic['nd']:.3f}")
-    per_agent = [r for r in rows if r.arch.kind == "per-agent"]
-    if per_agent and archetypes:
-        biggest = max(per_agent, key=lambda r: r.agents)
-        most = max(archetypes, key=lambda r: r.groups)
-        lines.append(
-            f"model calls per simulated week: {most.model_calls / max(1, most.sites[0].site.weeks):.0f} for "
-            f"{most.arch.name} over {most.agents:,} agents, {biggest.model_calls / max(1, biggest.sites[0].site.weeks):.0f} "
-            f"for {biggest.arch.name} (calls grow with agents); its WIS {biggest.summary['wis']:.2f} "
-            f"(relative {biggest.summary['relative_wis']:.2f})")
+            f"{best.arch.name} ({best.groups} group{'' if best.groups == 1 else 's'}), has WIS {s['wis']:.2f} "
+            f"(relative {s['relative_wis']:.2f}) and ND {s['nd']:.3f} against the heuristic's WIS "
+            f"{heuristic['wis']:.2f} (relative {heuristic['relative_wis']:.2f}) and ND {heuristic['nd']:.3f}")
+    per_agent = sorted((r for r in rows if r.arch.kind == "per-agent"), key=lambda r: r.agents)
+    weeks = rows[0].sites[0].site.weeks
+    if archetypes:
+        calls = [r.model_calls / weeks for r in archetypes]
+        lines.append(f"archetype rows: {min(calls):.0f} to {max(calls):.0f} model calls per simulated week "
+                     f"({min(r.groups for r in archetypes)} to {max(r.groups for r in archetypes)} groups) "
+                     f"whatever the agents ({archetypes[0].agents:,} here)")
+    if per_agent:
+        lines.append("per-agent rows: " + ", ".join(
+            f"{r.model_calls / weeks:.0f} model calls per simulated week for {r.agents:,} agents "
+            f"(WIS {r.summary['wis']:.2f}, relative {r.summary['relative_wis']:.2f})" for r in per_agent)
+            + ": calls grow with the agents")
     beating = [r.arch.name for r in rows if r.summary["wis"] < r.summary["persistence_wis"]]
     if not beating:
         lines.append(f"no architecture beats last-value persistence on held-out WIS (persistence "
@@ -1141,7 +1151,8 @@ def plot_study(path: Path, table: pd.DataFrame, title: str) -> None:
             ax.plot(part[x], part["relative_nd"], "s--", color=colours.get(kind, "k"), alpha=0.6,
                     label=f"{kind}: ND")
             for _, r in part.iterrows():
-                ax.annotate(r["architecture"].removeprefix("llm: "), (r[x], r["relative_wis"]), fontsize=7,
+                short = r["architecture"].removeprefix("llm: ").replace(" agents)", ")").replace("agent)", ")")
+                ax.annotate(short, (r[x], r["relative_wis"]), fontsize=7,
                             xytext=(3, 3), textcoords="offset points")
         ax.axhline(heuristic["relative_wis"], color="tab:green", lw=1.5, label="heuristic: WIS")
         ax.axhline(heuristic["relative_nd"], color="tab:green", lw=1, ls="--", label="heuristic: ND")
@@ -1297,8 +1308,9 @@ def run(args) -> int:
             "summary": r.summary, "mobility": r.mobility,
             "by_neighbourhood": {s.site.nta: {
                 "agents": s.site.n, "scores": s.scores, "persistence": s.persistence, "train": s.train_scores,
-                "fitted_parameters": nyc_calibration.fitted_report(
+                "fitted_parameters": named_groups(nyc_calibration.fitted_report(
                     calibration.extend_last_week(s.fit.params, settings.train), s.world, s.fit.names),
+                    r.group_names),
                 "loss_curve": s.fit.loss_curve, "fit_seconds": s.fit.seconds, "fit_stopped": s.fit.stopped,
                 "isolating_share": s.isolating,
             } for s in r.sites},
@@ -1343,6 +1355,20 @@ def run(args) -> int:
     print(f"wrote {out / 'study.csv'} (and .parquet), {out / 'weekly.csv'}, {out / 'study.png'}, {out / 'run.json'}, "
           f"{out / REPORT_FILE}")
     return 0
+
+
+def named_groups(report: dict, names: list[str] | None) -> dict:
+    """A fitted-parameter report with the LLM rows' neutral group labels (``group 3``) replaced
+    by the groups' names, and the padding groups left out."""
+    if names is None:
+        return report
+    out = {}
+    for key, value in report.items():
+        if isinstance(value, dict) and value and all(str(k).startswith(f"{GROUP_LABEL} ") for k in value):
+            value = {names[int(str(k).split()[-1])]: v for k, v in value.items()
+                     if int(str(k).split()[-1]) < len(names)}
+        out[key] = value
+    return out
 
 
 def _fmt(value) -> str:
