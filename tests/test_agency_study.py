@@ -3,7 +3,7 @@
 One small study (one neighbourhood of 2,000 agents, 2 fitted + 1 held-out week, 2 fit
 steps, 4 members; archetype rows ``one`` and ``age+area``, per-agent rows of 3 and 6 agents)
 runs with SmolLM2-135M-Instruct in process on an empty response cache, then again with
-``--llm-replay`` from that cache only, and from the same answers exported as JSON Lines.
+``--llm-replay`` from the answers it wrote (``answers.jsonl``) only.
 Asserted: every row with finite scores, model calls per simulated week = groups x samples
 for archetype rows (growing with agents for the per-agent rows), the mobility comparison
 (recomputed here from weekly.csv), the output files, the replays' scores equal bit for
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WEEKS = 3
 SMALL = ["--ntas", "QN0103", "--agents", "2000", "--granularities", "one,age+area", "--per-agent-agents", "3,6",
          "--train-weeks", "2", "--test-weeks", "1", "--steps", "2", "--seeds", "1", "--members", "4",
-         "--behavior", "llm-local", "--seed", "3"]
+         "--behavior", "llm-local", "--seed", "3", "--no-unemployment"]  # tests/test_agency_unemployment.py
 ROWS = ["heuristic", "llm: one group", "llm: age+area", "llm: per-agent (3 agents)", "llm: per-agent (6 agents)"]
 
 
@@ -46,13 +46,10 @@ def runs(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("agency")
     cache = tmp / "answers.sqlite"
     assert _main(SMALL + ["--llm-cache", str(cache), "--out", str(tmp / "cold")]) == 0
-    assert _main(SMALL + ["--llm-cache", str(cache), "--llm-replay", "--out", str(tmp / "replay")]) == 0
-    # The same answers as a text cache (JSON Lines, the form that ships with a repository).
-    from jaxsim.llm.cache import ResponseCache
-
-    with ResponseCache(cache, mode="replay") as recorded:
-        recorded.export_jsonl(tmp / "answers.jsonl")
-    assert _main(SMALL + ["--llm-cache", str(tmp / "answers.jsonl"), "--llm-replay", "--out", str(tmp / "text")]) == 0
+    # The answers the cold run used, which it wrote as a text cache (JSON Lines, the form that
+    # ships with a repository): a replay from them alone.
+    assert _main(SMALL + ["--llm-cache", str(tmp / "cold" / "answers.jsonl"), "--llm-replay",
+                          "--out", str(tmp / "text")]) == 0
     return tmp
 
 
@@ -125,13 +122,17 @@ def test_mobility_comparison(runs):
 def test_outputs_and_the_best_architecture(runs):
     out = runs / "cold"
     for name in ("study.csv", "study.parquet", "weekly.csv", "weekly.parquet", "study.png", "run.json",
-                 "report.html", "config.toml"):
+                 "report.html", "config.toml", "answers.jsonl"):
         assert (out / name).is_file(), name
     assert (out / "study.png").read_bytes()[:4] == b"\x89PNG"
     table = _table(runs)
     parquet = pd.read_parquet(out / "study.parquet")
     pd.testing.assert_frame_equal(parquet[["architecture", "wis"]], table[["architecture", "wis"]])
     info = json.loads((out / "run.json").read_text())
+    # answers.jsonl holds the replies the run used: one per distinct request (rows may share some).
+    replies = (out / "answers.jsonl").read_text().splitlines()[1:]  # a header line, then one reply a line
+    assert info["answers"]["replies"] == len(replies)
+    assert table["model_calls"].max() <= len(replies) <= table["model_calls"].sum()
     assert info["best_architecture"] == table.loc[table["wis"].idxmin(), "architecture"]
     assert info["conclusion"] and any("persistence" in line for line in info["conclusion"])
     averted = info["counterfactual"]["reported_cases_averted"]
@@ -144,9 +145,8 @@ def test_outputs_and_the_best_architecture(runs):
     assert "data:image/png;base64," in html and "study.csv" in html
 
 
-@pytest.mark.parametrize("name", ["replay", "text"])
-def test_replay_reproduces_the_scores_from_the_cache(runs, name):
-    cold, replay = _table(runs, "cold"), _table(runs, name)
+def test_replay_reproduces_the_scores_from_the_answers_it_wrote(runs):
+    cold, replay = _table(runs, "cold"), _table(runs, "text")
     assert list(replay["architecture"]) == list(cold["architecture"])
     for column in study.SCORE_COLUMNS + ("model_calls", "groups", "agents"):
         np.testing.assert_array_equal(replay[column].to_numpy(), cold[column].to_numpy(), err_msg=column)
@@ -237,6 +237,7 @@ def test_help_lists_the_options():
     (["--archetypes", "age"], "--archetypes"),
     (["--start-week", "201001"], "--start-week"),
     (["--mode", "gpu"], "--mode"),
+    (["--borough-agents", "10"], "--borough-agents"),
 ])
 def test_bad_options_are_one_line_errors(args, says, tmp_path, capsys):
     out = tmp_path / "out"
@@ -249,11 +250,15 @@ def test_bad_options_are_one_line_errors(args, says, tmp_path, capsys):
 
 def test_city_mode_starts_with_its_plan(tmp_path, capsys):
     out = tmp_path / "city"
-    assert _main(["--mode", "city", "--plan", "--out", str(out)]) == 0
+    assert _main(["--mode", "city", "--plan", "--borough-agents", "2000", "--out", str(out)]) == 0
     text = capsys.readouterr().out
     assert "plan (city mode): 5 neighbourhood(s)" in text
     for nta in ("BK1001", "BX1003", "MN0702", "QN0103", "SI0106"):
         assert nta in text
     assert "47,303 agents" in text  # Astoria whole
     assert "llm: per-agent (500 agents)" in text and "llm: age+gender+area" in text
+    # The unemployment half: the five boroughs, monthly calls = groups (60 for age+gender+borough).
+    assert "unemployment: 2,000 agents over the 5 boroughs, 2020-08..2021-12 (17 months)" in text
+    assert "2021-01..2021-08 (8 origins)" in text
+    assert [line.split()[-1] for line in text.splitlines() if line.startswith("llm: age+gender+area")] == ["60", "60"]
     assert not out.exists()

@@ -457,3 +457,28 @@ def test_a_second_local_model_answers_a_behaviour_prompt(name, tmp_path, monkeyp
     assert reply.ok and reply.text.lstrip().startswith("{"), reply
     if LOCAL_MODELS[name].instruct:
         assert 0.0 <= parse_probability(reply.text) <= 1.0
+
+
+def test_export_only_the_replies_a_run_used(tmp_path):
+    """``ResponseCache.used``: the keys found or stored through this object; exporting only
+    those gives the text cache of one run out of a shared cache."""
+    path = tmp_path / "shared.sqlite"
+    requests = [ChatRequest(messages=({"role": "user", "content": f"question {i}"},)) for i in range(4)]
+    with ResponseCache(path) as cache:
+        for i, request in enumerate(requests[:3]):
+            cache.put("b", "m", request, f"answer {i}")
+    with ResponseCache(path) as cache:
+        assert cache.used == set()
+        keys = [cache_key("b", "m", r) for r in requests]
+        assert cache.get_many("b", "m", requests[1:2], keys[1:2]) == ["answer 1"]
+        cache.lookup([keys[3]])  # a miss is not used
+        cache.put("b", "m", requests[3], "answer 3")
+        assert cache.used == {keys[1], keys[3]}
+        assert cache.export_jsonl(tmp_path / "run.jsonl", keys=cache.used) == 2
+        assert cache.export_jsonl(tmp_path / "all.jsonl") == 4
+    records = read_jsonl(tmp_path / "run.jsonl")
+    assert sorted(r[4] for r in records) == ["answer 1", "answer 3"]
+    with ResponseCache.from_jsonl(tmp_path / "run.jsonl") as replay:
+        assert replay.get("b", "m", requests[3]) == "answer 3"
+        with pytest.raises(CacheMissError):
+            replay.get("b", "m", requests[0])

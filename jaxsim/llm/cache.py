@@ -45,7 +45,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from jaxsim.errors import InputError, JaxsimError
 
@@ -195,6 +195,8 @@ class ResponseCache:
         # Replies read or written so far (stored replies never change: first reply wins).
         self._memory: dict[str, str] = {}
         self._preloaded = False
+        #: Keys of the replies this object has found or stored (what a run used).
+        self.used: set[str] = set()
         # Text caches: replies stored since the file was last written; the file's
         # (mtime_ns, size) when last read or written.
         self._dirty = False
@@ -316,6 +318,7 @@ class ResponseCache:
                 stored = connection.execute(f"SELECT key, text FROM {_TABLE} WHERE key IN ({marks})", part).fetchall()
                 memory.update(stored)
                 found.update(stored)
+            self.used.update(found)
         return found
 
     def _file_bytes(self) -> int:
@@ -344,6 +347,7 @@ class ResponseCache:
                 (key, backend_name, model, request_json, text, 0.0 if self.file_format == "jsonl" else time.time()),
             ).rowcount
             self._dirty = self._dirty or inserted > 0
+            self.used.add(key)
             if self._preloaded:  # keep memory equal to the file: the stored reply (the first one) wins
                 stored = connection.execute(f"SELECT text FROM {_TABLE} WHERE key = ?", (key,)).fetchone()
                 self._memory[key] = stored[0]
@@ -365,14 +369,18 @@ class ResponseCache:
         rows.sort(key=lambda row: row[1])
         return rows
 
-    def export_jsonl(self, path: str | os.PathLike) -> int:
-        """Write every stored reply to the text cache file ``path`` (the module docstring
-        says the format), replacing it atomically; the number of replies written. The same
+    def export_jsonl(self, path: str | os.PathLike, keys: Iterable[str] | None = None) -> int:
+        """Write every stored reply (or those of ``keys``, e.g. :attr:`used`: the replies
+        one run read or stored) to the text cache file ``path`` (the module docstring says
+        the format), replacing it atomically; the number of replies written. The same
         replies always give the same bytes."""
         if self.mode == "off":
             raise InputError("a ResponseCache in mode 'off' holds nothing to export")
         with self._lock:
             records = self._records()
+        if keys is not None:
+            wanted = set(keys)
+            records = [record for record in records if record[0] in wanted]
         _write_jsonl(Path(path).expanduser(), records)
         return len(records)
 

@@ -131,7 +131,7 @@ import pandas as pd
 from jaxsim import caches, outputs, progress
 from jaxsim.errors import InputError
 from jaxsim.llm import options as llm_options
-from jaxsim.scenarios import arguments, command
+from jaxsim.scenarios import agency_unemployment, arguments, command
 
 #: Settings of each ``--mode`` that an option left unset takes.
 MODES = {
@@ -161,7 +161,7 @@ GROUP_LABEL = "group"
 #: Columns of study.csv holding scores (a replay must reproduce them exactly).
 SCORE_COLUMNS = ("nd", "wis", "coverage_50", "coverage_90", "persistence_nd", "persistence_wis", "relative_nd",
                  "relative_wis", "train_nd", "mobility_pearson_r", "mobility_slope", "mobility_intercept",
-                 "mobility_r2", "mean_isolating_share")
+                 "mobility_r2", "mean_isolating_share") + agency_unemployment.SCORE_COLUMNS
 
 
 # ------------------------------------------------------------------------------ settings
@@ -194,6 +194,7 @@ class Settings:
     ascertainment: float
     seed: int
     samples: int
+    unemployment: agency_unemployment.UnemploymentSettings | None = None
 
     @property
     def weeks(self) -> int:
@@ -293,6 +294,9 @@ def check_settings(args) -> Settings:
         members=args.members if args.members is not None else mode["members"],
         learning_rate=args.learning_rate, smoothing=args.smoothing, compliance=args.compliance,
         ascertainment=args.ascertainment, seed=args.seed, samples=args.llm_samples,
+        unemployment=agency_unemployment.unemployment_settings(
+            args.mode, getattr(args, "borough_agents", None), seed=args.seed, ascertainment=args.ascertainment,
+        ) if getattr(args, "unemployment", True) else None,
     )
     for flag, value, low in (("--train-weeks", settings.train, 2), ("--test-weeks", settings.test, 1),
                              ("--steps", settings.steps, 1), ("--seeds", settings.seeds, 1),
@@ -975,8 +979,11 @@ def summarise(row: RowResult, settings: Settings) -> None:
     row.mobility = mobility_fit([s.isolating for s in sites], [s.site.residential for s in sites])
 
 
-def study_table(rows: list[RowResult], settings: Settings) -> pd.DataFrame:
+def study_table(rows: list[RowResult], settings: Settings, unemployment: dict | None = None) -> pd.DataFrame:
+    """One record per architecture; ``unemployment``: architecture name -> its
+    :class:`~jaxsim.scenarios.agency_unemployment.UnemploymentRow` (columns NaN without)."""
     records = []
+    unemployment = unemployment or {}
     for row in rows:
         m = row.mobility
         records.append({
@@ -997,6 +1004,7 @@ def study_table(rows: list[RowResult], settings: Settings) -> pd.DataFrame:
             "mobility_r_within": _nan(m["pearson_r_within"]), "mobility_points": m["points"],
             "fit_steps": settings.steps, "wall_seconds": row.wall_seconds, "llm_seconds": row.llm_seconds,
             "simulator_seconds": row.wall_seconds - row.llm_seconds,
+            **agency_unemployment.columns(unemployment.get(row.arch.name)),
         })
     return pd.DataFrame.from_records(records)
 
@@ -1135,6 +1143,29 @@ def conclusion(rows: list[RowResult]) -> list[str]:
     return lines
 
 
+def unemployment_conclusion(unemployment: dict) -> list[str]:
+    """Honest lines on the unemployment half (none without it)."""
+    if not unemployment:
+        return []
+    heuristic = unemployment.get("heuristic")
+    llm = [r for name, r in unemployment.items() if name != "heuristic"]
+    lines = []
+    if heuristic is not None and llm:
+        best = min(llm, key=lambda r: r.summary["wis"])
+        s, h = best.summary, heuristic.summary
+        verdict = "beat" if s["wis"] < h["wis"] else "do not beat"
+        lines.append(
+            f"unemployment: LLM archetypes' willingness to work {verdict} the heuristic's on held-out WIS: the "
+            f"best, {best.name} ({best.groups} group{'' if best.groups == 1 else 's'}), {s['wis']:.3f} pp against "
+            f"{h['wis']:.3f} pp (persistence {h['persistence_wis']:.3f} pp); ND {s['nd']:.3f} against {h['nd']:.3f}")
+    beating = [name for name, r in unemployment.items() if r.summary["wis"] < r.summary["persistence_wis"]]
+    first = next(iter(unemployment.values()))
+    lines.append(f"unemployment: beating last-value persistence on held-out WIS: {', '.join(beating)}" if beating
+                 else f"unemployment: no architecture beats last-value persistence on held-out WIS (persistence "
+                      f"{first.summary['persistence_wis']:.3f} pp)")
+    return lines
+
+
 # ---------------------------------------------------------------------------------- plot
 def plot_study(path: Path, table: pd.DataFrame, title: str) -> None:
     plt = outputs.pyplot()
@@ -1181,7 +1212,29 @@ def plot_study(path: Path, table: pd.DataFrame, title: str) -> None:
 
 
 # ---------------------------------------------------------------------------- the program
-def print_plan(settings: Settings, sites: list[Site], archs: list[Architecture], groups: dict) -> None:
+def run_unemployment(half, archs: list[Architecture], backend, args, settings: Settings) -> dict:
+    """The unemployment half for the heuristic and each archetype row (not per-agent):
+    architecture name -> :class:`~jaxsim.scenarios.agency_unemployment.UnemploymentRow`."""
+    out = {}
+    for arch in archs:
+        if arch.kind == "per-agent":
+            continue
+        progress.stage(f"unemployment: {arch.name}")
+        if arch.kind == "heuristic":
+            row = half.run(arch.name)
+        else:
+            row = half.run(arch.name, layer_args=args, attributes=arch.attributes, backend=CallCounter(backend),
+                           samples=settings.samples)
+        s = row.summary
+        print(f"unemployment, {arch.name}: WIS {s['wis']:.3f} pp (persistence {s['persistence_wis']:.3f}), ND "
+              f"{s['nd']:.3f}, 90% coverage {s['coverage_90']:.0%}; {row.model_calls} model calls "
+              f"({row.calls_this_run} this run); {row.wall_seconds:.0f} s")
+        out[arch.name] = row
+    return out
+
+
+def print_plan(settings: Settings, sites: list[Site], archs: list[Architecture], groups: dict,
+               half=None) -> None:
     print(f"plan ({settings.mode} mode): {len(sites)} neighbourhood(s) "
           + ", ".join(f"{s.nta} {s.n:,} agents" for s in sites)
           + f"; epiweeks {sites[0].epiweeks[0]}..{sites[0].epiweeks[-1]} ({settings.train} fitted + "
@@ -1193,6 +1246,14 @@ def print_plan(settings: Settings, sites: list[Site], archs: list[Architecture],
         calls = "0" if arch.kind == "heuristic" else (f"{g * settings.samples}" if arch.kind == "archetypes"
                                                       else f"<= {g * settings.samples}")
         print(f"{arch.name:<34}{g:>8}{n:>10,}{calls:>12}")
+    if half is not None:
+        print(half.describe())
+        print(f"{'architecture':<34}{'groups':>8}{'agents':>10}{'calls/month':>12}")
+        for arch in archs:
+            if arch.kind == "per-agent":
+                continue
+            g = 0 if arch.kind == "heuristic" else half.grouping(arch.attributes).num_groups
+            print(f"{arch.name:<34}{g if g else '(rule)':>8}{half.population.size:>10,}{g * settings.samples:>12}")
 
 
 def print_table(table: pd.DataFrame) -> None:
@@ -1207,6 +1268,20 @@ def print_table(table: pd.DataFrame) -> None:
     first = table.iloc[0]
     print(f"{'persistence (last value)':<30}{'':>7}{'':>8}{'':>9}{'':>7}{first['persistence_nd']:>7.3f}"
           f"{first['persistence_wis']:>8.2f}{1.0:>8.2f}")
+    rows = table[np.isfinite(table["unemployment_wis"].astype(float))]
+    if len(rows):
+        print(f"\nunemployment per borough (held-out months, percentage points)")
+        print(f"{'architecture':<30}{'calls/mo':>9}{'calls':>7}{'ND':>7}{'WIS':>7}{'rel WIS':>8}{'ND<pers':>8}"
+              f"{'cov50':>6}{'cov90':>6}{'wall s':>8}")
+        for _, r in rows.iterrows():
+            print(f"{r['architecture']:<30}{r['unemployment_model_calls_per_month']:>9.1f}"
+                  f"{r['unemployment_model_calls']:>7}{r['unemployment_nd']:>7.3f}{r['unemployment_wis']:>7.3f}"
+                  f"{r['unemployment_relative_wis']:>8.2f}{r['unemployment_beats_persistence_nd']:>8.0%}"
+                  f"{r['unemployment_coverage_50']:>6.0%}{r['unemployment_coverage_90']:>6.0%}"
+                  f"{r['unemployment_wall_seconds']:>8.1f}")
+        first = rows.iloc[0]
+        print(f"{'persistence (last value)':<30}{'':>9}{'':>7}{first['unemployment_persistence_nd']:>7.3f}"
+              f"{first['unemployment_persistence_wis']:>7.3f}{1.0:>8.2f}")
 
 
 def _clean(value):
@@ -1224,8 +1299,26 @@ def _clean(value):
     return value
 
 
+#: Where the published studies live (one folder per model: config.toml, answers.jsonl, study.csv).
+PUBLISHED = Path(__file__).resolve().parent / "published"
+
+
+def published_args(args):
+    """The options of the published study ``args.published`` replayed from its shipped
+    answers (``--llm-replay --llm-cache .../answers.jsonl``), writing to ``args.out``."""
+    folder = PUBLISHED / f"agency_study_{args.published}"
+    name, options = command.read_config(folder / command.CONFIG_FILE)
+    argv = command.config_argv(name, options, source=str(folder / command.CONFIG_FILE))
+    return arguments.parse("agency_study", argv + ["--llm-replay", "--llm-cache", str(folder / ANSWERS_FILE),
+                                                   "--out", str(args.out)])
+
+
 def run(args) -> int:
     wall_start = time.perf_counter()
+    if getattr(args, "published", None):
+        published = args.published
+        args = published_args(args)
+        print(f"the published study {published}: its options, its answers (no model), writing to {args.out}")
     settings = check_settings(args)
     from jaxsim import behaviour, calibration
     from jaxsim.nyc import cases as nyc_cases
@@ -1246,7 +1339,11 @@ def run(args) -> int:
             groups[arch.name] = (behaviour.group_agents(union, arch.attributes).num_groups, union.size)
         else:
             groups[arch.name] = (arch.agents, arch.agents)
-    print_plan(settings, sites, archs, groups)
+    half = None
+    if settings.unemployment is not None:
+        progress.stage("building the five-borough population (unemployment)")
+        half = agency_unemployment.UnemploymentHalf(settings.unemployment)
+    print_plan(settings, sites, archs, groups, half)
     if args.plan:
         return 0
     pad = max((g for a in archs if a.kind == "archetypes" for g in [groups[a.name][0]]), default=0)
@@ -1264,19 +1361,21 @@ def run(args) -> int:
             row_sites = sites if arch.kind == "archetypes" else small[arch.agents]
             rows.append(run_llm(arch, row_sites, settings, backend, args, rates,
                                 pad=pad if arch.kind == "archetypes" else None))
+        unemployment = run_unemployment(half, archs, backend, args, settings) if half is not None else {}
         for row in rows:
             summarise(row, settings)
-        table = study_table(rows, settings)
+        table = study_table(rows, settings, unemployment)
         best = rows[int(np.argmin([r.summary["wis"] for r in rows]))]
         progress.stage(f"best architecture ({best.arch.name}): counterfactual, {settings.members} paired members")
         best_start = time.perf_counter()
         analysis = analyse_best(best, settings)
         analysis["seconds"] = time.perf_counter() - best_start
+        answers = export_answers(backend)
     finally:
         cache = getattr(backend, "cache", None)
         if cache is not None:
             cache.close()
-    lines = conclusion(rows)
+    lines = conclusion(rows) + unemployment_conclusion(unemployment)
 
     progress.stage("writing the outputs")
     out = Path(args.out)
@@ -1317,20 +1416,46 @@ def run(args) -> int:
             "llm": r.llm,
         } for r in rows},
         "tokens": "not reported: the backends return only the reply text",
+        "answers": None if answers is None else {
+            "file": ANSWERS_FILE, "replies": answers[1], "backend": backend.name, "model": backend.model,
+            "replay": f"--llm-cache {ANSWERS_FILE} --llm-replay (with the same options)"},
         "timing": {"total_seconds": None, "best_architecture_seconds": analysis["seconds"]}
         | {f"{r.arch.name} wall_seconds": r.wall_seconds for r in rows},
         "versions": outputs.package_versions(),
         "caches": caches.describe(),
     }
     weekly = weekly_table(rows, settings)
+    if unemployment:
+        info["unemployment"] = {
+            "population": half.describe(),
+            "months": [str(m) for m in half.months],
+            "origins": [str(half.months[o]) for o in half.origins],
+            "observed_rate": half.observed,
+            "rows": {name: {"summary": r.summary, "groups": r.groups, "model_calls": r.model_calls,
+                            "calls_this_run": r.calls_this_run, "cache_hits": r.cache_hits,
+                            "parse_failures": r.parse_failures, "llm_seconds": r.llm_seconds,
+                            "wall_seconds": r.wall_seconds, "willingness": r.willingness,
+                            "simulated_rate": r.simulated_rate,
+                            "per_origin": r.per_origin.to_dict("records")}
+                     for name, r in unemployment.items()},
+        }
+        info["unemployment_scores"] = {name: r.summary for name, r in unemployment.items()}
     with outputs.StagedOutputs(out) as stage:
         outputs.write_table(table, stage.path, "study")
         outputs.write_table(weekly, stage.path, "weekly")
+        if unemployment:
+            outputs.write_table(pd.concat([r.forecasts for r in unemployment.values()], ignore_index=True),
+                                stage.path, "unemployment")
+        if answers is not None:
+            import shutil
+
+            shutil.move(str(answers[0]), stage.path / ANSWERS_FILE)
         plot_study(stage.path / "study.png", table, title)
         info["timing"]["total_seconds"] = time.perf_counter() - wall_start
         outputs.write_json(_clean(info), stage.path / "run.json")
         write_report(stage.path, title=f"agency_study: {title}", info=_clean(info), source="run.json",
-                     sections=("study", "retrospective", "counterfactual", "prospective", "timing", "settings"),
+                     sections=("study", "retrospective", "counterfactual", "prospective", "unemployment_scores",
+                               "timing", "settings"),
                      notes=lines)
 
     print_table(table)
@@ -1352,9 +1477,29 @@ def run(args) -> int:
               f"{', '.join(f'{v:.0f}' for v in p['mean'])} (90% band "
               f"{', '.join(f'{a:.0f}-{b:.0f}' for a, b in zip(p['q05'], p['q95']))}); WIS {p['wis']:.2f}")
     print(f"total {time.perf_counter() - wall_start:.0f} s")
-    print(f"wrote {out / 'study.csv'} (and .parquet), {out / 'weekly.csv'}, {out / 'study.png'}, {out / 'run.json'}, "
-          f"{out / REPORT_FILE}")
+    print(f"wrote {out / 'study.csv'} (and .parquet), {out / 'weekly.csv'}, "
+          + (f"{out / 'unemployment.csv'}, " if unemployment else "")
+          + f"{out / 'study.png'}, {out / 'run.json'}, {out / REPORT_FILE}")
     return 0
+
+
+ANSWERS_FILE = "answers.jsonl"
+
+
+def export_answers(backend) -> tuple[Path, int] | None:
+    """The model's replies this run used (read from or stored in its response cache), as
+    a JSON Lines text cache in a temporary file: ``(path, replies)``, or ``None`` without
+    a cache. ``--llm-cache OUT/answers.jsonl --llm-replay`` runs the study again with them."""
+    import tempfile
+
+    cache = getattr(backend, "cache", None)
+    if cache is None or cache.mode == "off":
+        return None
+    handle, name = tempfile.mkstemp(suffix=".jsonl", prefix="answers-")
+    import os
+
+    os.close(handle)
+    return Path(name), cache.export_jsonl(name, keys=cache.used)
 
 
 def named_groups(report: dict, names: list[str] | None) -> dict:

@@ -311,6 +311,9 @@ def check_sir_network(parser: argparse.ArgumentParser, args: argparse.Namespace)
 AGENCY_MODES = ("cpu", "city")
 AGENCY_DEFAULT_GRANULARITIES = "one,age,age+gender,age+gender+area"
 AGENCY_DEFAULT_START_WEEK = 202047
+#: Published studies shipped in jaxsim/scenarios/published/agency_study_<name>/ (config.toml,
+#: answers.jsonl, study.csv): the model each ran.
+AGENCY_PUBLISHED = ("smollm2", "gemma3")
 
 
 def add_agency_study(parser: argparse.ArgumentParser) -> None:
@@ -352,10 +355,23 @@ def add_agency_study(parser: argparse.ArgumentParser) -> None:
         "--ascertainment", type=float, default=DEFAULT_ASCERTAINMENT,
         help=f"share of infections reported as cases (default {DEFAULT_ASCERTAINMENT})",
     )
+    parser.add_argument(
+        "--borough-agents", type=int, metavar="N",
+        help="agents of the unemployment half's five-borough population (default: cpu 10000, city 200000)",
+    )
+    parser.add_argument(
+        "--no-unemployment", dest="unemployment", action="store_false",
+        help="leave out the unemployment half (willingness to work, forecasts of each borough's unemployment)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the populations, fits and forecasts")
     parser.add_argument("--out", default="out/agency_study", help="output directory")
     parser.add_argument("--plan", action="store_true",
                         help="build the populations and groupings, print the rows and their model calls, stop")
+    parser.add_argument(
+        "--published", choices=AGENCY_PUBLISHED, metavar="NAME",
+        help=f"run a published study again from the model answers shipped with jaxsim, with no model: "
+        f"{', '.join(AGENCY_PUBLISHED)} (every option but --out is the published run's)",
+    )
     add_compile_cache_argument(parser)
     llm_options.add_llm_arguments(parser)
     parser.set_defaults(behavior="llm-local")
