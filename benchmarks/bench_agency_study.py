@@ -3,7 +3,7 @@
 is the table reproduced bit for bit, and how long does the whole CPU-sized study take
 with a warm LLM cache?
 
-    python benchmarks/bench_agency_study.py [--published smollm2,gemma3] [--out out/bench_agency]
+    python benchmarks/bench_agency_study.py [--published smollm2,qwen2.5-coder] [--out out/bench_agency]
 
 For each published study (``jaxsim/scenarios/published/agency_study_<name>/``: its
 ``config.toml``, the model's ``answers.jsonl`` and its ``study.csv``) this runs
@@ -37,7 +37,7 @@ from jaxsim.scenarios.arguments import AGENCY_PUBLISHED  # noqa: E402
 
 #: Columns that are the machine's, not the study's (never compared).
 TIMING = ("wall_seconds", "llm_seconds", "simulator_seconds", "unemployment_wall_seconds", "calls_this_run",
-          "cache_hits")
+          "cache_hits", "tokens_this_run", "unemployment_tokens_this_run")
 
 
 def compare(shipped: pd.DataFrame, new: pd.DataFrame) -> list[str]:
@@ -90,10 +90,10 @@ def main(argv=None) -> int:
             failed |= bool(differ)
             rows.append((name, repeat + 1, seconds, len(shipped), int(shipped["model_calls"].sum()
                          + shipped.get("unemployment_model_calls", pd.Series([0])).sum()), differ))
-    print(f"\n{'published':<10}{'run':>4}{'wall s':>9}{'rows':>6}{'answers':>9}  scores")
+    print(f"\n{'published':<15}{'run':>4}{'wall s':>9}{'rows':>6}{'answers':>9}  scores")
     for name, repeat, seconds, n, calls, differ in rows:
         verdict = "equal bit for bit" if not differ else f"DIFFER in {', '.join(differ)}"
-        print(f"{name:<10}{repeat:>4}{seconds:>9.1f}{n:>6}{calls:>9}  {verdict}")
+        print(f"{name:<15}{repeat:>4}{seconds:>9.1f}{n:>6}{calls:>9}  {verdict}")
     return 1 if failed else 0
 
 

@@ -67,7 +67,12 @@ def test_every_architecture_row_with_finite_scores(runs):
     assert np.allclose(table["relative_wis"], table["wis"] / table["persistence_wis"])
     # Every row is scored against the same persistence forecast.
     assert table["persistence_wis"].nunique() == 1
-    assert table["tokens"].isna().all()  # the backends report none
+    # Tokens as the model reported them: the cold run's LLM rows spent some, the heuristic none;
+    # the replay ran no model and reports none.
+    llm = table["kind"] != "heuristic"
+    assert (table.loc[llm, "tokens_this_run"] > table.loc[llm, "calls_this_run"]).all()
+    assert table.loc[~llm, "tokens_this_run"].eq(0).all()
+    assert _table(runs, "text")["tokens_this_run"][llm].isna().all()
 
 
 def test_model_calls_groups_times_samples_and_growing_with_agents(runs):
@@ -135,6 +140,12 @@ def test_outputs_and_the_best_architecture(runs):
     assert table["model_calls"].max() <= len(replies) <= table["model_calls"].sum()
     assert info["best_architecture"] == table.loc[table["wis"].idxmin(), "architecture"]
     assert info["conclusion"] and any("persistence" in line for line in info["conclusion"])
+    # A per-agent row too small to carry the epidemic is called so.
+    weekly = pd.read_csv(out / "weekly.csv")
+    for name in ("llm: per-agent (3 agents)", "llm: per-agent (6 agents)"):
+        held = weekly[(weekly["architecture"] == name) & (weekly["split"] == "held out")]
+        said = any(line.startswith(name) and "too few agents" in line for line in info["conclusion"])
+        assert said == bool((held["forecast_mean"] == 0).mean() >= 0.5), name
     averted = info["counterfactual"]["reported_cases_averted"]
     assert averted["members"] == 4 and averted["mean_ci_low"] <= averted["mean"] <= averted["mean_ci_high"]
     prospective = info["prospective"]["by_neighbourhood"]["QN0103"]
@@ -262,3 +273,37 @@ def test_city_mode_starts_with_its_plan(tmp_path, capsys):
     assert "2021-01..2021-08 (8 origins)" in text
     assert [line.split()[-1] for line in text.splitlines() if line.startswith("llm: age+gender+area")] == ["60", "60"]
     assert not out.exists()
+
+
+@pytest.mark.parametrize("name", ["smollm2", "qwen2.5-coder"])
+def test_published_studies_ship_their_options_answers_and_table(name, tmp_path, capsys):
+    """The shipped studies: a table with every row scored, answers of the model named in
+    its options (a text cache), and ``--published NAME`` taking those options (checked
+    with --plan: the full replay is benchmarks/bench_agency_study.py, minutes long)."""
+    from jaxsim.llm.cache import read_jsonl
+    from jaxsim.scenarios import command
+
+    folder = study.PUBLISHED / f"agency_study_{name}"
+    table = pd.read_csv(folder / "study.csv")
+    assert table["architecture"].iloc[0] == "heuristic" and len(table) >= 5
+    assert np.all(np.isfinite(table[["nd", "wis", "persistence_wis"]].to_numpy(float)))
+    archetypes = table[table["kind"] == "archetypes"]
+    assert np.all(np.isfinite(archetypes[["unemployment_wis", "unemployment_persistence_wis"]].to_numpy(float)))
+    _, options = command.read_config(folder / "config.toml")
+    records = read_jsonl(folder / "answers.jsonl")
+    assert {r[2] for r in records} == {llm_backends_file(options)}  # one model answered them all
+    assert len(records) >= table["model_calls"].max()
+    out = tmp_path / "replay"
+    assert _main(["--published", name, "--plan", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert f"the published study {name}" in text
+    for architecture in table["architecture"]:
+        assert architecture in text, architecture
+    assert not out.exists()
+
+
+def llm_backends_file(options: dict) -> str:
+    """The GGUF file name a published study's answers are keyed by."""
+    from jaxsim.llm.backends import DEFAULT_GGUF_FILE, local_model
+
+    return local_model(options["llm_local_model"]).file if options.get("llm_local_model") else DEFAULT_GGUF_FILE

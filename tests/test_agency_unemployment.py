@@ -87,6 +87,8 @@ def test_llm_row_calls_groups_times_samples_and_replays_bit_for_bit(half_rows):
     assert cold.groups == 1
     assert cold.model_calls == 1 * 1 * MONTHS  # one group x one sample a month
     assert cold.calls_this_run == MONTHS and replay.calls_this_run == 0 and replay.cache_hits == MONTHS
+    assert cold.tokens > MONTHS and replay.tokens is None  # the replay runs no model: no token counts
+    assert np.isnan(au.columns(replay)["unemployment_tokens_this_run"])
     # The model's answers set the willingness: not the heuristic's.
     assert not np.allclose(cold.willingness, heuristic.willingness)
     np.testing.assert_array_equal(cold.willingness, replay.willingness)

@@ -604,6 +604,16 @@ def test_llama_server_gives_valid_probabilities(llama_server):
     # llama_cpp.server refuses the json_schema form (HTTP 500) and takes {"type": "json_object", "schema"}
     assert backend.structured_output_format == "json_object"
     assert all(json.loads(text)["probability"] is not None for row in answers.replies for text in row)
+    # Tokens as the server reported them (usage.total_tokens): more than one per completion.
+    assert backend.tokens > backend.calls
+
+
+def test_total_tokens_of_a_completion_body():
+    from jaxsim.llm.backends import _total_tokens
+
+    assert _total_tokens(b'{"usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12}}') == 12
+    for body in (b'{"choices": []}', b"not json", b'{"usage": {"total_tokens": -1}}', b'{"usage": null}'):
+        assert _total_tokens(body) == 0, body
 
 
 def test_llama_server_is_deterministic_at_temperature_zero_and_with_a_seed(llama_server):

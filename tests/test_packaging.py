@@ -32,6 +32,11 @@ def test_the_wheel_carries_the_command_the_programs_and_the_data(tmp_path):
     for data in ("weekly_cases_mobility_by_neighborhood.csv", "households_by_nta.csv", "default_fit_QN0103.json",
                  "monthly_unemployment_by_borough.csv", "monthly_ui_claims_by_borough.csv"):
         assert f"jaxsim/nyc/data/{data}" in names, data
+    from jaxsim.scenarios.arguments import AGENCY_PUBLISHED
+
+    for name in AGENCY_PUBLISHED:  # the published limits-of-agency studies (replayed with no model)
+        for file in ("config.toml", "answers.jsonl", "study.csv"):
+            assert f"jaxsim/scenarios/published/agency_study_{name}/{file}" in names, (name, file)
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "jaxsim = jaxsim.scenarios.command:main" in text

@@ -368,6 +368,7 @@ class OpenAIChatBackend:
         self.token_limit_field = "max_tokens" if self.token_limit_auto else token_limit_field
         self._api_key = os.environ.get(api_key_env) or None
         self._calls = _Counter()
+        self._tokens = _Counter()
         self._state_lock = threading.Lock()
         host = (parsed.hostname or "").lower()
         # Loopback servers are reached directly even when an HTTP proxy is configured.
@@ -382,6 +383,12 @@ class OpenAIChatBackend:
     def calls(self) -> int:
         """HTTP requests attempted so far (retries and structured-output fall-backs included)."""
         return self._calls.value
+
+    @property
+    def tokens(self) -> int:
+        """Prompt + completion tokens of the completions so far, as the model reported them
+        (``usage.total_tokens``; replies without usage add none)."""
+        return self._tokens.value
 
     @property
     def has_api_key(self) -> bool:
@@ -573,6 +580,7 @@ class OpenAIChatBackend:
             raise _HTTPFailure(f"connection failed: {type(err).__name__}: {err}", retryable=True) from None
         except Exception as err:  # noqa: BLE001 - e.g. http.client.RemoteDisconnected/IncompleteRead
             raise _HTTPFailure(f"connection failed: {type(err).__name__}: {err}", retryable=True) from None
+        self._tokens.add(_total_tokens(body))
         return _completion_text(body, status)
 
 
@@ -601,6 +609,15 @@ def _retry_after_seconds(value: str | None) -> float | None:
 def _snippet(text: str, limit: int = 200) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _total_tokens(body: bytes) -> int:
+    """``usage.total_tokens`` of a chat-completion body (0 when absent or unreadable)."""
+    try:
+        value = json.loads(body.decode("utf-8", errors="replace"))["usage"]["total_tokens"]
+    except (ValueError, KeyError, TypeError):
+        return 0
+    return int(value) if isinstance(value, (int, float)) and value >= 0 else 0
 
 
 def _completion_text(body: bytes, status: int) -> str:
@@ -915,6 +932,7 @@ class LlamaCppBackend:
         self._llama = None
         self._lock = threading.Lock()
         self._calls = _Counter()
+        self._tokens = _Counter()
 
     @classmethod
     def named(cls, name: str, **kwargs) -> "LlamaCppBackend":
@@ -930,6 +948,12 @@ class LlamaCppBackend:
     def calls(self) -> int:
         """Completions run so far (structured-output fall-backs included)."""
         return self._calls.value
+
+    @property
+    def tokens(self) -> int:
+        """Prompt + completion tokens of the completions so far, as the model reported them
+        (``usage.total_tokens``; replies without usage add none)."""
+        return self._tokens.value
 
     @property
     def loaded(self) -> bool:
@@ -979,6 +1003,8 @@ class LlamaCppBackend:
         if response_format is not None:
             kwargs["response_format"] = response_format
         result = llama.create_chat_completion(**kwargs)
+        usage = result.get("usage") or {}
+        self._tokens.add(int(usage.get("total_tokens") or 0))
         content = result["choices"][0]["message"]["content"]
         if not isinstance(content, str):
             raise InputError(f"completion has no text content: {content!r}")

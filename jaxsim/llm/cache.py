@@ -578,6 +578,12 @@ class CachedBackend:
     def model(self) -> str:
         return self.backend.model
 
+    @property
+    def tokens(self) -> int | None:
+        """Tokens the model reported for the requests sent to it (cache hits cost none);
+        ``None`` when the backend reports no token counts."""
+        return getattr(self.backend, "tokens", None)
+
     def __repr__(self) -> str:
         return f"CachedBackend({self.backend!r}, {self.cache!r})"
 

@@ -8,7 +8,9 @@ forecasts NYC neighbourhoods' COVID-19 cases and on what it costs.
                         [--per-agent-agents 30,90] [--start-week 202047]
                         [--train-weeks 4] [--test-weeks 2] [--steps 25] [--seeds 2] [--members 16]
                         [--behavior llm-local | --behavior llm --llm-url URL --llm-model NAME]
+                        [--borough-agents N] [--no-unemployment]
                         [--llm-cache FILE] [--llm-replay] [--plan] [--out out/agency_study]
+    jaxsim agency_study --published smollm2|qwen2.5-coder [--out DIR]
 
 Question
 --------
@@ -19,7 +21,9 @@ More groups give more individual behaviour and cost more model calls; a model ca
 agent does not scale to a city. This program measures the trade-off with jaxsim on the
 NYC data shipped in the package: for each behaviour architecture, the accuracy of held-out
 forecasts of weekly cases per neighbourhood, how the simulated isolation follows the
-observed Google-mobility signal, and the cost (behaviour groups, model calls, seconds).
+observed Google-mobility signal, the accuracy of forecasts of each borough's monthly
+unemployment when the same architecture sets willingness to work, and the cost (behaviour
+groups, model calls, seconds).
 
 Methods
 -------
@@ -87,10 +91,25 @@ mean).
 Costs. ``model_calls``: distinct requests the architecture needs (groups x
 ``--llm-samples`` per week, + retries of unreadable replies; identical prompts counted
 once): the calls a cold cache makes. ``calls_this_run``: requests that reached the model
-in this run (0 with a warm cache); ``cache_hits``. ``tokens``: the backends report none
-(left empty). ``wall_seconds`` (the row's whole time), ``llm_seconds`` (asking the model,
+in this run (0 with a warm cache); ``cache_hits``. ``tokens_this_run``: prompt +
+completion tokens the model reported for those requests (0 with a warm cache, empty when
+the backend reports none, as in a replay; the published studies' answers were partly
+recorded before tokens were counted). ``wall_seconds`` (the row's whole time), ``llm_seconds`` (asking the model,
 cache look-ups included) and ``simulator_seconds`` (the rest: forward runs, fits,
 forecasts, compilation included).
+
+Unemployment (:mod:`jaxsim.scenarios.agency_unemployment`; ``--no-unemployment`` leaves
+it out). The heuristic and each archetype row (not the per-agent rows) also set the
+*willingness to work* of a five-borough population (``--borough-agents``; cpu 10,000,
+city 200,000) in the composed COVID-19 + labour model: the labour model's heuristic, or
+each archetype asked once a month (``area`` = the borough; calls = groups x samples a
+month). One forward run per architecture (2020-08 .. 2021-07 in cpu mode, its UI-claims
+input held at the first month) gives the monthly willingness and case signals; at each
+origin month (cpu: 2021-01 .. 2021-03; city: 2021-01 .. 2021-08) the labour market is
+fitted to the observed rates up to it and each borough's rate is forecast 4 months ahead
+(400 members), scored like the cases (ND, WIS in percentage points, coverage) against
+last-value persistence. The architectures differ only in the willingness they feed the
+same fit and forecast.
 
 The best architecture (lowest held-out WIS) is then analysed three ways: retrospective
 (its ensemble on the fitted weeks: ND and 90% band coverage, in-sample), counterfactual
@@ -99,13 +118,22 @@ members on common random numbers, :func:`jaxsim.ensemble.run_ensemble` and
 :func:`jaxsim.ensemble.compare`; reported cases averted across the neighbourhoods with the
 90% interval of the mean) and prospective (its held-out forecast with its band).
 
-Modes. ``--mode cpu`` (default) is sized for a 2-core CPU: about 6-10 minutes with a warm
-LLM cache (a cold cache adds the model calls: about 1,200 with the bundled model, seconds
-each on 2 busy cores). ``--mode city`` runs the five neighbourhoods with data whole
+Modes. ``--mode cpu`` (default) is sized for a 2-core CPU: about 1.5 minutes with a warm
+LLM cache and compiled programs cached, 3 minutes with programs to compile
+(``benchmarks/RESULTS.md``); a cold LLM cache adds the model calls (1,842 with the bundled
+model, 0.5-2 s each on 2 cores). ``--mode city`` runs the five neighbourhoods with data whole
 (281,346 agents), per-agent rows of 250 and 500 agents and the full fit and forecast
 settings (60 steps x 4 seeds, 32 members, 4 + 4 weeks): meant for a GPU.
 ``--plan`` builds the populations and groupings, prints what would be run (groups and
 model calls per week) and stops.
+
+Reproducing without a model. Every run writes the model's answers it used to
+``answers.jsonl`` (a text response cache); ``--llm-cache OUT/answers.jsonl --llm-replay``
+with the same options runs the study again from them alone, bit for bit. Two published
+studies ship with jaxsim (``jaxsim/scenarios/published/agency_study_<model>/``:
+``config.toml``, ``answers.jsonl``, ``study.csv``); ``--published smollm2`` (or
+``qwen2.5-coder``) replays one (its options, its answers; no model, no server) and
+``benchmarks/bench_agency_study.py`` checks the table comes out equal.
 
 Outputs (in ``--out``, default ``out/agency_study``; all or nothing): ``study.csv`` and
 ``study.parquet`` (one row per architecture), ``weekly.csv``/``.parquet`` (per
@@ -113,7 +141,10 @@ architecture, neighbourhood and epiweek: observed cases, forecast mean and 5-95%
 simulated isolating share, residential mobility), ``study.png`` (accuracy against
 behaviour groups and against model calls, and the mobility correlation), ``run.json``
 (settings, every row with per-neighbourhood scores, fitted parameters and the LLM
-report, the best architecture's three analyses, the conclusion) and ``report.html``.
+report, the best architecture's three analyses, the unemployment half's per-origin scores
+and willingness, the conclusion), ``unemployment.csv``/``.parquet`` (per architecture,
+origin, method, borough and month ahead: observed rate, median and 5/25/75/95%
+quantiles, percent), ``answers.jsonl`` and ``report.html``.
 """
 
 from __future__ import annotations
@@ -676,6 +707,7 @@ class CallCounter:
         self.backend = backend
         self.requests = 0
         self._calls, self._hits = backend.llm_calls, backend.cache_hits
+        self._tokens = getattr(backend, "tokens", None)
 
     @property
     def name(self) -> str:
@@ -692,6 +724,13 @@ class CallCounter:
     @property
     def cache_hits(self) -> int:
         return self.backend.cache_hits - self._hits
+
+    @property
+    def tokens(self) -> int | None:
+        """Tokens the model reported for this row's calls in this run (0 with a warm cache;
+        ``None`` when the backend reports none)."""
+        now = getattr(self.backend, "tokens", None)
+        return None if now is None or self._tokens is None else now - self._tokens
 
     def cached_values(self, keys, read):
         pairs = self.backend.cached_values(keys, read)
@@ -733,6 +772,7 @@ class RowResult:
     model_calls: int = 0
     calls_this_run: int = 0
     cache_hits: int = 0
+    tokens: int | None = 0  # this run's, as the model reported them (None: not reported)
     llm_seconds: float = 0.0
     wall_seconds: float = 0.0
     summary: dict = field(default_factory=dict)
@@ -926,7 +966,7 @@ def run_llm(arch: Architecture, sites: list[Site], settings: Settings, backend, 
     return RowResult(
         arch, grouping.num_groups, int(cut[-1]), results, llm=report, group_names=grouping.names,
         model_calls=counter.requests,
-        calls_this_run=counter.llm_calls, cache_hits=counter.cache_hits, llm_seconds=asking,
+        calls_this_run=counter.llm_calls, cache_hits=counter.cache_hits, tokens=counter.tokens, llm_seconds=asking,
         wall_seconds=time.perf_counter() - start,
     )
 
@@ -996,7 +1036,7 @@ def study_table(rows: list[RowResult], settings: Settings, unemployment: dict | 
             "retries": 0 if row.llm is None else row.llm["retries"],
             "parse_failures": 0 if row.llm is None else row.llm["parse_failures"],
             "fallbacks_to_prior": 0 if row.llm is None else row.llm["fallbacks_to_prior"],
-            "tokens": math.nan,
+            "tokens_this_run": math.nan if row.tokens is None else row.tokens,
             **row.summary,
             "beats_persistence": bool(row.summary["wis"] < row.summary["persistence_wis"]),
             "mobility_pearson_r": _nan(m["pearson_r"]), "mobility_slope": _nan(m["slope"]),
@@ -1134,6 +1174,15 @@ def conclusion(rows: list[RowResult]) -> list[str]:
             f"{r.model_calls / weeks:.0f} model calls per simulated week for {r.agents:,} agents "
             f"(WIS {r.summary['wis']:.2f}, relative {r.summary['relative_wis']:.2f})" for r in per_agent)
             + ": calls grow with the agents")
+        for r in per_agent:
+            held_out = np.concatenate([s.members[:, s.site.train:].mean(axis=0) for s in r.sites])
+            if held_out.size and np.mean(held_out == 0) >= 0.5:
+                people = np.mean([s.site.people / s.site.n for s in r.sites])
+                lines.append(
+                    f"{r.arch.name}: the forecast is 0 cases in {np.mean(held_out == 0):.0%} of held-out "
+                    f"neighbourhood-weeks: each agent stands for about {people:,.0f} residents, too few agents "
+                    f"to carry the epidemic; its scores measure the population a per-agent budget buys, not the "
+                    f"answers")
     beating = [r.arch.name for r in rows if r.summary["wis"] < r.summary["persistence_wis"]]
     if not beating:
         lines.append(f"no architecture beats last-value persistence on held-out WIS (persistence "
@@ -1305,12 +1354,14 @@ PUBLISHED = Path(__file__).resolve().parent / "published"
 
 def published_args(args):
     """The options of the published study ``args.published`` replayed from its shipped
-    answers (``--llm-replay --llm-cache .../answers.jsonl``), writing to ``args.out``."""
+    answers (``--llm-replay --llm-cache .../answers.jsonl``), writing to ``args.out``
+    (``--plan`` kept: the plan only)."""
     folder = PUBLISHED / f"agency_study_{args.published}"
     name, options = command.read_config(folder / command.CONFIG_FILE)
     argv = command.config_argv(name, options, source=str(folder / command.CONFIG_FILE))
+    extra = ["--plan"] if args.plan else []
     return arguments.parse("agency_study", argv + ["--llm-replay", "--llm-cache", str(folder / ANSWERS_FILE),
-                                                   "--out", str(args.out)])
+                                                   "--out", str(args.out)] + extra)
 
 
 def run(args) -> int:
@@ -1415,7 +1466,7 @@ def run(args) -> int:
             } for s in r.sites},
             "llm": r.llm,
         } for r in rows},
-        "tokens": "not reported: the backends return only the reply text",
+        "tokens": "tokens_this_run: as the model reported them (usage.total_tokens) for this run's calls",
         "answers": None if answers is None else {
             "file": ANSWERS_FILE, "replies": answers[1], "backend": backend.name, "model": backend.model,
             "replay": f"--llm-cache {ANSWERS_FILE} --llm-replay (with the same options)"},

@@ -98,6 +98,7 @@ class UnemploymentRow:
     model_calls: int = 0
     calls_this_run: int = 0
     cache_hits: int = 0
+    tokens: int | None = 0
     parse_failures: int = 0
     llm_seconds: float = 0.0
     wall_seconds: float = 0.0
@@ -211,7 +212,7 @@ class UnemploymentHalf:
         return UnemploymentRow(
             name, summary, per_origin, forecasts, monthly["willingness"], monthly["unemployment_rate"],
             model_calls=getattr(backend, "requests", 0), calls_this_run=getattr(backend, "llm_calls", 0),
-            cache_hits=getattr(backend, "cache_hits", 0),
+            cache_hits=getattr(backend, "cache_hits", 0), tokens=getattr(backend, "tokens", 0),
             parse_failures=0 if report is None else int(report["parse_failures"]),
             llm_seconds=asking, wall_seconds=time.perf_counter() - begin,
             groups=0 if grouping is None else grouping.num_groups,
@@ -233,7 +234,8 @@ def columns(row: UnemploymentRow | None) -> dict:
                 "unemployment_coverage_90": nan, "unemployment_persistence_nd": nan,
                 "unemployment_persistence_wis": nan, "unemployment_relative_wis": nan,
                 "unemployment_beats_persistence_nd": nan, "unemployment_model_calls": 0,
-                "unemployment_model_calls_per_month": nan, "unemployment_wall_seconds": nan}
+                "unemployment_model_calls_per_month": nan, "unemployment_tokens_this_run": nan,
+                "unemployment_wall_seconds": nan}
     s = row.summary
     months = max(1, len(row.willingness))
     return {"unemployment_nd": s["nd"], "unemployment_wis": s["wis"], "unemployment_coverage_50": s["coverage_50"],
@@ -241,6 +243,7 @@ def columns(row: UnemploymentRow | None) -> dict:
             "unemployment_persistence_wis": s["persistence_wis"], "unemployment_relative_wis": s["relative_wis"],
             "unemployment_beats_persistence_nd": s["beats_persistence_nd"],
             "unemployment_model_calls": row.model_calls, "unemployment_model_calls_per_month": row.model_calls / months,
+            "unemployment_tokens_this_run": nan if row.tokens is None else row.tokens,
             "unemployment_wall_seconds": row.wall_seconds}
 
 

@@ -313,7 +313,7 @@ AGENCY_DEFAULT_GRANULARITIES = "one,age,age+gender,age+gender+area"
 AGENCY_DEFAULT_START_WEEK = 202047
 #: Published studies shipped in jaxsim/scenarios/published/agency_study_<name>/ (config.toml,
 #: answers.jsonl, study.csv): the model each ran.
-AGENCY_PUBLISHED = ("smollm2", "gemma3")
+AGENCY_PUBLISHED = ("smollm2", "qwen2.5-coder")
 
 
 def add_agency_study(parser: argparse.ArgumentParser) -> None:
@@ -370,7 +370,7 @@ def add_agency_study(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--published", choices=AGENCY_PUBLISHED, metavar="NAME",
         help=f"run a published study again from the model answers shipped with jaxsim, with no model: "
-        f"{', '.join(AGENCY_PUBLISHED)} (every option but --out is the published run's)",
+        f"{', '.join(AGENCY_PUBLISHED)} (every option but --out and --plan is the published run's)",
     )
     add_compile_cache_argument(parser)
     llm_options.add_llm_arguments(parser)
