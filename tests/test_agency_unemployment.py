@@ -131,3 +131,30 @@ def test_groupings_use_the_borough_as_area():
 
     for labels in by_area.labels:
         assert boroughs.borough_of_labels(labels) is not None
+
+
+def test_study_plot_has_the_unemployment_panel(tmp_path):
+    """study.png gains a fourth panel (unemployment WIS against model calls a month) when
+    the table has the unemployment half; three panels without it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    table = pd.read_csv(study.PUBLISHED / "agency_study_smollm2" / "study.csv")
+    panels = []
+    original = plt.subplots
+
+    def counting(*args, **kwargs):
+        fig, axes = original(*args, **kwargs)
+        panels.append(len(axes))
+        return fig, axes
+
+    plt.subplots = counting
+    try:
+        study.plot_study(tmp_path / "with.png", table, "with")
+        study.plot_study(tmp_path / "without.png", table.assign(unemployment_wis=np.nan), "without")
+    finally:
+        plt.subplots = original
+    assert panels == [4, 3]
+    assert (tmp_path / "with.png").read_bytes()[:4] == b"\x89PNG"

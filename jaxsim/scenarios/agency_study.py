@@ -1220,7 +1220,8 @@ def plot_study(path: Path, table: pd.DataFrame, title: str) -> None:
     plt = outputs.pyplot()
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    unemployment = table[np.isfinite(table["unemployment_wis"].astype(float))]
+    fig, axes = plt.subplots(1, 4 if len(unemployment) else 3, figsize=(21 if len(unemployment) else 16, 4.8))
     heuristic = table[table["kind"] == "heuristic"].iloc[0]
     llm = table[table["kind"] != "heuristic"]
     colours = {"archetypes": "tab:blue", "per-agent": "tab:red"}
@@ -1254,6 +1255,26 @@ def plot_study(path: Path, table: pd.DataFrame, title: str) -> None:
     axes[2].axhline(0, color="grey", lw=1)
     axes[2].set_ylim(-1, 1)
     axes[2].set_ylabel("Pearson r: isolating share vs residential mobility")
+    if len(unemployment):
+        ax = axes[3]
+        llm_rows = unemployment[unemployment["kind"] == "archetypes"]
+        x = llm_rows["unemployment_model_calls_per_month"].to_numpy(float)
+        ax.plot(x, llm_rows["unemployment_relative_wis"], "o-", color=colours["archetypes"], label="archetypes: WIS")
+        for xi, (_, r) in zip(x, llm_rows.iterrows()):
+            ax.annotate(r["architecture"].removeprefix("llm: "), (xi, r["unemployment_relative_wis"]), fontsize=7,
+                        xytext=(3, 3), textcoords="offset points")
+        base = unemployment[unemployment["kind"] == "heuristic"]
+        if len(base):
+            ax.axhline(float(base["unemployment_relative_wis"].iloc[0]), color="tab:green", lw=1.5,
+                       label="heuristic: WIS")
+        ax.axhline(1.0, color="grey", lw=1, ls=":", label="persistence")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("model calls per simulated month (log scale)")
+        ax.set_ylabel("unemployment: held-out WIS / persistence's")
+        ax.set_title("unemployment per borough", fontsize=9)
+        ax.legend(fontsize=7, loc="best")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
