@@ -14,6 +14,7 @@ one scenario by name (its ``prog`` is what a user types).
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Callable
 
 from jaxsim.cli import ArgumentParser, add_cache_arguments, add_compile_cache_argument
@@ -183,6 +184,30 @@ def add_calibrate_covid(parser: argparse.ArgumentParser) -> None:
         help="weekly case/mobility CSV (default: the packaged weekly_cases_mobility_by_neighborhood.csv)",
     )
     llm_options.add_llm_arguments(parser)
+
+
+def check_calibrate_covid(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Settings out of range, found before JAX loads (one line, exit status 2)."""
+    if args.train_weeks < 2:
+        parser.error(f"--train-weeks must be >= 2, got {args.train_weeks}")
+    if args.test_weeks < 1:
+        parser.error(f"--test-weeks must be >= 1, got {args.test_weeks}")
+    for flag, value in (("--steps", args.steps), ("--seeds", args.seeds), ("--members", args.members),
+                        ("--fits", args.fits)):
+        if value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
+    if args.fits > args.members:
+        parser.error(f"--fits {args.fits}: at most --members ({args.members}) fits, each gets members")
+    if args.agents is not None and args.agents < 1:
+        parser.error(f"--agents must be >= 1, got {args.agents}")
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        parser.error(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
+    if not (math.isfinite(args.reversion) and 0 <= args.reversion <= 1):
+        parser.error(f"--reversion must lie in [0, 1], got {args.reversion}")
+    if not (math.isfinite(args.smoothing) and args.smoothing >= 0):
+        parser.error(f"--smoothing must be a finite number >= 0, got {args.smoothing}")
+    if not 0 < args.ascertainment <= 1:
+        parser.error(f"--ascertainment must lie in (0, 1], got {args.ascertainment}")
 
 
 # ------------------------------------------------------------------ counterfactual_isolation
@@ -409,7 +434,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("covid_nyc", "COVID-19 in New York City neighbourhoods, with isolation behaviour.",
              add_covid_nyc, check_covid_nyc, aliases=("covid",)),
     Scenario("calibrate_covid", "Calibrating the COVID-19 model to a NYC neighbourhood's weekly cases, with a "
-             "held-out forecast.", add_calibrate_covid, aliases=("calibrate",)),
+             "held-out forecast.", add_calibrate_covid, check_calibrate_covid, aliases=("calibrate",)),
     Scenario("counterfactual_isolation", "Policy counterfactuals for a NYC neighbourhood: what if isolation, "
              "closures, vaccination or testing had been different, and what do the next weeks look like under "
              "each?", add_counterfactual_isolation, aliases=("counterfactual",)),

@@ -150,27 +150,9 @@ def parse_args(argv=None):
 
 
 def check_settings(args) -> tuple[str, ...]:
-    """Raise :class:`InputError` (one line, naming the value) for settings out of range; the fit names."""
-    if args.train_weeks < 2:
-        raise InputError(f"--train-weeks must be >= 2, got {args.train_weeks}")
-    if args.test_weeks < 1:
-        raise InputError(f"--test-weeks must be >= 1, got {args.test_weeks}")
-    for flag, value in (("--steps", args.steps), ("--seeds", args.seeds), ("--members", args.members),
-                        ("--fits", args.fits)):
-        if value < 1:
-            raise InputError(f"{flag} must be >= 1, got {value}")
-    if args.fits > args.members:
-        raise InputError(f"--fits {args.fits}: at most --members ({args.members}) fits, each gets members")
-    if args.agents is not None and args.agents < 1:
-        raise InputError(f"--agents must be >= 1, got {args.agents}")
-    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
-        raise InputError(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
-    if not (math.isfinite(args.reversion) and 0 <= args.reversion <= 1):
-        raise InputError(f"--reversion must lie in [0, 1], got {args.reversion}")
-    if not (math.isfinite(args.smoothing) and args.smoothing >= 0):
-        raise InputError(f"--smoothing must be a finite number >= 0, got {args.smoothing}")
-    if not 0 < args.ascertainment <= 1:
-        raise InputError(f"--ascertainment must lie in (0, 1], got {args.ascertainment}")
+    """The fit names; :class:`InputError` (one line, naming the value) for a parameter the
+    model does not declare. (Settings out of range are the parser's:
+    :func:`jaxsim.scenarios.arguments.check_calibrate_covid`, before JAX loads.)"""
     names = [n.strip() for n in args.fit.split(",") if n.strip()]
     try:
         names = calibration.check_fit_names(covid.CovidParams, names)
