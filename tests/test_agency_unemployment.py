@@ -158,3 +158,24 @@ def test_study_plot_has_the_unemployment_panel(tmp_path):
         plt.subplots = original
     assert panels == [4, 3]
     assert (tmp_path / "with.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_openai_compatible_server_answers_the_study(llama_server, tmp_path):
+    """The study's questions through an OpenAI-compatible HTTP server (llama.cpp's, with the
+    bundled model): the flags a larger model would change, end to end on a small half."""
+    from jaxsim.llm import options as llm_options
+    from jaxsim.scenarios import arguments
+
+    args = arguments.parse("agency_study", ["--behavior", "llm", "--llm-url", llama_server.base_url,
+                                            "--llm-model", llama_server.model, "--llm-cache", str(tmp_path / "c.sqlite")])
+    backend = llm_options.backend_from_args(args)
+    try:
+        counter = study.CallCounter(backend)
+        row = au.UnemploymentHalf(dataclasses.replace(SETTINGS, months=5, last_origin="2020-10",
+                                                      first_origin="2020-10")).run(
+            "llm: one group", layer_args=args, attributes=("everyone",), backend=counter, samples=1)
+    finally:
+        backend.cache.close()
+    assert backend.name == "openai" and row.calls_this_run == 5 and row.model_calls == 5
+    assert row.parse_failures == 0 and row.tokens > 5
+    assert np.isfinite(row.summary["wis"]) and row.willingness.shape == (5, 5)
