@@ -6,8 +6,9 @@ For each architecture (the heuristic; LLM archetypes at each of the study's gran
 ``area`` being the borough here) one forward run of the composed COVID-19 + labour model
 (:func:`jaxsim.nyc.economy.economy_setup`) covers the span on a five-borough synthetic
 population (:func:`jaxsim.nyc.boroughs.five_borough_population`). Its UI-claims input is
-held at the span's first month, so no later observation enters it (as
-:func:`jaxsim.models.labour.forecast.simulate_signals` does). With an LLM each archetype
+held at the span's first month, so no later observation enters it
+(:func:`jaxsim.models.labour.forecast.with_claims_held`, as
+:func:`~jaxsim.models.labour.forecast.simulate_signals` does). With an LLM each archetype
 is asked, at the start of every month, for the probability that a member is willing to
 go to work (:mod:`jaxsim.models.labour.behaviour`; calls = groups x samples a month
 whatever the number of agents). The run's monthly willingness and case signals per
@@ -155,21 +156,17 @@ class UnemploymentHalf:
         ``attributes``, asked through ``backend`` (a counting wrapper of the study's cached
         backend) with ``layer_args``' sampling settings."""
         import jax
-        import jax.numpy as jnp
 
         from jaxsim import behaviour, engine
         from jaxsim.llm import options as llm_options
         from jaxsim.models.labour import forecast as lf
-        from jaxsim.models.labour.model import monthly_rows
         from jaxsim.nyc import economy as nyc_economy
 
         begin = time.perf_counter()
         s = self.settings
         grouping = None if attributes is None else self.grouping(attributes)
         setup = self.setup(grouping)
-        world = setup.world
-        claims = np.asarray(world.inputs["claims_rate"], np.float32)
-        world = world.with_inputs(claims_rate=jnp.asarray(np.repeat(claims[:1], claims.shape[0], axis=0)))
+        world = lf.with_claims_held(setup.world)
         init_key, run_key = jax.random.split(jax.random.key(s.seed))
         state = engine.initial_state(setup.model, init_key, setup.params, world)
         asking, report, layer = 0.0, None, None
@@ -186,12 +183,7 @@ class UnemploymentHalf:
                                                     [layer])
             result, asking = answered.result, answered.refresh_seconds
             report = layer.report()
-        rows = monthly_rows(result.metrics)
-        monthly = {k: np.asarray(result.metrics[k])[rows].astype(np.float32)
-                   for k in ("willingness", "case_signal", "unemployment_rate")}
-        signals = lf.Signals(willingness=monthly["willingness"], case_signal=monthly["case_signal"],
-                             unemployment_rate=monthly["unemployment_rate"],
-                             compile_seconds=float(result.compile_seconds), run_seconds=float(result.run_seconds))
+        signals = lf.signals_of(result, s.months)
         rolled = lf.rolling_origin(
             setup.params.economy, self.months, self.observed, self.claims, signals, self.origins,
             region_names=self.boroughs, train_months=s.train_months, horizon=s.horizon, members=s.members,
@@ -205,12 +197,12 @@ class UnemploymentHalf:
             "beats_persistence_nd": float(model["beats_persistence_nd"]),
             "persistence_nd": float(persistence["nd"]), "persistence_wis": float(persistence["wis"]),
             "relative_wis": float(model["wis"] / persistence["wis"]) if persistence["wis"] > 0 else float("nan"),
-            "mean_willingness": float(np.mean(monthly["willingness"][:, setup.has_force])),
+            "mean_willingness": float(np.mean(signals.willingness[:, setup.has_force])),
         }
         per_origin = rolled.per_origin.assign(architecture=name)
         forecasts = rolled.forecasts.assign(architecture=name)
         return UnemploymentRow(
-            name, summary, per_origin, forecasts, monthly["willingness"], monthly["unemployment_rate"],
+            name, summary, per_origin, forecasts, signals.willingness, signals.unemployment_rate,
             model_calls=getattr(backend, "requests", 0), calls_this_run=getattr(backend, "llm_calls", 0),
             cache_hits=getattr(backend, "cache_hits", 0), tokens=getattr(backend, "tokens", 0),
             parse_failures=0 if report is None else int(report["parse_failures"]),

@@ -112,27 +112,19 @@ class Signals:
     run_seconds: float
 
 
-def simulate_signals(setup, *, seed: int = 0) -> Signals:
-    """One forward run of a composed COVID + labour setup (anything with ``model``,
-    ``world``, ``params``, ``days``, ``months``: e.g. :func:`jaxsim.nyc.economy.economy_setup`)
-    with the world's UI claims rate held at its first month, so that no observation after
-    the first month enters the run; returns its monthly willingness and case signals.
-
-    The claims reach the signals only through the agents' savings (UI benefits of the
-    unemployed move savings, savings move willingness); on the NYC span 2020-08 .. 2022-10
-    with 20,000 agents the willingness of the run with observed claims differs from this
-    one's by at most 0.001, and the case signal not at all."""
-    world = setup.world
+def with_claims_held(world):
+    """``world`` with its UI claims rate input held at its first month: a run of it uses no
+    observation after the first month."""
     claims = np.asarray(world.inputs["claims_rate"], np.float32)
-    held = np.repeat(claims[:1], claims.shape[0], axis=0)
-    world = world.with_inputs(claims_rate=jnp.asarray(held))
-    init_key, run_key = jax.random.split(jax.random.key(seed))
-    state = setup.model.init(init_key, setup.params, world)
-    result = engine.run(setup.model, run_key, state, setup.params, world, setup.days, chunk_days=setup.days,
-                        progress=False)
+    return world.with_inputs(claims_rate=jnp.asarray(np.repeat(claims[:1], claims.shape[0], axis=0)))
+
+
+def signals_of(result, months: int) -> Signals:
+    """The monthly signals of a finished run (:class:`jaxsim.engine.RunResult` of a composed
+    COVID + labour model over ``months`` calendar months)."""
     rows = monthly_rows(result.metrics)
-    if len(rows) != setup.months:
-        raise AssertionError(f"expected {setup.months} month ends, found {len(rows)}")
+    if len(rows) != months:
+        raise AssertionError(f"expected {months} month ends, found {len(rows)}")
     names = REGION_METRICS + CITY_METRICS
     monthly = {k: np.asarray(result.metrics[k])[rows] for k in names if k in result.metrics}
     return Signals(
@@ -141,6 +133,25 @@ def simulate_signals(setup, *, seed: int = 0) -> Signals:
         unemployment_rate=monthly["unemployment_rate"].astype(np.float32),
         compile_seconds=float(result.compile_seconds), run_seconds=float(result.run_seconds),
     )
+
+
+def simulate_signals(setup, *, seed: int = 0) -> Signals:
+    """One forward run of a composed COVID + labour setup (anything with ``model``,
+    ``world``, ``params``, ``days``, ``months``: e.g. :func:`jaxsim.nyc.economy.economy_setup`)
+    with the world's UI claims rate held at its first month (:func:`with_claims_held`), so
+    that no observation after the first month enters the run; returns its monthly
+    willingness and case signals.
+
+    The claims reach the signals only through the agents' savings (UI benefits of the
+    unemployed move savings, savings move willingness); on the NYC span 2020-08 .. 2022-10
+    with 20,000 agents the willingness of the run with observed claims differs from this
+    one's by at most 0.001, and the case signal not at all."""
+    world = with_claims_held(setup.world)
+    init_key, run_key = jax.random.split(jax.random.key(seed))
+    state = setup.model.init(init_key, setup.params, world)
+    result = engine.run(setup.model, run_key, state, setup.params, world, setup.days, chunk_days=setup.days,
+                        progress=False)
+    return signals_of(result, setup.months)
 
 
 # ---------------------------------------------------------------------- origins
@@ -653,7 +664,9 @@ __all__ = [
     "rolling_origin",
     "score",
     "shock_pool",
+    "signals_of",
     "simulate_signals",
+    "with_claims_held",
     "summarise",
     "targets",
     "training_window",
