@@ -249,6 +249,8 @@ def test_help_lists_the_options():
     (["--start-week", "201001"], "--start-week"),
     (["--mode", "gpu"], "--mode"),
     (["--borough-agents", "10"], "--borough-agents"),
+    (["--learning-rate", "0"], "--learning-rate"),
+    (["--compliance", "-1"], "--compliance"),
 ])
 def test_bad_options_are_one_line_errors(args, says, tmp_path, capsys):
     out = tmp_path / "out"

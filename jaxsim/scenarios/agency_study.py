@@ -151,7 +151,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,15 +337,7 @@ def check_settings(args) -> Settings:
                              ("--members", settings.members, 2)):
         if value < low:
             raise InputError(f"{flag} must be >= {low}, got {value}")
-    if not (math.isfinite(settings.learning_rate) and settings.learning_rate > 0):
-        raise InputError(f"--learning-rate must be a finite number > 0, got {settings.learning_rate}")
-    if not (math.isfinite(settings.smoothing) and settings.smoothing >= 0):
-        raise InputError(f"--smoothing must be a finite number >= 0, got {settings.smoothing}")
-    if not (math.isfinite(settings.compliance) and settings.compliance >= 0):
-        raise InputError(f"--compliance must be a finite number >= 0, got {settings.compliance}")
-    if not 0 < settings.ascertainment <= 1:
-        raise InputError(f"--ascertainment must lie in (0, 1], got {settings.ascertainment}")
-    return settings
+    return settings  # learning rate, smoothing, compliance, ascertainment: arguments.check_agency_study
 
 
 # --------------------------------------------------------------------------------- sites
@@ -1519,8 +1514,6 @@ def run(args) -> int:
             outputs.write_table(pd.concat([r.forecasts for r in unemployment.values()], ignore_index=True),
                                 stage.path, "unemployment")
         if answers is not None:
-            import shutil
-
             shutil.move(str(answers[0]), stage.path / ANSWERS_FILE)
         plot_study(stage.path / "study.png", table, title)
         info["timing"]["total_seconds"] = time.perf_counter() - wall_start
@@ -1562,14 +1555,10 @@ def export_answers(backend) -> tuple[Path, int] | None:
     """The model's replies this run used (read from or stored in its response cache), as
     a JSON Lines text cache in a temporary file: ``(path, replies)``, or ``None`` without
     a cache. ``--llm-cache OUT/answers.jsonl --llm-replay`` runs the study again with them."""
-    import tempfile
-
     cache = getattr(backend, "cache", None)
     if cache is None or cache.mode == "off":
         return None
     handle, name = tempfile.mkstemp(suffix=".jsonl", prefix="answers-")
-    import os
-
     os.close(handle)
     return Path(name), cache.export_jsonl(name, keys=cache.used)
 

@@ -200,10 +200,16 @@ def check_calibrate_covid(parser: argparse.ArgumentParser, args: argparse.Namesp
         parser.error(f"--fits {args.fits}: at most --members ({args.members}) fits, each gets members")
     if args.agents is not None and args.agents < 1:
         parser.error(f"--agents must be >= 1, got {args.agents}")
-    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
-        parser.error(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
     if not (math.isfinite(args.reversion) and 0 <= args.reversion <= 1):
         parser.error(f"--reversion must lie in [0, 1], got {args.reversion}")
+    check_fit_settings(parser, args)
+
+
+def check_fit_settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``--learning-rate``, ``--smoothing`` and ``--ascertainment`` of the scenarios that fit
+    R(t) (calibrate_covid, agency_study), checked before JAX loads."""
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        parser.error(f"--learning-rate must be a finite number > 0, got {args.learning_rate}")
     if not (math.isfinite(args.smoothing) and args.smoothing >= 0):
         parser.error(f"--smoothing must be a finite number >= 0, got {args.smoothing}")
     if not 0 < args.ascertainment <= 1:
@@ -409,6 +415,14 @@ def add_agency_study(parser: argparse.ArgumentParser) -> None:
             action.help = "not used here: the archetype groupings are --granularities"
 
 
+def check_agency_study(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Settings out of range that need no data, before JAX loads (the rest, which depend on
+    ``--mode``'s defaults and the data, are ``agency_study.check_settings``')."""
+    check_fit_settings(parser, args)
+    if not (math.isfinite(args.compliance) and args.compliance >= 0):
+        parser.error(f"--compliance must be a finite number >= 0, got {args.compliance}")
+
+
 # ------------------------------------------------------------------ devices
 def add_device_arguments(parser: argparse.ArgumentParser) -> None:
     """``--devices N`` (checked against the available devices when the run starts)."""
@@ -444,7 +458,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              add_sir_network, check_sir_network, aliases=("sir",)),
     Scenario("agency_study", "The limits of agency: isolation from a heuristic, LLM archetypes at several "
              "granularities and an LLM per agent, scored on NYC neighbourhoods' held-out cases, mobility and cost.",
-             add_agency_study, aliases=("agency",)),
+             add_agency_study, check_agency_study, aliases=("agency",)),
 )}
 ALIASES: dict[str, str] = {alias: s.name for s in SCENARIOS.values() for alias in s.aliases}
 
