@@ -65,9 +65,10 @@ __all__ = sorted(_EXPORTS) + ["state"]
 
 
 def state(cls):
-    """Class decorator for a model's state: a pytree dataclass (``flax.struct.dataclass``)
-    of flat ``[N]`` agent arrays and small per-run arrays, with ``.replace(...)``."""
-    from flax import struct
+    """Class decorator for a model's state: a pytree dataclass of flat ``[N]`` agent arrays
+    and small per-run arrays, with ``.replace(...)`` (:func:`jaxsim.kernels.pytree.dataclass`,
+    the contract of ``flax.struct.dataclass``)."""
+    from jaxsim.kernels import pytree as struct
 
     return struct.dataclass(cls)
 

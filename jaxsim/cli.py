@@ -194,3 +194,35 @@ def interrupted() -> None:
     except Exception:  # noqa: BLE001
         pass
     os._exit(INTERRUPTED)
+
+
+def leave(status: int) -> None:
+    """End a finished command with ``status`` without the interpreter's teardown.
+
+    Everything a run writes is written and closed by then; what remains of a normal exit
+    is freeing a thousand modules and XLA's runtime one by one, about 0.5 s on a 2-core
+    CPU for a COVID run (and the shutdown that has crashed on large runs, see
+    :func:`interrupted`). This flushes the output streams, waits for the threads a normal
+    exit waits for (non-daemon ones), runs the ``atexit`` handlers (logging, libraries'
+    own clean-ups) and ends the process with ``os._exit(status)``. Only for a process
+    entry point (``jaxsim``, ``python -m jaxsim``, ``scenarios/*.py``): never call it from
+    code that others import.
+    """
+    import atexit
+    import threading
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001 - a closed pipe: nothing more to say there
+            pass
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(int(status))

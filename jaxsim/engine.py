@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
+from jaxsim.kernels import pytree as struct
 
 from jaxsim import sampling
 from jaxsim.errors import InputError, InputTypeError, LabelError
@@ -544,7 +544,7 @@ def _compiled_chunk(model: Model, chunk_days: int, estimator, key, state, params
         return simulate(model, key, state, params, world, chunk_days, start_day=t0, estimator=estimator)
 
     start = time.perf_counter()
-    program = jax.jit(chunk, donate_argnums=(0,)).lower(state, params, world, key, jnp.int32(0)).compile()
+    program = jax.jit(chunk, donate_argnums=(0,)).lower(state, params, world, key, np.int32(0)).compile()
     seconds = time.perf_counter() - start
     _COMPILED[cache_key] = program
     while len(_COMPILED) > _COMPILED_MAX:
@@ -700,7 +700,7 @@ def run(
         for length in lengths:
             if before_chunk is not None:
                 world = before_chunk(start_day + done, state, world)
-            state, metrics = compiled[length](state, params, world, key, jnp.int32(start_day + done))
+            state, metrics = compiled[length](state, params, world, key, np.int32(start_day + done))
             chunks.append({k: np.asarray(v) for k, v in jax.device_get(metrics).items()})
             done += length
             if every is not None and done % every == 0 and done < days:

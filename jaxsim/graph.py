@@ -15,6 +15,7 @@ import numpy as np
 from jaxsim.errors import InputError, LabelError
 from jaxsim.kernels.layers import ContactLayer
 from jaxsim.population import EdgeList, Population, PopulationError
+from jaxsim.transfer import to_device_array
 
 
 def directed_sorted_edges(
@@ -49,7 +50,7 @@ def build_contact_layer(edges: EdgeList, num_agents: int, *, on_device: bool = T
     np.cumsum(np.bincount(dst, minlength=num_agents), out=row_start[1:])
     if row_start[-1] >= 2**31:
         raise PopulationError(f"a contact layer has {row_start[-1]} directed edges; at most 2**31 - 1 are supported")
-    put = jnp.asarray if on_device else np.asarray
+    put = to_device_array if on_device else np.asarray
     return ContactLayer(
         src=put(src),
         dst=put(dst),

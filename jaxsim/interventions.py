@@ -35,7 +35,7 @@ from typing import Any, ClassVar, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
+from jaxsim.kernels import pytree as struct
 
 from jaxsim.engine import Substep, substep_id
 from jaxsim.errors import InputError

@@ -71,7 +71,8 @@ def state_bytes(model, params, world) -> int:
 
     from jaxsim import engine
 
-    shape = jax.eval_shape(lambda k: engine.initial_state(model, k, params, world), jax.random.key(0))
+    # The key is made inside the abstract evaluation: made outside, it would run (and load) programs.
+    shape = jax.eval_shape(lambda: engine.initial_state(model, jax.random.key(0), params, world))
     return tree_bytes(shape)
 
 

@@ -30,9 +30,10 @@ from typing import Any, Callable, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
+from jaxsim.kernels import pytree as struct
 
 from jaxsim.errors import InputError, LabelError
+from jaxsim.transfer import to_device_array
 
 _METADATA_KEY = "jaxsim_param"
 #: ``per=`` periods a series may be declared over.
@@ -220,7 +221,7 @@ def build(cls, world=None, *, periods: Mapping[str, int] | None = None, **values
             raw = values[f.name] if f.name in values else spec.default
             if isinstance(raw, (jax.Array,)) and f.name in values:
                 raw = np.asarray(raw)
-            kwargs[f.name] = jnp.asarray(_resolve(spec, raw, world, periods, cls.__name__))
+            kwargs[f.name] = to_device_array(_resolve(spec, raw, world, periods, cls.__name__))
         elif f.name in values:
             kwargs[f.name] = values[f.name]
     return cls(**kwargs)

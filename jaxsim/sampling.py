@@ -61,6 +61,7 @@ import contextlib
 import contextvars
 import dataclasses
 import math
+from functools import partial
 
 import jax
 import jax.numpy as jnp
@@ -183,6 +184,18 @@ def current_estimator() -> Estimator:
 def differentiable() -> bool:
     """Whether the run being traced wants gradients (its estimator is not ``"none"``)."""
     return current_estimator().name != "none"
+
+
+@partial(jax.jit, static_argnums=1)
+def _split_seed(seed, num: int) -> tuple[jax.Array, ...]:
+    return tuple(jax.random.split(jax.random.key(seed), num))
+
+
+def keys_from_seed(seed: int, num: int = 2) -> tuple[jax.Array, ...]:
+    """``tuple(jax.random.split(jax.random.key(seed), num))``: the same ``num`` keys, made
+    by one compiled program (eagerly, four: at start-up each costs tens of milliseconds
+    even from the compile cache)."""
+    return _split_seed(seed, int(num))
 
 
 def _mix32(x: jax.Array) -> jax.Array:

@@ -18,6 +18,7 @@ from jaxsim.engine import World, pad_agents, padded_size
 from jaxsim.errors import InputError, LabelError
 from jaxsim.graph import build_contact_graph
 from jaxsim.population import Population
+from jaxsim.transfer import to_device_array, tree_to_device
 
 
 def code_dtype(num_categories: int):
@@ -76,7 +77,7 @@ def make_world(
             f"the contact graph of {n:,} agents ({population.num_contacts:,} contacts)",
         )
     slots = padded_size(n)
-    put = jnp.asarray if on_device else (lambda x: x)
+    put = to_device_array if on_device else (lambda x: x)
     coded, categories, labels = {}, [], []
     for name, source in [(a, a) for a in names] + list(groups.items()):
         k = population.num_categories(source)
@@ -101,7 +102,7 @@ def to_device(world: World) -> World:
     """``world`` with every array on the default device (after a host build)."""
     import jax
 
-    return jax.tree.map(jnp.asarray, world)
+    return tree_to_device(world)
 
 
 def world_bytes(

@@ -8,7 +8,7 @@ one compiled program runs any population of the same shape).
 from __future__ import annotations
 
 import jax
-from flax import struct
+from jaxsim.kernels import pytree as struct
 
 
 @struct.dataclass

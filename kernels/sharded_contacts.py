@@ -35,7 +35,7 @@ from typing import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
+from jaxsim.kernels import pytree as struct
 from jax.sharding import Mesh, PartitionSpec as P
 
 

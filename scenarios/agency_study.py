@@ -12,4 +12,4 @@ import sys
 from jaxsim.scenarios.command import main
 
 if __name__ == "__main__":
-    sys.exit(main(["agency_study", *sys.argv[1:]]))
+    sys.exit(main(["agency_study", *sys.argv[1:]], exit_process=True))

@@ -10,4 +10,4 @@ import sys
 from jaxsim.scenarios.command import main
 
 if __name__ == "__main__":
-    sys.exit(main(["nyc_economy", *sys.argv[1:]]))
+    sys.exit(main(["nyc_economy", *sys.argv[1:]], exit_process=True))

@@ -436,8 +436,11 @@ class Scenario:
     """A scenario's name, one-line summary, its options and the module of its program."""
 
     def __init__(self, name: str, summary: str, add: Callable, check: Callable | None = None,
-                 aliases: tuple[str, ...] = ()):
+                 aliases: tuple[str, ...] = (), plots: tuple[str, ...] = ()):
         self.name, self.summary, self.add, self.check, self.aliases = name, summary, add, check, aliases
+        #: Modules of the figures the program draws through :func:`jaxsim.plot_worker.draw`
+        #: (imported by the plot worker while the program runs).
+        self.plots = plots
 
     @property
     def module(self) -> str:
@@ -446,7 +449,7 @@ class Scenario:
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("covid_nyc", "COVID-19 in New York City neighbourhoods, with isolation behaviour.",
-             add_covid_nyc, check_covid_nyc, aliases=("covid",)),
+             add_covid_nyc, check_covid_nyc, aliases=("covid",), plots=("jaxsim.models.covid.plots",)),
     Scenario("calibrate_covid", "Calibrating the COVID-19 model to a NYC neighbourhood's weekly cases, with a "
              "held-out forecast.", add_calibrate_covid, check_calibrate_covid, aliases=("calibrate",)),
     Scenario("counterfactual_isolation", "Policy counterfactuals for a NYC neighbourhood: what if isolation, "

@@ -15,6 +15,7 @@ written`` (exit 130); a bug keeps its traceback.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -23,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from jaxsim import __version__, caches, cli, progress
+from jaxsim import __version__, caches, cli, plot_worker, progress
 from jaxsim.errors import InputError
 from jaxsim.scenarios import arguments
 
@@ -49,11 +50,13 @@ def run_parsed(args) -> int:
         if hasattr(args, "compile_cache"):
             args.compile_cache = "off"
     progress.stage(f"loading jaxsim {args.scenario}")
-    with progress.Heartbeat():  # a line whenever the run is silent for 2 s
+    spec = arguments.scenario(args.scenario)
+    # The plot worker first: it imports matplotlib on the other core while JAX loads here.
+    with plot_worker.started(spec.plots) if spec.plots else contextlib.nullcontext(), progress.Heartbeat():
         from jaxsim.compile_cache import enable_compile_cache
 
         enable_compile_cache(getattr(args, "compile_cache", None))
-        program = importlib.import_module(arguments.scenario(args.scenario).module)
+        program = importlib.import_module(spec.module)
         status = program.run(args)
     if status == 0 and out is not None and out.is_dir():
         write_config(args, out / CONFIG_FILE)
@@ -61,9 +64,24 @@ def run_parsed(args) -> int:
     return status
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """The ``jaxsim`` command line (``argv`` without the program name)."""
+def main(argv: Sequence[str] | None = None, *, exit_process: bool | None = None) -> int:
+    """The ``jaxsim`` command line (``argv`` without the program name).
+
+    ``exit_process`` (default: when ``argv`` is ``None``, i.e. the command line is the
+    process's own, as for the installed ``jaxsim`` and ``python -m jaxsim``) ends the
+    process when the command returns, skipping the interpreter's slow teardown
+    (:func:`jaxsim.cli.leave`); called from Python with an ``argv``, it returns the status.
+    """
+    if exit_process is None:
+        exit_process = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
+    status = _main(argv)
+    if exit_process:
+        cli.leave(status)
+    return status
+
+
+def _main(argv: list[str]) -> int:
     cli.install_interrupt_handler()
     for stream in (sys.stdout, sys.stderr):  # piped output arrives line by line, as it happens
         try:

@@ -50,7 +50,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxsim import behaviour, checkpoint, cli, engine, memory, outputs, report, sharding
+from jaxsim import behaviour, checkpoint, cli, engine, memory, outputs, plot_worker, report, sampling, sharding
 from jaxsim.llm import options as llm_options
 from jaxsim.models import covid
 from jaxsim.models.covid.report import case_columns
@@ -59,6 +59,7 @@ from jaxsim.errors import InputError
 from jaxsim.nyc import calibration as nyc_calibration
 from jaxsim.nyc import cli as nyc_cli
 from jaxsim.nyc import setup as nyc_setup
+from jaxsim.transfer import to_device_array
 from jaxsim.world import to_device
 from jaxsim import caches
 from jaxsim.progress import now as stage_now
@@ -169,7 +170,7 @@ def run(args) -> int:
         run_weeks = window.epiweeks(weeks) if window.observed is not None else []
         run_weeks = list(run_weeks) + [None] * (weeks - len(run_weeks))
         fitted = nyc_calibration.calibrated_values(calibration_info, calibration_info["path"], world, run_weeks)
-        params = params.replace(**{k: jax.numpy.asarray(v) for k, v in fitted.items()})
+        params = params.replace(**{k: to_device_array(v) for k, v in fitted.items()})
         rates = np.asarray(params.transmission_rate).ravel()
         print(f"parameters: {parameter_source}; weekly R(t) {', '.join(f'{r:.2f}' for r in rates)}")
     else:
@@ -182,7 +183,7 @@ def run(args) -> int:
         f"a run of {n:,} agents" + (f" on each of {split} devices" if split > 1 else ""),
     )
     world = to_device(world)
-    init_key, run_key = jax.random.split(jax.random.key(args.seed))
+    init_key, run_key = sampling.keys_from_seed(args.seed)
     if mesh is not None:  # split before building the state: it may add padding slots
         world = sharding.shard_world(world, mesh)
     state = engine.initial_state(model, init_key, params, world)  # one compiled program
@@ -268,10 +269,11 @@ def run(args) -> int:
     with outputs.StagedOutputs(out) as stage:
         outputs.write_metrics_csv(table, stage.path / "metrics.csv")
         outputs.write_json(run_info, stage.path / "run.json")
-        covid.plot_epidemic(
-            table, stage.path / "epidemic.png",
+        plot_worker.draw(  # covid.plot_epidemic, drawn by the plot worker when one waits
+            "jaxsim.models.covid.plots:plot_epidemic", table, stage.path / "epidemic.png",
             title=f"COVID-19, {n:,} agents" + (f", {', '.join(window.observed.ntas)}" if window.observed else ""),
             observed_weekly=observed_weekly, ascertainment=args.ascertainment if window.observed else None,
+            stages=covid.STAGE_NAMES,
         )
         if layer is not None:
             outputs.plot_group_probabilities(

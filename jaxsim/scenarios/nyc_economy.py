@@ -79,7 +79,7 @@ import jax
 import numpy as np
 import pandas as pd
 
-from jaxsim import behaviour, cli, engine, memory, outputs
+from jaxsim import behaviour, cli, engine, memory, outputs, sampling
 from jaxsim.report import REPORT_FILE, write_report
 from jaxsim.llm import options as llm_options
 from jaxsim.models import covid, labour
@@ -205,7 +205,7 @@ def run(args) -> int:
     attributes, has_force, observed_rate = setup.attributes, setup.has_force, setup.observed_rate
     print(f"population: {n:,} agents, {population.num_contacts:,} contacts; labour force "
           f"{int(attributes.labour_force.sum()):,} ({attributes.source} occupations)")
-    init_key, run_key = jax.random.split(jax.random.key(args.seed))
+    init_key, run_key = sampling.keys_from_seed(args.seed)
 
     def forward(params, world):
         state = engine.initial_state(model, init_key, params, world)

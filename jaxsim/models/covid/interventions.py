@@ -47,7 +47,7 @@ from typing import ClassVar, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
+from jaxsim.kernels import pytree as struct
 
 from jaxsim import interventions as iv
 from jaxsim import sampling

@@ -24,6 +24,7 @@ from jaxsim.models.covid import substeps as steps
 from jaxsim.models.covid.params import CovidParams, validate_params
 from jaxsim.models.covid.state import NEVER, CovidState, initial_state
 from jaxsim.population import Population
+from jaxsim.transfer import tree_to_device
 from jaxsim.world import code_dtype, make_world, world_bytes
 
 ISOLATION_POLICIES = ("heuristic", "inputs")
@@ -263,7 +264,7 @@ def build_world(
     arguments = _world_arguments(population, layers, layer_scale, isolation_groups, isolation_prob,
                                  initial_stages, prior_daily_cases)
     if on_device:
-        arguments["inputs"] = jax.tree.map(jnp.asarray, arguments["inputs"])
+        arguments["inputs"] = tree_to_device(arguments["inputs"])
     world = make_world(population, on_device=on_device, **arguments)
     # The group codes keep the narrowest type of the two, as the age codes do.
     group_dtype = code_dtype(max(world.num_categories("isolation_group"), world.num_categories("age")))

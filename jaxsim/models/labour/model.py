@@ -49,7 +49,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
+from jaxsim.kernels import pytree as struct
 
 from jaxsim import sampling
 from jaxsim.engine import Metric, Model, Substep, World

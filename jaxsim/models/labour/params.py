@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import struct
+from jaxsim.kernels import pytree as struct
 
 from jaxsim import parameters
 from jaxsim.errors import InputError

@@ -69,6 +69,7 @@ from jaxsim import sampling
 from jaxsim import parameters
 from jaxsim.kernels import edge_pairs
 from jaxsim.kernels.layers import ContactLayer
+from jaxsim.transfer import to_device_array
 from jaxsim.world import make_world
 
 #: ``world.inputs`` key of the reverse-edge permutations ``{layer: int32 [2E]}``.
@@ -412,7 +413,7 @@ def build_world(population, *, layers: Sequence[str] | None = None, on_device: b
             reverse[name] = edge_pairs.reverse_edges(host)
         except ValueError as err:
             raise jaxsim.InputError(f"layer {name!r}: {err}") from None
-    put = jnp.asarray if on_device else np.asarray
+    put = to_device_array if on_device else np.asarray
     return world.with_inputs(**{REVERSE_EDGES: {name: put(r) for name, r in reverse.items()}})
 
 

@@ -1,0 +1,164 @@
+"""The pieces of a fast start (issue 16): host arrays onto the device without a program per
+shape, keys from a seed in one program, pytree dataclasses without flax, a plot worker
+that draws what the command would have drawn, and a command that leaves without the
+interpreter's teardown but with its atexit handlers run."""
+
+import dataclasses
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from jaxsim import plot_worker
+from jaxsim.kernels import pytree
+from jaxsim.sampling import keys_from_seed
+from jaxsim.transfer import to_device_array, tree_to_device
+
+
+class _Compiles:
+    """Counts XLA compilations (cache hits in the persistent cache included) while open."""
+
+    def __enter__(self):
+        self.count = 0
+
+        def listen(event, duration, **kwargs):
+            if event == "/jax/core/compile/backend_compile_duration":
+                self.count += 1
+
+        self._listen = listen
+        jax.monitoring.register_event_duration_secs_listener(listen)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
+@pytest.mark.parametrize("value, dtype", [
+    (1.0, None), (3, None), (np.float64(2.0), None), (np.zeros(3), None), (np.zeros(3, np.int64), None),
+    ([1.0, 2.0], None), ([[1, 2], [3, 4.5]], None), (np.array(2.0), None), (True, None),
+    (0.5, jnp.float32), ([1, 2], jnp.int16), (np.arange(4), jnp.float32),
+])
+def test_to_device_array_is_jnp_asarray(value, dtype):
+    expected = jnp.asarray(value, dtype)
+    got = to_device_array(value, dtype)
+    assert got.aval == expected.aval and got.weak_type == expected.weak_type
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
+def test_to_device_array_compiles_nothing():
+    """jnp.asarray of a host array of a new shape compiles a program (JAX 0.10); ours does not."""
+    fresh = np.arange(7 * 13, dtype=np.float32).reshape(7, 13)
+    with _Compiles() as compiles:
+        tree = tree_to_device({"a": fresh, "b": np.zeros((11, 3), np.int8), "c": 2.5})
+    assert compiles.count == 0
+    assert isinstance(tree["a"], jax.Array) and tree["b"].dtype == jnp.int8 and tree["c"].weak_type
+    with _Compiles() as compiles:
+        jnp.asarray(np.zeros((5, 17), np.float32))
+    assert compiles.count == 1  # what the helper avoids (if JAX stops doing this, drop the helper)
+
+
+def test_keys_from_seed_are_the_split_keys():
+    for seed in (0, 7, 2**31 - 1):
+        a, b = keys_from_seed(seed)
+        c, d = jax.random.split(jax.random.key(seed))
+        np.testing.assert_array_equal(jax.random.key_data(a), jax.random.key_data(c))
+        np.testing.assert_array_equal(jax.random.key_data(b), jax.random.key_data(d))
+    assert len(keys_from_seed(3, 4)) == 4
+
+
+@pytree.dataclass
+class _State:
+    x: jax.Array
+    label: str = pytree.field(pytree_node=False, default="a")
+
+
+def test_pytree_dataclass_contract():
+    s = _State(jnp.arange(3.0))
+    leaves, treedef = jax.tree.flatten(s)
+    assert len(leaves) == 1 and "a" in str(treedef)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.x = 1
+    t = s.replace(x=s.x + 1, label="b")
+    assert t.label == "b" and s.label == "a"
+    doubled = jax.jit(lambda state: state.replace(x=2 * state.x))(s)
+    np.testing.assert_array_equal(doubled.x, [0.0, 2.0, 4.0])
+    assert jax.grad(lambda state: jnp.sum(state.x ** 2))(s).x.tolist() == [0.0, 2.0, 4.0]
+    # A user's flax.struct subclass of one of ours is a pytree with both classes' fields.
+    from flax import struct
+
+    @struct.dataclass
+    class Extended(_State):
+        y: jax.Array = 0.0
+
+    e = Extended(jnp.ones(2), "c", jnp.zeros(2))
+    assert len(jax.tree.leaves(e)) == 2 and e.replace(y=1.0).y == 1.0
+
+
+def _figure(path, *, values):
+    from jaxsim.outputs import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(np.asarray(values["y"]))
+    ax.set_title("worker test")
+    save_figure(fig, path)
+
+
+def _failing_figure(path):
+    raise ValueError("no such column 'cases' in the table")
+
+
+def test_plot_worker_draws_what_this_process_would(tmp_path, monkeypatch):
+    monkeypatch.setenv(plot_worker.ENV_VAR, "1")
+    table = pd.DataFrame({"y": np.sin(np.arange(30) / 4.0)})
+    here, there = tmp_path / "here.png", tmp_path / "there.png"
+    plot_worker.draw("tests.test_startup_paths:_figure", here, values=table)  # no worker: drawn here
+    with plot_worker.started(("tests.test_startup_paths",)) as worker:
+        assert worker is not None
+        assert plot_worker.draw("tests.test_startup_paths:_figure", there, values=table) is None
+        assert worker.process.returncode == 0
+    assert there.read_bytes() == here.read_bytes()
+
+
+def test_plot_worker_failure_raises_here_with_its_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv(plot_worker.ENV_VAR, "1")
+    with plot_worker.started() as worker:
+        with pytest.raises(plot_worker.PlotWorkerError, match="(?s)ValueError: no such column 'cases'.*"):
+            plot_worker.draw("tests.test_startup_paths:_failing_figure", tmp_path / "x.png")
+        assert worker.process.returncode == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_plot_worker_off_and_unused(tmp_path, monkeypatch):
+    monkeypatch.setenv(plot_worker.ENV_VAR, "0")
+    with plot_worker.started(("tests.test_startup_paths",)) as worker:
+        assert worker is None
+    monkeypatch.setenv(plot_worker.ENV_VAR, "1")
+    with plot_worker.started() as worker:  # no job: the worker ends with the command
+        process = worker.process
+    assert process.returncode == 0
+    with pytest.raises(ValueError, match="not 'module:function'"):
+        plot_worker.resolve("no_colon")
+
+
+def test_leave_runs_atexit_handlers_and_keeps_the_status():
+    code = ("import atexit, sys; from jaxsim.cli import leave; "
+            "atexit.register(lambda: print('atexit ran', flush=True)); "
+            "print('output', end=''); sys.stderr.write('err'); leave(3)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert done.returncode == 3
+    assert done.stdout == "outputatexit ran\n" and done.stderr == "err"
+
+
+def test_plotting_modules_import_without_jax():
+    """The worker imports the figures' modules while the command imports JAX: they must not."""
+    code = ("import sys; import jaxsim.plot_worker, jaxsim.models.covid.plots, jaxsim.outputs; "
+            "print(sorted(m for m in ('jax', 'flax', 'jaxsim.models.covid.model') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
