@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
-from scipy.special import gammainc
 
 
 def gamma_infectiousness_profile(
@@ -31,5 +32,46 @@ def gamma_infectiousness_profile(
     shape = (mean_days / sd_days) ** 2
     scale = sd_days**2 / mean_days
     edges = np.arange(int(max_days) + 1, dtype=np.float64)
-    cdf = gammainc(shape, edges / scale)
+    cdf = np.array([regularized_lower_gamma(shape, x) for x in edges / scale])
     return np.diff(cdf).astype(np.float32)
+
+
+def regularized_lower_gamma(a: float, x: float) -> float:
+    """``P(a, x)``, the regularized lower incomplete gamma function (the CDF at ``x`` of a
+    Gamma distribution of shape ``a`` and scale 1), in float64: the power series for
+    ``x < a + 1``, else one minus the continued fraction of ``Q(a, x)`` (modified Lentz).
+
+    Agrees with ``scipy.special.gammainc`` to about 1e-15; written here because importing
+    ``scipy.special`` takes 0.2 s, a tenth of a warm command's start on a 2-core CPU.
+    """
+    a, x = float(a), float(x)
+    if not a > 0:
+        raise ValueError(f"regularized_lower_gamma needs a > 0, got {a}")
+    if x <= 0:
+        return 0.0
+    log_prefactor = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1:  # sum_n x^n / (a (a+1) ... (a+n))
+        term = total = 1.0 / a
+        n = 0
+        while abs(term) > abs(total) * 1e-17 and n < 100_000:
+            n += 1
+            term *= x / (a + n)
+            total += term
+        return min(1.0, math.exp(log_prefactor) * total)
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c, d = 1.0 / tiny, 1.0 / b
+    fraction = d
+    for i in range(1, 100_000):
+        an = -i * (i - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        step = d * c
+        fraction *= step
+        if abs(step - 1.0) < 1e-16:
+            break
+    return max(0.0, 1.0 - math.exp(log_prefactor) * fraction)

@@ -51,9 +51,12 @@ def read_calibration(path: str | Path) -> dict:
     fitted = info["fitted_parameters"]
     if not fitted:
         raise InputError(f"{path}: 'fitted_parameters' is empty")
-    from jaxsim import calibration  # imported here: it brings optax, which a run that only reads a fit needs not
+    # The declared fittable parameters (jaxsim.calibration.fittable's names), read from the
+    # specs: jaxsim.calibration brings optax and flax, which a run that only reads a fit needs not.
+    from jaxsim import parameters
 
-    unknown = sorted(set(fitted) - set(calibration.fittable(CovidParams)))
+    fittable = {name for name, spec in parameters.specs(CovidParams).items() if spec.fittable}
+    unknown = sorted(set(fitted) - fittable)
     if unknown:
         raise InputError(f"{path}: fitted_parameters {unknown} are not fittable parameters of the COVID model")
     weeks = info.get("epiweeks")
