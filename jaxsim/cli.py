@@ -206,10 +206,14 @@ def leave(status: int) -> None:
     exit waits for (non-daemon ones), runs the ``atexit`` handlers (logging, libraries'
     own clean-ups) and ends the process with ``os._exit(status)``. Only for a process
     entry point (``jaxsim``, ``python -m jaxsim``, ``scenarios/*.py``): never call it from
-    code that others import.
+    code that others import. Under a profiler or tracer (``python -m cProfile``, coverage)
+    it returns instead, so that they write their results on the normal way out.
     """
     import atexit
     import threading
+
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return
 
     for stream in (sys.stdout, sys.stderr):
         try:

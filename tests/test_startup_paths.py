@@ -162,3 +162,13 @@ def test_plotting_modules_import_without_jax():
             "print(sorted(m for m in ('jax', 'flax', 'jaxsim.models.covid.model') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_leave_returns_under_a_profiler(tmp_path):
+    """``python -m cProfile -m jaxsim ...`` must still write its profile."""
+    script = tmp_path / "script.py"
+    script.write_text("from jaxsim.cli import leave\nleave(0)\nprint('returned')\n")
+    profile = tmp_path / "out.prof"
+    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), str(script)],
+                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert done.returncode == 0 and "returned" in done.stdout and profile.stat().st_size > 0
