@@ -26,7 +26,7 @@ Names are imported on first use, so ``import jaxsim`` is cheap.
 
 from __future__ import annotations
 
-import importlib
+from jaxsim.lazy import lazy_attributes
 
 __version__ = "0.2.0"
 
@@ -73,16 +73,4 @@ def state(cls):
     return struct.dataclass(cls)
 
 
-def __getattr__(name: str):
-    if name in _MODULES:
-        return importlib.import_module(f"jaxsim.{name}")
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'jaxsim' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS) | _MODULES)
+__getattr__, __dir__ = lazy_attributes(globals(), _EXPORTS, _MODULES)

@@ -13,6 +13,8 @@ for a behaviour layer (:mod:`.behaviour`) and its reports (:mod:`.report`)::
     result = jaxsim.engine.run(model, jax.random.key(0), state, params, world, days=21)
 """
 
+from jaxsim.lazy import lazy_attributes
+
 # Names resolve on first use (PEP 562): importing a submodule alone, e.g. the jax-free
 # :mod:`.plots` in a plotting process, does not import the model and JAX.
 _EXPORTS = {
@@ -86,16 +88,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'jaxsim.models.covid' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_attributes(globals(), _EXPORTS)

@@ -70,21 +70,14 @@ def case_columns(
     return out
 
 
-def plot_epidemic(
-    table: pd.DataFrame,
-    path: Path,
-    *,
-    title: str,
-    observed_weekly: pd.DataFrame | None = None,
-    ascertainment: float | None = None,
-):
-    """Stage curves, and weekly simulated cases against observed cases where known
-    (:func:`jaxsim.models.covid.plots.plot_epidemic` with this model's stages). Returns
-    the figure (saved to ``path`` and closed)."""
+def plot_epidemic(table: pd.DataFrame, path: Path, **options):
+    """Stage curves, and weekly simulated cases against observed cases where known:
+    :func:`jaxsim.models.covid.plots.plot_epidemic` (its options: ``title``,
+    ``observed_weekly``, ``ascertainment``) with this model's stages. Returns the figure
+    (saved to ``path`` and closed)."""
     from jaxsim.models.covid import plots
 
-    return plots.plot_epidemic(table, path, title=title, observed_weekly=observed_weekly,
-                               ascertainment=ascertainment, stages=STAGE_NAMES)
+    return plots.plot_epidemic(table, path, stages=STAGE_NAMES, **options)
 
 
 __all__ = ["case_columns", "params_report", "plot_epidemic"]
