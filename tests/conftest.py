@@ -16,6 +16,10 @@ os.environ.setdefault("JAXSIM_COMPILE_CACHE", _SESSION_CACHE)
 os.environ.setdefault("JAXSIM_POPULATION_CACHE", "off")
 # Nor the user's LLM response cache (tests pass --llm-cache explicitly where they need one).
 os.environ.setdefault("JAXSIM_LLM_CACHE", "off")
+# Figures drawn in the test process (matplotlib imported once per worker), not by a plot
+# worker process per run; tests/test_startup_paths.py and the command-line test of
+# tests/test_scenario_covid_nyc.py turn it on.
+os.environ.setdefault("JAXSIM_PLOT_WORKER", "0")
 
 import numpy as np
 import pytest

@@ -1,6 +1,7 @@
 """scenarios/covid_nyc.py end to end on small populations, and its input errors."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,13 +78,15 @@ def test_population_directory_with_stage_file(scenario, tmp_path):
 
 
 def test_default_run_from_command_line(tmp_path):
-    """No population arguments: the embedded synthetic Astoria."""
+    """No population arguments: the embedded synthetic Astoria; as a user runs it, the
+    figure drawn by the plot worker (the suite turns the worker off elsewhere)."""
     out = tmp_path / "default"
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(out), "--no-progress"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=dict(os.environ, JAXSIM_PLOT_WORKER="1"),
     )
     assert done.returncode == 0, done.stderr
+    assert (out / "epidemic.png").stat().st_size > 10_000 and b"image/png;base64" in (out / "report.html").read_bytes()
     assert "47,303 agents" in done.stdout
     run = json.loads((out / "run.json").read_text())
     assert run["population"]["agents"] == 47303
