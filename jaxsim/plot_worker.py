@@ -59,6 +59,10 @@ class Worker:
             _, errors = self.process.communicate(job)
         except BrokenPipeError:  # the worker died before reading its job
             _, errors = self.process.communicate()
+        except BaseException:  # Ctrl-C while it draws: end it before the staged outputs go
+            self.process.kill()
+            self.process.wait()
+            raise
         if self.process.returncode != 0:
             text = errors.decode(errors="replace").strip()
             raise PlotWorkerError(f"drawing {target} in the plot worker failed "

@@ -172,3 +172,17 @@ def test_leave_returns_under_a_profiler(tmp_path):
     done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), str(script)],
                           capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
     assert done.returncode == 0 and "returned" in done.stdout and profile.stat().st_size > 0
+
+
+def test_plot_worker_ends_at_once_when_the_command_is_interrupted(tmp_path, monkeypatch):
+    """Ctrl-C while the worker draws: the worker is killed before the command removes its
+    staged outputs (so it cannot write into a folder being removed)."""
+    monkeypatch.setenv(plot_worker.ENV_VAR, "1")
+    with plot_worker.started() as worker:
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(worker.process, "communicate", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            plot_worker.draw("tests.test_startup_paths:_figure", tmp_path / "x.png", values={"y": [1, 2]})
+        assert worker.process.returncode == -9
