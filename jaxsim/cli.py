@@ -12,6 +12,7 @@ is imported at module level, so a parser builds without JAX.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -174,6 +175,34 @@ def install_interrupt_handler() -> None:
         signal.signal(signal.SIGINT, on_interrupt)
     except ValueError:  # not the main thread (e.g. called from a worker): keep Python's handler
         pass
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C back while the enclosed code runs, then act on it.
+
+    Python raises ``KeyboardInterrupt`` wherever the main thread is. While a native
+    extension initialises (jaxlib's, numpy's, during ``import jax``) that exception turns
+    into an ``ImportError`` with a traceback, is lost (the run goes on), or crashes the
+    process (segmentation fault); measured on this project's commands with Ctrl-C in the
+    first half second. Inside this context a Ctrl-C is only recorded; on the way out it is
+    raised as ``KeyboardInterrupt`` (so :func:`run_cli` reports it in one line, exit 130).
+    Only in the main thread; elsewhere it does nothing.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 def interrupted() -> None:

@@ -186,3 +186,22 @@ def test_plot_worker_ends_at_once_when_the_command_is_interrupted(tmp_path, monk
         with pytest.raises(KeyboardInterrupt):
             plot_worker.draw("tests.test_startup_paths:_figure", tmp_path / "x.png", values={"y": [1, 2]})
         assert worker.process.returncode == -9
+
+
+def test_ctrl_c_while_loading_is_acted_on_after_it():
+    """A Ctrl-C while JAX's native libraries load (cli.interrupts_deferred) is held back:
+    the loading finishes, then the command says so in one line and exits 130."""
+    code = ("import os, signal, time; from jaxsim import cli\n"
+            "cli.install_interrupt_handler()\n"
+            "def work(argv):\n"
+            "    with cli.interrupts_deferred():\n"
+            "        os.kill(os.getpid(), signal.SIGINT)\n"
+            "        time.sleep(0.2)\n"
+            "        print('loaded', flush=True)\n"
+            "    print('ran on', flush=True)\n"
+            "    return 0\n"
+            "cli.run_cli(work, [])\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    assert done.returncode == 130
+    assert done.stdout == "loaded\n" and done.stderr == "interrupted; nothing written\n"

@@ -53,10 +53,11 @@ def run_parsed(args) -> int:
     spec = arguments.scenario(args.scenario)
     # The plot worker first: it imports matplotlib on the other core while JAX loads here.
     with plot_worker.started(spec.plots) if spec.plots else contextlib.nullcontext(), progress.Heartbeat():
-        from jaxsim.compile_cache import enable_compile_cache
+        with cli.interrupts_deferred():  # Ctrl-C while JAX's native libraries load: acted on after
+            from jaxsim.compile_cache import enable_compile_cache
 
-        enable_compile_cache(getattr(args, "compile_cache", None))
-        program = importlib.import_module(spec.module)
+            enable_compile_cache(getattr(args, "compile_cache", None))
+            program = importlib.import_module(spec.module)
         status = program.run(args)
     if status == 0 and out is not None and out.is_dir():
         write_config(args, out / CONFIG_FILE)
