@@ -194,7 +194,10 @@ def _split_seed(seed, num: int) -> tuple[jax.Array, ...]:
 def keys_from_seed(seed: int, num: int = 2) -> tuple[jax.Array, ...]:
     """``tuple(jax.random.split(jax.random.key(seed), num))``: the same ``num`` keys, made
     by one compiled program (eagerly, four: at start-up each costs tens of milliseconds
-    even from the compile cache)."""
+    even from the compile cache). Seeds outside the 32-bit range take the eager path (a
+    jitted argument is a 32-bit integer)."""
+    if not -(2**31) <= int(seed) < 2**31:
+        return tuple(jax.random.split(jax.random.key(seed), int(num)))
     return _split_seed(seed, int(num))
 
 

@@ -5,7 +5,9 @@ static fields that are part of the tree's structure, not leaves), without import
 ``from flax import struct`` imports ``flax.linen`` too, about 0.2 s of every start-up on a
 2-core CPU. Classes made with either work together (both read the field metadata
 ``pytree_node``), and a user's ``@flax.struct.dataclass`` subclass of one of ours is a
-pytree as before.
+pytree as before. One difference: these classes are not registered with
+``flax.serialization`` (``to_state_dict``/``to_bytes``); save them with
+:mod:`jaxsim.checkpoint` or any pytree tool.
 """
 
 from __future__ import annotations

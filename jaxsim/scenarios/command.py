@@ -73,8 +73,8 @@ def main(argv: Sequence[str] | None = None, *, exit_process: bool | None = None)
     process when the command returns, skipping the interpreter's slow teardown
     (:func:`jaxsim.cli.leave`); called from Python with an ``argv``, it returns the status.
     """
-    if exit_process is None:
-        exit_process = argv is None
+    if exit_process is None:  # not in a Python prompt or notebook that calls main()
+        exit_process = argv is None and not hasattr(sys, "ps1") and "ipykernel" not in sys.modules
     argv = list(sys.argv[1:] if argv is None else argv)
     status = _main(argv)
     if exit_process:

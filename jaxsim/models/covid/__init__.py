@@ -88,4 +88,6 @@ __all__ = [
 ]
 
 
-__getattr__, __dir__ = lazy_attributes(globals(), _EXPORTS)
+__getattr__, __dir__ = lazy_attributes(globals(), _EXPORTS, (
+    "behaviour", "interventions", "model", "params", "plots", "policy_design", "report", "state", "substeps",
+))
