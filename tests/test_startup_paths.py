@@ -154,12 +154,17 @@ def test_plot_worker_off_and_unused(tmp_path, monkeypatch):
         plot_worker.resolve("no_colon")
 
 
+def _python(*argv: str, **options) -> subprocess.CompletedProcess:
+    """``python *argv`` in a fresh process that imports this checkout's jaxsim."""
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=os.getcwd()), **options)
+
+
 def test_leave_runs_atexit_handlers_and_keeps_the_status():
     code = ("import atexit, sys; from jaxsim.cli import leave; "
             "atexit.register(lambda: print('atexit ran', flush=True)); "
             "print('output', end=''); sys.stderr.write('err'); leave(3)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    done = _python("-c", code)
     assert done.returncode == 3
     assert done.stdout == "outputatexit ran\n" and done.stderr == "err"
 
@@ -168,7 +173,7 @@ def test_plotting_modules_import_without_jax():
     """The worker imports the figures' modules while the command imports JAX: they must not."""
     code = ("import sys; import jaxsim.plot_worker, jaxsim.models.covid.plots, jaxsim.outputs; "
             "print(sorted(m for m in ('jax', 'flax', 'jaxsim.models.covid.model') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = _python("-c", code, check=True)
     assert done.stdout.strip() == "[]"
 
 
@@ -177,8 +182,7 @@ def test_leave_returns_under_a_profiler(tmp_path):
     script = tmp_path / "script.py"
     script.write_text("from jaxsim.cli import leave\nleave(0)\nprint('returned')\n")
     profile = tmp_path / "out.prof"
-    done = subprocess.run([sys.executable, "-m", "cProfile", "-o", str(profile), str(script)],
-                          capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    done = _python("-m", "cProfile", "-o", str(profile), str(script))
     assert done.returncode == 0 and "returned" in done.stdout and profile.stat().st_size > 0
 
 
@@ -209,8 +213,7 @@ def test_ctrl_c_while_loading_is_acted_on_after_it():
             "    print('ran on', flush=True)\n"
             "    return 0\n"
             "cli.run_cli(work, [])\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    done = _python("-c", code)
     assert done.returncode == 130
     assert done.stdout == "loaded\n" and done.stderr == "interrupted; nothing written\n"
 
@@ -219,8 +222,7 @@ def test_leave_stops_idle_executor_threads():
     """A thread pool still alive at the end (as a library may leave one) does not hang the exit."""
     code = ("from concurrent.futures import ThreadPoolExecutor; from jaxsim.cli import leave\n"
             "pool = ThreadPoolExecutor(2); pool.submit(print, 'worked').result()\nleave(0)\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env=dict(os.environ, PYTHONPATH=os.getcwd()))
+    done = _python("-c", code)
     assert done.returncode == 0 and done.stdout == "worked\n"
 
 
@@ -229,5 +231,5 @@ def test_covid_package_names_and_submodules():
     code = ("from jaxsim.models import covid\n"
             "print(all(hasattr(covid, m) for m in ('params', 'model', 'report', 'state', 'substeps', 'behaviour', "
             "'interventions')), covid.STAGE_NAMES[0], callable(covid.covid_model), 'plot_epidemic' in dir(covid))\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    done = _python("-c", code, check=True)
     assert done.stdout.split() == ["True", "susceptible", "True", "True"]
