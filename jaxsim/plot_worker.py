@@ -88,11 +88,16 @@ _current: Worker | None = None
 
 
 def wanted() -> bool:
-    """Whether commands start a worker: ``JAXSIM_PLOT_WORKER`` if set, else more than one core."""
+    """Whether commands start a worker: ``JAXSIM_PLOT_WORKER`` if set, else whether this
+    process may use more than one core."""
     setting = os.environ.get(ENV_VAR, "").strip()
     if setting:
         return setting not in ("0", "false", "no", "off")
-    return (os.cpu_count() or 1) > 1
+    try:
+        cores = len(os.sched_getaffinity(0))  # the cores this process may use (Linux)
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    return cores > 1
 
 
 @contextlib.contextmanager

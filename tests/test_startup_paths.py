@@ -233,3 +233,14 @@ def test_covid_package_names_and_submodules():
             "'interventions')), covid.STAGE_NAMES[0], callable(covid.covid_model), 'plot_epidemic' in dir(covid))\n")
     done = _python("-c", code, check=True)
     assert done.stdout.split() == ["True", "susceptible", "True", "True"]
+
+
+def test_plot_worker_wanted_with_more_than_one_usable_core(monkeypatch):
+    monkeypatch.delenv(plot_worker.ENV_VAR, raising=False)
+    if hasattr(os, "sched_getaffinity"):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+        assert not plot_worker.wanted()  # one core allowed, however many the machine has
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+        assert plot_worker.wanted()
+    monkeypatch.setenv(plot_worker.ENV_VAR, "off")
+    assert not plot_worker.wanted()
