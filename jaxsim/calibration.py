@@ -87,10 +87,8 @@ class Bounds:
 
 def fittable(params_type) -> dict[str, Bounds]:
     """``{name: Bounds}`` of the declared parameters a calibration may move."""
-    return {
-        name: Bounds(*map(float, spec.search_bounds))
-        for name, spec in parameters.specs(params_type).items() if spec.fittable
-    }
+    return {name: Bounds(*map(float, spec.search_bounds))
+            for name, spec in parameters.fittable_specs(params_type).items()}
 
 
 def fit_bounds(params_type, name: str) -> Bounds:

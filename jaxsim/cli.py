@@ -213,16 +213,22 @@ def interrupted() -> None:
     interpreter shutdown while XLA's threads still run a computation has crashed
     (segmentation fault) on large runs.
     """
-    try:
-        sys.stdout.flush()
-    except Exception:  # noqa: BLE001 - a closed pipe: nothing more to say there
-        pass
+    _flush(sys.stdout)
     try:
         sys.stderr.write("interrupted; nothing written\n")
-        sys.stderr.flush()
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a closed pipe: nothing more to say there
         pass
+    _flush(sys.stderr)
     os._exit(INTERRUPTED)
+
+
+def _flush(*streams) -> None:
+    """Flush ``streams``, ignoring those that cannot be (a closed pipe: nothing more to say there)."""
+    for stream in streams:
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def leave(status: int) -> None:
@@ -244,22 +250,8 @@ def leave(status: int) -> None:
     if sys.getprofile() is not None or sys.gettrace() is not None:
         return
 
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001 - a closed pipe: nothing more to say there
-            pass
-    shutdown = getattr(threading, "_shutdown", None)  # what the interpreter runs at exit:
-    if shutdown is not None:  # stops idle executor workers, joins the non-daemon threads
-        shutdown()
-    else:
-        for thread in threading.enumerate():
-            if thread is not threading.current_thread() and not thread.daemon:
-                thread.join()
+    _flush(sys.stdout, sys.stderr)
+    threading._shutdown()  # what the interpreter runs at exit: stops idle executor workers, joins threads
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except Exception:  # noqa: BLE001
-            pass
+    _flush(sys.stdout, sys.stderr)
     os._exit(int(status))

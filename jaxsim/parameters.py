@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jaxsim.kernels import pytree as struct
 
@@ -129,6 +128,11 @@ def specs(params_or_type) -> dict[str, ParamSpec]:
     if found is None:
         raise InputError(f"{cls.__name__} is not a declared parameters class (decorate it with jaxsim.params)")
     return dict(found)
+
+
+def fittable_specs(params_or_type) -> dict[str, ParamSpec]:
+    """``{name: ParamSpec}`` of the declared parameters a calibration may move."""
+    return {name: spec for name, spec in specs(params_or_type).items() if spec.fittable}
 
 
 def spec_of(params_or_type, name: str) -> ParamSpec:
@@ -270,4 +274,4 @@ def units(params_or_type) -> dict[str, str]:
     return {name: spec.units for name, spec in specs(params_or_type).items()}
 
 
-__all__ = ["PERIODS", "ParamSpec", "build", "check", "param", "params", "report", "spec_of", "specs", "units"]
+__all__ = ["PERIODS", "ParamSpec", "build", "check", "param", "params", "report", "fittable_specs", "spec_of", "specs", "units"]

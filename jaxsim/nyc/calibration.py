@@ -51,12 +51,11 @@ def read_calibration(path: str | Path) -> dict:
     fitted = info["fitted_parameters"]
     if not fitted:
         raise InputError(f"{path}: 'fitted_parameters' is empty")
-    # The declared fittable parameters (jaxsim.calibration.fittable's names), read from the
-    # specs: jaxsim.calibration brings optax and flax, which a run that only reads a fit needs not.
+    # From jaxsim.parameters, not jaxsim.calibration: that brings optax and flax, which a run
+    # that only reads a fit needs not.
     from jaxsim import parameters
 
-    fittable = {name for name, spec in parameters.specs(CovidParams).items() if spec.fittable}
-    unknown = sorted(set(fitted) - fittable)
+    unknown = sorted(set(fitted) - set(parameters.fittable_specs(CovidParams)))
     if unknown:
         raise InputError(f"{path}: fitted_parameters {unknown} are not fittable parameters of the COVID model")
     weeks = info.get("epiweeks")

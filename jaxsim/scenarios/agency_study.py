@@ -788,9 +788,9 @@ def fit_and_score(label: str, site: Site, model, world, params, names, settings:
     """Fit ``names`` to the site's training weeks, forecast the held-out weeks, score
     them and measure the isolating share of the fitted runs."""
     import jax
-    import jax.numpy as jnp
 
     from jaxsim import calibration, engine, forecasting, memory, scoring
+    from jaxsim.transfer import tree_to_device
     from jaxsim.world import to_device
 
     memory.check_fits(memory.run_bytes(model, params, world, settings.days, differentiable=True),
@@ -825,7 +825,7 @@ def fit_and_score(label: str, site: Site, model, world, params, names, settings:
 
     # The simulated isolating share with the fitted parameters (held-out weeks: the last rate).
     progress.now(f"isolating share of {label}")
-    fitted = jax.tree.map(jnp.asarray, calibration.extend_last_week(fit.params, train))
+    fitted = tree_to_device(calibration.extend_last_week(fit.params, train))
     shares = []
     for r in range(min(MOBILITY_RUNS, settings.members)):
         init_key, run_key = jax.random.split(jax.random.key(settings.seed + 500 + r))
@@ -861,18 +861,18 @@ def ask_along_run(layer, sites: list[Site], worlds: list, params: list, settings
     Returns the ``[weeks, columns]`` table and the seconds spent asking."""
     import jax
 
-    from jaxsim import engine
-    from jaxsim.models import covid
-
     import jax.numpy as jnp
 
+    from jaxsim import engine
+    from jaxsim.models import covid
+    from jaxsim.transfer import tree_to_device
     from jaxsim.world import to_device
 
     model = covid.covid_model(policy="inputs")
     table = np.zeros((settings.weeks, columns), np.float32)
     # On the device, as the fits' runs later are: the compiled weekly program is shared.
     worlds = [to_device(world) for world in worlds]
-    params = [jax.tree.map(jnp.asarray, p) for p in params]
+    params = [tree_to_device(p) for p in params]
     states = []
     for k, (world, p) in enumerate(zip(worlds, params)):
         init_key = jax.random.fold_in(jax.random.key(settings.seed + 1), k)

@@ -107,18 +107,15 @@ simulated weekly cases by date with the split, and the weekly R(t)) and ``report
 
 from __future__ import annotations
 
-import argparse
-import math
 import sys
 import time
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from jaxsim import behaviour, calibration, cli, engine, forecasting, memory, outputs, scoring
+from jaxsim import behaviour, calibration, cli, engine, forecasting, memory, outputs, sampling, scoring
 from jaxsim.compile_cache import enable_compile_cache
 from jaxsim.errors import InputError
 from jaxsim.llm import options as llm_options
@@ -386,7 +383,7 @@ def run(args) -> int:
     world = to_device(world)
     if layer is not None:
         print(f"asking the model for {layer.grouping.num_groups} archetypes x {total} weeks")
-        k_init, k_run = jax.random.split(jax.random.key(args.seed))
+        k_init, k_run = sampling.keys_from_seed(args.seed)
         answers = behaviour.run_with_behaviour(
             model, k_run, engine.initial_state(model, k_init, params, world), params, world, 7 * total, [layer])
         world = world.with_inputs(isolation_prob=jnp.asarray(answers.tables["isolation_prob"]))

@@ -228,27 +228,21 @@ def stage_infectiousness_by_day(params: CovidParams) -> jax.Array:
     """``alpha(d)`` for ``d`` days since exposure, ``[D]`` like the profile: 0 on the day of
     exposure (not yet infectious), the E value while exposed, the I value while infected,
     0 after."""
-    d = jnp.arange(params.infectiousness_profile.shape[0])
-    return _alpha_by_day(d, params.stage_infectiousness, params.exposed_days, params.infected_days)
-
-
-def _alpha_by_day(d, stage_infectiousness, exposed_days, infected_days):
     from jaxsim.kernels.progression import EXPOSED, INFECTED
 
+    d = jnp.arange(params.infectiousness_profile.shape[0])
     alpha = jnp.where(
-        d < exposed_days,
-        stage_infectiousness[EXPOSED],
-        jnp.where(d < exposed_days + infected_days, stage_infectiousness[INFECTED], 0.0),
+        d < params.exposed_days,
+        params.stage_infectiousness[EXPOSED],
+        jnp.where(d < params.exposed_days + params.infected_days, params.stage_infectiousness[INFECTED], 0.0),
     )
     return jnp.where(d == 0, 0.0, alpha)
 
 
 @jax.jit
-def _per_contact_infectiousness(stage_infectiousness, exposed_days, infected_days, profile):
+def _per_contact_infectiousness(params: CovidParams) -> jax.Array:
     """``sum_d alpha(d) * profile(d)`` in one compiled program (eagerly, about ten)."""
-    d = jnp.arange(profile.shape[0])
-    alpha = _alpha_by_day(d, stage_infectiousness, exposed_days, infected_days)
-    return jnp.sum(alpha * profile)
+    return jnp.sum(stage_infectiousness_by_day(params) * params.infectiousness_profile)
 
 
 def expected_secondary_infections(params: CovidParams, week: int = 0) -> float:
@@ -257,8 +251,7 @@ def expected_secondary_infections(params: CovidParams, week: int = 0) -> float:
 
     Useful to read ``R(t)`` as a reproduction number.
     """
-    per_contact = float(_per_contact_infectiousness(params.stage_infectiousness, params.exposed_days,
-                                                    params.infected_days, params.infectiousness_profile))
+    per_contact = float(_per_contact_infectiousness(params))
     rates = np.asarray(params.transmission_rate)
     return float(rates[min(week, len(rates) - 1)]) * float(np.mean(np.asarray(params.susceptibility))) * per_contact
 
