@@ -95,6 +95,21 @@ def heuristic_willingness(
     return jax.nn.sigmoid(logit).astype(jnp.float32)
 
 
+def aligned_willingness(probability: jax.Array, scale: jax.Array, offset: jax.Array) -> jax.Array:
+    """``clip(scale * probability + offset, 0, 1)``: a willingness probability (a
+    heuristic's or a language model's answer) mapped by a calibrated alignment; scale 1
+    and offset 0 return ``probability`` (clipped to [0, 1]) exactly.
+
+    Args:
+        probability: float, any shape.
+        scale, offset: float scalars (or broadcastable to ``probability``).
+
+    Returns:
+        float32, the shape of ``probability``.
+    """
+    return jnp.clip(scale * probability + offset, 0.0, 1.0).astype(jnp.float32)
+
+
 # ------------------------------------------------------------------------------ money
 def monthly_earnings(wage: jax.Array, days_worked: jax.Array, workdays: jax.Array) -> jax.Array:
     """Gross earnings over the month, USD ``[N]``: ``wage * days_worked / workdays``.
@@ -291,6 +306,7 @@ def unemployment_rate(
 
 
 __all__ = [
+    "aligned_willingness",
     "consumption_and_savings",
     "heuristic_willingness",
     "job_flow_probabilities",

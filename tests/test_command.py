@@ -56,6 +56,7 @@ def test_parser_defaults_are_the_librarys():
     assert arguments.PARAMETER_FORECASTS == tuple(forecasting.PARAMETER_FORECASTS)
     assert arguments.LABOUR_DEFAULT_FIT == tuple(labour_calibration.DEFAULT_FIT)
     assert set(arguments.LABOUR_FITTABLE) == set(labour_calibration.LABOUR_FITTABLE)
+    assert arguments.LABOUR_ALIGNMENT == tuple(labour_calibration.WILLINGNESS_ALIGNMENT)
 
 
 @pytest.mark.parametrize("args, says", [

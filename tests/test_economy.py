@@ -315,6 +315,84 @@ def test_calibration_recovers_the_labour_market_and_scores_held_out_months(setup
     assert set(fit.fitted_values()) == {"separation_logit", "hiring_logit", "hiring_claims_sensitivity"}
 
 
+def _alignment_problem(world, scale, offset, start_scale=1.0, start_offset=0.0):
+    """A problem whose observed rates come from willingness answers far from the market's
+    scale (0.1 .. 0.6), mapped by the alignment ``scale``, ``offset``."""
+    rng = np.random.default_rng(11)
+    months, train = 10, 8
+    market = dict(separation_logit=[-3.6, -3.9, -4.2, -3.8, -4.0], hiring_logit=[-1.5, -1.2, -0.9, -1.1, -1.0],
+                  hiring_claims_sensitivity=-0.08, quit_if_unwilling=0.3)
+    truth = labour.default_params(world, **market, willingness_alignment_scale=scale,
+                                  willingness_alignment_offset=offset)
+    inputs = dict(
+        willingness=rng.uniform(0.1, 0.6, (months, 5)), case_signal=rng.uniform(0, 8, (months, 5)),
+        claims_rate=rng.uniform(0.03, 0.2, (months, 5)), initial_unemployment=np.full(5, 0.16),
+    )
+    scratch = ec.LabourCalibrationProblem(params=truth, observed=np.full((months, 5), 0.1), train_months=train, **inputs)
+    observed = np.asarray(ec.expected_unemployment(truth, scratch))
+    start = labour.default_params(world, **market, willingness_alignment_scale=start_scale,
+                                  willingness_alignment_offset=start_offset)
+    return ec.LabourCalibrationProblem(params=start, observed=observed, train_months=train, **inputs), truth
+
+
+def test_willingness_alignment_is_fitted_with_the_market(setup):
+    """Answers on the wrong scale (an LLM's) are mapped onto the market: the alignment
+    ``clip(a w + b, 0, 1)`` is recovered, its gradient matches finite differences, and
+    with it fitted the held-out months are forecast; without it the answers cannot fit."""
+    problem, truth = _alignment_problem(setup[2], scale=0.5, offset=0.55)
+    names = ec.WILLINGNESS_ALIGNMENT
+    assert set(names) <= set(ec.LABOUR_FITTABLE)
+    loss = jax.jit(ec.loss_of_unconstrained(problem, names))
+    z = ec.unconstrained(problem.params, names)
+    grad = jax.grad(loss)(z)
+    for name in names:
+        eps = 1e-2
+        numeric = (float(loss(z | {name: z[name] + eps})) - float(loss(z | {name: z[name] - eps}))) / (2 * eps)
+        assert abs(numeric) > 1e-3, name
+        assert float(grad[name]) == pytest.approx(numeric, rel=0.02, abs=1e-3), name
+    fit = ec.fit_labour_market(problem, names, steps=1500)
+    assert fit.stopped == "completed" and fit.loss_curve[-1] < 1e-4 * fit.loss_curve[0]
+    assert float(fit.params.willingness_alignment_scale) == pytest.approx(0.5, abs=0.02)
+    assert float(fit.params.willingness_alignment_offset) == pytest.approx(0.55, abs=0.02)
+    aligned = ec.evaluate(np.asarray(ec.expected_unemployment(fit.params, problem)), problem.observed, 8)
+    market_only = ec.fit_labour_market(problem, ec.DEFAULT_FIT, steps=1500)
+    unaligned = ec.evaluate(np.asarray(ec.expected_unemployment(market_only.params, problem)), problem.observed, 8)
+    assert aligned["test"]["mae"] < 0.02 < unaligned["train"]["mae"]
+
+
+def test_willingness_alignment_maps_each_agents_probability(setup):
+    """The labour model reads the alignment: each agent's willingness probability (its
+    group's answer) is ``clip(a p + b, 0, 1)``; 1 and 0 leave the answers as they are."""
+    from jaxsim import behaviour
+
+    population, attributes, _, params, _ = setup
+    grouping = behaviour.group_agents(population, ["age"])
+    answers = np.linspace(0.05, 0.95, grouping.num_groups).astype(np.float32)
+    months = 1
+    world = _economy_world(
+        covid.build_world(population), population, attributes, claims_rate=np.full((months, 5), 0.1, np.float32),
+        work_groups=grouping.codes, work_group_labels=grouping.names, willingness=np.tile(answers, (months, 1)),
+    )
+    model = coupling.compose({"covid": covid.covid_model(), "economy": labour.labour_model(policy="inputs")})
+    days = labour.days_in_months(START, months)
+    region = np.asarray(world.agents["region"])
+    codes = np.asarray(world.agents["work_group"])
+
+    for scale, offset in ((1.0, 0.0), (0.5, 0.3), (2.0, -0.2)):
+        p = params.replace(economy=params.economy.replace(willingness_alignment_scale=jnp.float32(scale),
+                                                          willingness_alignment_offset=jnp.float32(offset)))
+        state = model.init(jax.random.key(0), p, world)
+        # The labour force alive when the month's willingness is drawn (day 0, after the
+        # epidemic's substeps of that day).
+        day0 = engine.run(model, jax.random.key(1), state, p, world, 1, progress=False).state
+        active = np.asarray(world.agents["labour_force"] * (day0.covid.stage < covid.DEAD), np.float64)
+        metrics = engine.run(model, jax.random.key(1), state, p, world, days, progress=False).metrics
+        simulated = np.asarray(metrics["willingness"])[labour.monthly_rows(metrics)[0]]
+        prob = np.clip(scale * answers.astype(np.float64) + offset, 0.0, 1.0)[codes]
+        expected = [(prob * active)[region == b].sum() / active[region == b].sum() for b in range(5)]
+        np.testing.assert_allclose(simulated, expected, rtol=1e-5, err_msg=f"{scale}, {offset}")
+
+
 def test_evaluate_and_persistence_by_hand():
     observed = np.tile(np.asarray([[0.10], [0.09], [0.08], [0.07]]), (1, 5))
     predicted = observed + np.asarray([[0], [0.01], [0.0], [0.02]])

@@ -161,3 +161,18 @@ def test_population_without_boroughs_is_refused(scenario, tmp_path, capsys):
     assert cli.run_cli(scenario.main, ["--population", str(tmp_path / "pop"), "--months", "1", "--out", str(out)]) == 2
     assert "needs each agent's borough" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_calibrating_llm_willingness_fits_its_alignment_by_default(scenario):
+    """With --behavior llm* the default --fit adds the alignment of the model's answers;
+    the heuristic's default is the market alone; an explicit --fit is kept."""
+    from jaxsim.models.labour import calibration as labour_calibration
+
+    def fit_of(extra):
+        args = scenario.parse_args(["--calibrate", "--months", "4"] + extra)
+        scenario.check_args(args)
+        return tuple(args.fit.split(","))
+
+    assert fit_of([]) == labour_calibration.DEFAULT_FIT
+    assert fit_of(["--behavior", "llm-local"]) == labour_calibration.DEFAULT_FIT + labour_calibration.WILLINGNESS_ALIGNMENT
+    assert fit_of(["--behavior", "llm-local", "--fit", "hiring_logit"]) == ("hiring_logit",)

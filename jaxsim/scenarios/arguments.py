@@ -37,7 +37,9 @@ COVID_FITTABLE = (
 PARAMETER_FORECASTS = ("last", "random-walk", "mean-reverting")
 #: ``jaxsim.models.labour.calibration.DEFAULT_FIT`` and the names of ``LABOUR_FITTABLE``.
 LABOUR_DEFAULT_FIT = ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity")
-LABOUR_FITTABLE = LABOUR_DEFAULT_FIT + ("quit_if_unwilling",)
+#: ``jaxsim.models.labour.calibration.WILLINGNESS_ALIGNMENT``.
+LABOUR_ALIGNMENT = ("willingness_alignment_scale", "willingness_alignment_offset")
+LABOUR_FITTABLE = LABOUR_DEFAULT_FIT + ("quit_if_unwilling",) + LABOUR_ALIGNMENT
 
 # ------------------------------------------------------------------ covid_nyc
 
@@ -294,8 +296,10 @@ def add_nyc_economy(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--calibrate", action="store_true", help="fit the labour market to observed unemployment")
     group.add_argument("--train-months", type=int, help="months fitted (default: three quarters of --months)")
     group.add_argument(
-        "--fit", default=",".join(LABOUR_DEFAULT_FIT),
-        help=f"parameters to fit (default {','.join(LABOUR_DEFAULT_FIT)}; fittable: {','.join(LABOUR_FITTABLE)})",
+        "--fit",
+        help=f"parameters to fit (default {','.join(LABOUR_DEFAULT_FIT)}, and with --behavior llm* also "
+             f"{','.join(LABOUR_ALIGNMENT)}, the alignment of the model's answers; "
+             f"fittable: {','.join(LABOUR_FITTABLE)})",
     )
     group.add_argument("--fit-steps", type=int, default=1000, help="Adam steps (default 1000)")
     group = parser.add_argument_group("counterfactual: stimulus payment")

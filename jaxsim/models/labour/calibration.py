@@ -22,6 +22,13 @@ over the training months ``1 .. train_months - 1`` and the regions with a labour
 force. Later months are held out: :func:`evaluate` reports the forecast's MAE
 (percentage points) and normalised deviation next to last-value persistence.
 
+The willingness input passes through the model's alignment ``clip(a w + b, 0, 1)``
+(``willingness_alignment_scale``/``_offset``, :data:`WILLINGNESS_ALIGNMENT`), as each
+agent's probability does in the agent-based model; fitting ``a, b`` with the market maps
+a policy's willingness (a language model's answers) onto the observed rates. The fit
+applies it to the region's mean willingness: equal to the mean of the agents' aligned
+probabilities wherever none of them is clipped at 0 or 1.
+
 The fitted parameters and their search ranges are the declared ones of
 :class:`jaxsim.models.labour.LabourParams` (``fit_bounds``).
 """
@@ -47,8 +54,11 @@ from jaxsim.models.labour.params import LabourParams
 LABOUR_FITTABLE: dict[str, Bounds] = {
     name: bounds for name, bounds in fittable(LabourParams).items()
     if name in ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
-                "quit_if_unwilling")
+                "quit_if_unwilling", "willingness_alignment_scale", "willingness_alignment_offset")
 }
+#: The alignment of the willingness input (``clip(a w + b, 0, 1)``), fitted with the labour
+#: market where the willingness comes from a policy whose scale is not the data's (an LLM).
+WILLINGNESS_ALIGNMENT: tuple[str, ...] = ("willingness_alignment_scale", "willingness_alignment_offset")
 #: What :func:`fit_labour_market` fits by default.
 DEFAULT_FIT: tuple[str, ...] = (
     "separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
@@ -144,6 +154,8 @@ def expected_unemployment(params: LabourParams, problem: LabourCalibrationProble
 
     def month(employed, signals):
         willing, cases, claims = signals
+        willing = labour.aligned_willingness(willing, params.willingness_alignment_scale,
+                                             params.willingness_alignment_offset)
         leave, hire = labour.job_flow_probabilities(
             regions, willing, params.separation_logit, params.hiring_logit, cases, claims,
             params.separation_case_sensitivity, params.hiring_claims_sensitivity, params.quit_if_unwilling,
@@ -320,6 +332,7 @@ def evaluate(
 __all__ = [
     "DEFAULT_FIT",
     "LABOUR_FITTABLE",
+    "WILLINGNESS_ALIGNMENT",
     "LabourCalibrationProblem",
     "LabourFit",
     "ProblemArrays",

@@ -505,7 +505,8 @@ class RollingOrigin:
     Attributes:
         per_origin: one row per origin and method: ``origin``, ``method``, ``train_first``,
             ``train_months``, ``nd``, ``mae``, ``wis``, ``coverage_50``, ``coverage_90``,
-            ``wis_h1`` ..., ``beats_persistence_nd``, ``shocks``, ``fit_seconds``.
+            ``wis_h1`` ..., ``beats_persistence_nd``, ``shocks``, ``fit_seconds``, and on
+            the model's rows ``fitted_<name>`` for each scalar parameter fitted.
         forecasts: one row per origin, method, region and horizon: ``target`` month,
             ``observed``, ``median``, ``q05``, ``q25``, ``q75``, ``q95`` (percent).
         seconds: wall time of the fits and forecasts.
@@ -560,6 +561,8 @@ def rolling_origin(
             "model free-run": forecast.free_run[None],
         }
         scores = {name: score(values, truth, regions) for name, values in by_method.items()}
+        fitted_scalars = {f"fitted_{k}": float(np.ravel(v)[0]) for k, v in forecast.fit.fitted_values().items()
+                          if np.size(v) == 1}
         first, n = forecast.window
         for name in METHODS:
             s = scores[name]
@@ -572,6 +575,7 @@ def rolling_origin(
                 "beats_persistence_nd": bool(s["nd"] < scores["persistence"]["nd"]),
                 "shocks": forecast.shocks if name == "model" else "",
                 "fit_seconds": fit_seconds if name == "model" else np.nan,
+                **(fitted_scalars if name == "model" else {}),
             })
             quantiles = np.quantile(100.0 * by_method[name], [0.5, 0.05, 0.25, 0.75, 0.95], axis=0)
             for h in range(horizon):

@@ -149,11 +149,12 @@ REQUIRES = {"alive": real_agents, "available": real_agents, "onset_day": no_onse
 def willingness_probability(source: str, econ: LabourState, params: LabourParams, world: World, run_month):
     """float32 ``[S]`` each agent's probability of being willing to work in ``run_month``:
     the heuristic (``source="heuristic"``) or its work group's entry of
-    ``world.inputs["willingness"]`` (``"inputs"``)."""
+    ``world.inputs["willingness"]`` (``"inputs"``), through the calibratable alignment
+    ``clip(a p + b, 0, 1)`` (``willingness_alignment_scale``/``_offset``; 1 and 0: ``p``)."""
     agents = world.agents
     if source == "heuristic":
         cushion = econ.savings / jnp.maximum(agents["wage"], 100.0)
-        return labour.heuristic_willingness(
+        prob = labour.heuristic_willingness(
             lookup(params.willingness_baseline, agents["age"]),
             lookup(econ.case_signal, agents["region"]),
             econ.price_level,
@@ -162,9 +163,12 @@ def willingness_probability(source: str, econ: LabourState, params: LabourParams
             params.willingness_price_sensitivity,
             params.willingness_savings_sensitivity,
         )
+        return labour.aligned_willingness(prob, params.willingness_alignment_scale,
+                                          params.willingness_alignment_offset)
     table = world.inputs["willingness"]
-    row = table[jnp.clip(run_month, 0, table.shape[0] - 1)]
-    return lookup(jnp.clip(row, 0.0, 1.0), agents["work_group"])
+    row = labour.aligned_willingness(table[jnp.clip(run_month, 0, table.shape[0] - 1)],
+                                     params.willingness_alignment_scale, params.willingness_alignment_offset)
+    return lookup(row, agents["work_group"])
 
 
 def month_start_substep(source: str):

@@ -173,6 +173,12 @@ class LabourParams:
         willingness_baseline: float32 ``[A]`` in (0, 1).
         willingness_case_sensitivity, willingness_price_sensitivity,
         willingness_savings_sensitivity: float32 scalars (log-odds per unit signal).
+        willingness_alignment_scale, willingness_alignment_offset: float32 scalars ``a, b``:
+            each agent's willingness probability ``p`` (from the heuristic or from a
+            behaviour layer's answer) is used as ``clip(a p + b, 0, 1)``; 1 and 0 leave it
+            as it is. Calibrating them maps a policy's answers onto the observed labour
+            market (the alignment of LLM answers, as ``isolation_alignment_*`` in the
+            COVID model).
         separation_logit, hiring_logit: float32 ``[R]`` per region.
         separation_case_sensitivity: float32 scalar, layoff log-odds per unit of
             log1p(cases per 1,000 residents in the month).
@@ -202,6 +208,10 @@ class LabourParams:
                                                      units="log-odds per log(price level)")
     willingness_savings_sensitivity: jax.Array = param(DEFAULT_WILLINGNESS_SAVINGS_SENSITIVITY, fit_bounds=(-5.0, 5.0),
                                                        units="log-odds per log1p(savings in months of wages)")
+    willingness_alignment_scale: jax.Array = param(1.0, fit_bounds=(0.0, 3.0),
+                                                   units="multiplier of the willingness probability")
+    willingness_alignment_offset: jax.Array = param(0.0, fit_bounds=(-1.0, 1.0),
+                                                    units="probability added to the willingness probability")
     separation_logit: jax.Array = param(DEFAULT_SEPARATION_LOGIT, by="region", fit_bounds=(-9.0, 0.0),
                                         units="log-odds of a layoff per month at no cases")
     hiring_logit: jax.Array = param(DEFAULT_HIRING_LOGIT, by="region", fit_bounds=(-6.0, 2.0),
