@@ -4,7 +4,9 @@ Importing matplotlib and drawing one figure takes about 0.8 s on a 2-core CPU, a
 default COVID command takes a few seconds in all: drawn in the command's own process,
 the plot is a fifth of the wait. A command that will draw (:func:`started`) starts a
 worker process first thing; it imports matplotlib, pandas and the named plotting modules
-on the other core while this process imports JAX and runs. :func:`draw` then hands the
+on the other core while this process imports JAX and runs, and draws a throwaway figure
+(a module's ``warm_up()``) so that the first real one does not pay for loading fonts and
+writers. :func:`draw` then hands the
 worker one figure (a function named ``"module:function"`` and its arguments, pickled),
 and waits for it to be written.
 
@@ -139,14 +141,31 @@ def resolve(target: str):
     return getattr(importlib.import_module(module), name)
 
 
+def _job_waiting() -> bool:
+    """Whether the command has already written to this worker's input."""
+    import select
+
+    try:
+        return bool(select.select([sys.stdin.buffer], [], [], 0)[0])
+    except (OSError, ValueError):  # no select on this stream (Windows pipes): assume not
+        return False
+
+
 def _serve(modules: Sequence[str]) -> int:
-    """The worker: import ``modules``, read one job from stdin, draw it."""
+    """The worker: import ``modules``, warm them up (each one's ``warm_up()``, if it has
+    one and no job is waiting yet), read one job from stdin, draw it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the command's to handle
     import matplotlib
 
     matplotlib.use("Agg")
-    for module in modules:
-        importlib.import_module(module)
+    loaded = [importlib.import_module(module) for module in modules]
+    for module in loaded:
+        warm_up = getattr(module, "warm_up", None)
+        if callable(warm_up) and not _job_waiting():
+            try:
+                warm_up()
+            except Exception:  # noqa: BLE001 - only a speed-up: the job itself reports a real failure
+                pass
     data = sys.stdin.buffer.read()
     if not data:  # the command ended without a job
         return 0

@@ -7,6 +7,8 @@ import dataclasses
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -115,6 +117,46 @@ def _figure(path, *, values):
     ax.plot(np.asarray(values["y"]))
     ax.set_title("worker test")
     save_figure(fig, path)
+
+
+def warm_up():
+    """Called by a plot worker that imports this module, before its job (see below)."""
+    mark = os.environ.get("JAXSIM_TEST_WARM_UP_MARK")
+    if mark:
+        Path(mark).write_text(f"warmed up in process {os.getpid()}")
+
+
+def test_plot_worker_warms_up_then_draws_the_same_figure(tmp_path, monkeypatch):
+    """A worker calls each module's warm_up() before its job; the COVID plot drawn by a
+    warmed-up worker is the figure this process draws, byte for byte; warming up leaves
+    no figure open."""
+    from jaxsim.models.covid import plots
+    from jaxsim.outputs import pyplot
+
+    monkeypatch.setenv(plot_worker.ENV_VAR, "1")
+    monkeypatch.setenv("JAXSIM_TEST_WARM_UP_MARK", str(tmp_path / "mark"))
+    days = 21
+    table = pd.DataFrame({
+        "day": np.arange(days), "date": pd.date_range("2020-11-22", periods=days).strftime("%Y-%m-%d"),
+        **{name: np.linspace(10, 100 + i, days) for i, name in enumerate(("susceptible", "exposed", "infected"))},
+        "new_cases": np.arange(days, dtype=float) % 5,
+    })
+    observed = pd.DataFrame({"week_start_day": [0, 7, 14], "cases": [3.0, 6.0, 2.0]})
+    kwargs = dict(title="t", observed_weekly=observed, ascertainment=0.25, stages=("susceptible", "exposed", "infected"))
+    here, there = tmp_path / "here.png", tmp_path / "there.png"
+    plots.plot_epidemic(table, here, **kwargs)
+    with plot_worker.started(("jaxsim.models.covid.plots", "tests.test_startup_paths")) as worker:
+        # The job is sent once the worker has warmed up (a job already waiting skips it).
+        mark = tmp_path / "mark"
+        for _ in range(600):
+            if mark.exists() or worker.process.poll() is not None:
+                break
+            time.sleep(0.1)
+        assert mark.read_text() == f"warmed up in process {worker.process.pid}"
+        plot_worker.draw("jaxsim.models.covid.plots:plot_epidemic", table, there, **kwargs)
+    assert there.read_bytes() == here.read_bytes()
+    plots.warm_up()
+    assert pyplot().get_fignums() == []
 
 
 def _failing_figure(path):
