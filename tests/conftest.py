@@ -9,8 +9,14 @@ import tempfile
 # subprocesses, the same model on the same shapes through different entry points): one
 # persistent compilation cache in a fresh folder for this session shares them, and keeps
 # the suite hermetic (it never reads or writes the user's cache; tests/test_compile_cache.py
-# uses folders of its own).
-_SESSION_CACHE = tempfile.mkdtemp(prefix="jaxsim-tests-xla-")
+# uses folders of its own). The test-worker processes (pytest-xdist) inherit the folder
+# the controlling process made (``JAXSIM_TESTS_SESSION_CACHE``), so a program one worker
+# compiled is loaded by the other; the process that made it removes it at the end.
+_SESSION_CACHE = os.environ.get("JAXSIM_TESTS_SESSION_CACHE")
+_OWNS_SESSION_CACHE = _SESSION_CACHE is None
+if _OWNS_SESSION_CACHE:
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="jaxsim-tests-xla-")
+    os.environ["JAXSIM_TESTS_SESSION_CACHE"] = _SESSION_CACHE
 os.environ.setdefault("JAXSIM_COMPILE_CACHE", _SESSION_CACHE)
 # Nor the user's population cache (tests/test_sharding.py uses a temporary one).
 os.environ.setdefault("JAXSIM_POPULATION_CACHE", "off")
@@ -36,7 +42,8 @@ if os.environ["JAXSIM_COMPILE_CACHE"] == _SESSION_CACHE:
 
 
 def pytest_sessionfinish(session, exitstatus):
-    shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+    if _OWNS_SESSION_CACHE:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 AGE_LABELS = ["20t29", "30t39", "40t49", "50t64", "65A", "U19"]
 
