@@ -106,6 +106,12 @@ def test_llm_row_calls_groups_times_samples_and_replays_bit_for_bit(half_rows):
     pd.testing.assert_frame_equal(cold.forecasts, replay.forecasts)
 
 
+def test_every_row_fits_the_labour_models_default():
+    from jaxsim.models.labour import calibration as labour_calibration
+
+    assert au.FIT == labour_calibration.DEFAULT_FIT
+
+
 def test_study_table_columns(half_rows):
     _, rows = half_rows
     columns = au.columns(rows["cold"])

@@ -49,10 +49,10 @@ MODES = {
 }
 
 
-#: What each origin's labour-market fit moves, for every architecture alike: the market
-#: (:data:`jaxsim.models.labour.calibration.DEFAULT_FIT`) and the alignment ``clip(a w + b,
-#: 0, 1)`` of the willingness the architecture feeds it (the heuristic's or the archetypes'
-#: answers; :data:`~jaxsim.models.labour.calibration.WILLINGNESS_ALIGNMENT`).
+#: What each origin's labour-market fit moves, for every architecture alike: the market and
+#: the alignment ``clip(a w + b, 0, 1)`` of the willingness the architecture feeds it (the
+#: heuristic's or the archetypes' answers): the labour model's default fit
+#: (:data:`jaxsim.models.labour.calibration.DEFAULT_FIT`).
 FIT = ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
        "willingness_alignment_scale", "willingness_alignment_offset")
 

@@ -35,11 +35,13 @@ COVID_FITTABLE = (
 )
 #: ``jaxsim.forecasting.PARAMETER_FORECASTS``.
 PARAMETER_FORECASTS = ("last", "random-walk", "mean-reverting")
-#: ``jaxsim.models.labour.calibration.DEFAULT_FIT`` and the names of ``LABOUR_FITTABLE``.
-LABOUR_DEFAULT_FIT = ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity")
-#: ``jaxsim.models.labour.calibration.WILLINGNESS_ALIGNMENT``.
+#: ``jaxsim.models.labour.calibration.WILLINGNESS_ALIGNMENT``, ``DEFAULT_FIT`` and the names
+#: of ``LABOUR_FITTABLE``.
 LABOUR_ALIGNMENT = ("willingness_alignment_scale", "willingness_alignment_offset")
-LABOUR_FITTABLE = LABOUR_DEFAULT_FIT + ("quit_if_unwilling",) + LABOUR_ALIGNMENT
+LABOUR_DEFAULT_FIT = (
+    "separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
+) + LABOUR_ALIGNMENT
+LABOUR_FITTABLE = LABOUR_DEFAULT_FIT + ("quit_if_unwilling",)
 
 # ------------------------------------------------------------------ covid_nyc
 
@@ -296,9 +298,9 @@ def add_nyc_economy(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--calibrate", action="store_true", help="fit the labour market to observed unemployment")
     group.add_argument("--train-months", type=int, help="months fitted (default: three quarters of --months)")
     group.add_argument(
-        "--fit",
-        help=f"parameters to fit (default {','.join(LABOUR_DEFAULT_FIT)}, and with --behavior llm* also "
-             f"{','.join(LABOUR_ALIGNMENT)}, the alignment of the model's answers; "
+        "--fit", default=",".join(LABOUR_DEFAULT_FIT),
+        help=f"parameters to fit (default {','.join(LABOUR_DEFAULT_FIT)}: the market and the alignment "
+             f"clip(a w + b, 0, 1) of the willingness it reads, the heuristic's or the LLM's; "
              f"fittable: {','.join(LABOUR_FITTABLE)})",
     )
     group.add_argument("--fit-steps", type=int, default=1000, help="Adam steps (default 1000)")

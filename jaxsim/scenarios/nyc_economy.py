@@ -131,9 +131,6 @@ def check_args(args) -> tuple[pd.Period, list[int]]:
         if not 2 <= train <= args.months:
             raise InputError(f"--train-months must be in 2..{args.months} (--months), got {train}")
         args.train_months = train
-        if args.fit is None:  # with an LLM, its answers' alignment too (what the market reads of them)
-            args.fit = ",".join(labour_calibration.DEFAULT_FIT + (
-                labour_calibration.WILLINGNESS_ALIGNMENT if args.behavior != "heuristic" else ()))
         labour_calibration.check_labour_fit_names([n.strip() for n in args.fit.split(",") if n.strip()])
         if args.fit_steps < 1:
             raise InputError(f"--fit-steps must be >= 1, got {args.fit_steps}")
