@@ -78,15 +78,6 @@ def test_scores_are_the_rolling_origin_forecasts(half_rows):
         assert row.summary["relative_wis"] == pytest.approx(row.summary["wis"] / row.summary["persistence_wis"])
         assert 0 <= row.summary["coverage_90"] <= 1
         assert row.willingness.shape == (MONTHS, 5) and np.all((row.willingness >= 0) & (row.willingness <= 1))
-        # Each origin fitted the alignment of the row's willingness with the market; the
-        # summary gives its mean over the origins.
-        fitted = row.per_origin[row.per_origin["method"] == "model"]
-        for name, (low, high) in (("willingness_alignment_scale", (0.0, 3.0)),
-                                  ("willingness_alignment_offset", (-1.0, 1.0))):
-            values = fitted[f"fitted_{name}"].to_numpy()
-            assert np.all((values > low) & (values < high)), name
-            assert row.summary[name] == pytest.approx(values.mean()), name
-        assert (row.summary["willingness_alignment_scale"], row.summary["willingness_alignment_offset"]) != (1.0, 0.0)
 
 
 def test_llm_row_calls_groups_times_samples_and_replays_bit_for_bit(half_rows):
@@ -106,20 +97,12 @@ def test_llm_row_calls_groups_times_samples_and_replays_bit_for_bit(half_rows):
     pd.testing.assert_frame_equal(cold.forecasts, replay.forecasts)
 
 
-def test_every_row_fits_the_labour_models_default():
-    from jaxsim.models.labour import calibration as labour_calibration
-
-    assert au.FIT == labour_calibration.DEFAULT_FIT
-
-
 def test_study_table_columns(half_rows):
     _, rows = half_rows
     columns = au.columns(rows["cold"])
     assert set(au.SCORE_COLUMNS) <= set(columns)
     assert columns["unemployment_model_calls"] == MONTHS and columns["unemployment_model_calls_per_month"] == 1
     assert columns["unemployment_wis"] == rows["cold"].summary["wis"]
-    assert columns["unemployment_alignment_scale"] == rows["cold"].summary["willingness_alignment_scale"]
-    assert columns["unemployment_alignment_offset"] == rows["cold"].summary["willingness_alignment_offset"]
     empty = au.columns(None)  # per-agent rows have no unemployment half
     assert set(empty) == set(columns) and np.isnan(empty["unemployment_wis"])
     lines = study.unemployment_conclusion({"heuristic": rows["heuristic"], "llm: one group": rows["cold"]})

@@ -61,8 +61,7 @@ def test_run_json_reports_data_calibration_and_counterfactual(full_run):
     assert len(unemployment["simulated"]) == 3 and unemployment["fit_to_observed"]["points"] == 10
     calibration = run["calibration"]
     assert set(calibration["fitted"]) == {"separation_logit", "hiring_logit", "separation_case_sensitivity",
-                                          "hiring_claims_sensitivity", "willingness_alignment_scale",
-                                          "willingness_alignment_offset"}  # the default --fit
+                                          "hiring_claims_sensitivity"}
     assert calibration["steps"] == 200 and calibration["loss_curve"][-1] < calibration["loss_curve"][0]
     for part in ("agents", "expected_flows"):
         scores = calibration[part]
@@ -164,9 +163,10 @@ def test_population_without_boroughs_is_refused(scenario, tmp_path, capsys):
     assert not out.exists()
 
 
-def test_calibration_fits_the_willingness_alignment_by_default(scenario):
-    """The default --fit is the market and the alignment of the willingness it reads (the
-    heuristic's, or an LLM's answers); an explicit --fit is kept."""
+def test_calibration_fits_the_market_by_default_and_the_alignment_on_request(scenario):
+    """The default --fit is the market alone (the willingness alignment saturates on the
+    heuristic's willingness, see jaxsim.models.labour.calibration.DEFAULT_FIT); the
+    alignment is fittable by name."""
     from jaxsim.models.labour import calibration as labour_calibration
 
     def fit_of(extra):
@@ -174,6 +174,7 @@ def test_calibration_fits_the_willingness_alignment_by_default(scenario):
         scenario.check_args(args)
         return tuple(args.fit.split(","))
 
-    assert fit_of([]) == labour_calibration.MARKET_FIT + labour_calibration.WILLINGNESS_ALIGNMENT
-    assert fit_of(["--behavior", "llm-local"]) == labour_calibration.DEFAULT_FIT
-    assert fit_of(["--behavior", "llm-local", "--fit", "hiring_logit"]) == ("hiring_logit",)
+    assert fit_of([]) == labour_calibration.MARKET_FIT == labour_calibration.DEFAULT_FIT
+    named = ",".join(labour_calibration.MARKET_FIT + labour_calibration.WILLINGNESS_ALIGNMENT)
+    assert fit_of(["--behavior", "llm-local", "--fit", named]) == (
+        labour_calibration.MARKET_FIT + labour_calibration.WILLINGNESS_ALIGNMENT)

@@ -108,11 +108,8 @@ input held at the first month) gives the monthly willingness and case signals; a
 origin month (cpu: 2021-01 .. 2021-03; city: 2021-01 .. 2021-08) the labour market is
 fitted to the observed rates up to it and each borough's rate is forecast 4 months ahead
 (400 members), scored like the cases (ND, WIS in percentage points, coverage) against
-last-value persistence. Each origin's fit moves the labour market and the alignment
-``clip(a w + b, 0, 1)`` of the architecture's willingness jointly
-(``willingness_alignment_scale``/``_offset``, every row alike; study.csv gives their mean
-over the origins). The architectures differ only in the willingness they feed the same
-fit and forecast.
+last-value persistence. The architectures differ only in the willingness they feed the
+same fit and forecast.
 
 The best architecture (lowest held-out WIS) is then analysed three ways: retrospective
 (its ensemble on the fitted weeks: ND and 90% band coverage, in-sample), counterfactual
@@ -1340,13 +1337,12 @@ def print_table(table: pd.DataFrame) -> None:
     if len(rows):
         print(f"\nunemployment per borough (held-out months, percentage points)")
         print(f"{'architecture':<30}{'calls/mo':>9}{'calls':>7}{'ND':>7}{'WIS':>7}{'rel WIS':>8}{'ND<pers':>8}"
-              f"{'cov50':>6}{'cov90':>6}{'align a':>8}{'align b':>8}{'wall s':>8}")
+              f"{'cov50':>6}{'cov90':>6}{'wall s':>8}")
         for _, r in rows.iterrows():
             print(f"{r['architecture']:<30}{r['unemployment_model_calls_per_month']:>9.1f}"
                   f"{r['unemployment_model_calls']:>7}{r['unemployment_nd']:>7.3f}{r['unemployment_wis']:>7.3f}"
                   f"{r['unemployment_relative_wis']:>8.2f}{r['unemployment_beats_persistence_nd']:>8.0%}"
                   f"{r['unemployment_coverage_50']:>6.0%}{r['unemployment_coverage_90']:>6.0%}"
-                  f"{r['unemployment_alignment_scale']:>8.2f}{r['unemployment_alignment_offset']:>+8.2f}"
                   f"{r['unemployment_wall_seconds']:>8.1f}")
         first = rows.iloc[0]
         print(f"{'persistence (last value)':<30}{'':>9}{'':>7}{first['unemployment_persistence_nd']:>7.3f}"

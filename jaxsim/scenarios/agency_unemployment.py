@@ -14,12 +14,13 @@ go to work (:mod:`jaxsim.models.labour.behaviour`; calls = groups x samples a mo
 whatever the number of agents). The run's monthly willingness and case signals per
 borough then drive the rolling-origin forecasts of
 :func:`jaxsim.models.labour.forecast.rolling_origin`: at each origin month the labour
-market is fitted to the observed rates up to it, jointly with the alignment ``clip(a w +
-b, 0, 1)`` of the architecture's willingness (:data:`FIT`: an LLM's answers, or the
-heuristic's, mapped onto the observed market as the cases half aligns isolation), and the
-months after it are forecast as an ensemble with only data known at the origin, next to
-last-value persistence. So the architectures differ only in the willingness they feed the
-same fit and forecast.
+market is fitted to the observed rates up to it and the months after it are forecast as
+an ensemble with only data known at the origin, next to last-value persistence. So the
+architectures differ only in the willingness they feed the same fit and forecast. The
+answers enter as they are: the labour model's willingness alignment (``clip(a w + b, 0,
+1)``) is not fitted here, because with these answers it saturates its clip (92-100% of
+the cells with SmolLM2's), where it has no gradient and the answers no effect (see
+:data:`jaxsim.models.labour.calibration.DEFAULT_FIT`).
 
 Per-agent rows have no unemployment part: a labour market of tens of agents has no
 unemployment rate to speak of (the cases half shows their cost).
@@ -47,14 +48,6 @@ MODES = {
     "city": dict(agents=200_000, start="2020-08", months=17, first_origin="2021-01", last_origin="2021-08",
                  horizon=4, train_months=9, members=400, fit_steps=1000),
 }
-
-
-#: What each origin's labour-market fit moves, for every architecture alike: the market and
-#: the alignment ``clip(a w + b, 0, 1)`` of the willingness the architecture feeds it (the
-#: heuristic's or the archetypes' answers): the labour model's default fit
-#: (:data:`jaxsim.models.labour.calibration.DEFAULT_FIT`).
-FIT = ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
-       "willingness_alignment_scale", "willingness_alignment_offset")
 
 
 @dataclass(frozen=True)
@@ -95,9 +88,7 @@ class UnemploymentRow:
 
     Attributes:
         summary: the model's ``nd``, ``mae``, ``wis`` (pp), ``coverage_50``, ``coverage_90``,
-            ``beats_persistence_nd`` (share of origins) and persistence's ``nd``/``wis``;
-            ``willingness_alignment_scale``/``_offset``: the fitted alignment, mean over
-            the origins.
+            ``beats_persistence_nd`` (share of origins) and persistence's ``nd``/``wis``.
         per_origin, forecasts: :class:`jaxsim.models.labour.forecast.RollingOrigin` tables.
         willingness: float ``[months, 5]`` the run's monthly willingness to work.
         simulated_rate: float ``[months, 5]`` the run's own unemployment rate.
@@ -172,7 +163,6 @@ class UnemploymentHalf:
 
         from jaxsim import behaviour, engine
         from jaxsim.llm import options as llm_options
-        from jaxsim.models.labour import calibration as labour_calibration
         from jaxsim.models.labour import forecast as lf
         from jaxsim.nyc import economy as nyc_economy
 
@@ -201,7 +191,7 @@ class UnemploymentHalf:
         rolled = lf.rolling_origin(
             setup.params.economy, self.months, self.observed, self.claims, signals, self.origins,
             region_names=self.boroughs, train_months=s.train_months, horizon=s.horizon, members=s.members,
-            steps=s.fit_steps, seed=s.seed, regions=setup.has_force, fit_names=FIT,
+            steps=s.fit_steps, seed=s.seed, regions=setup.has_force,
         )
         table = lf.summarise(rolled.per_origin, rolled.forecasts).set_index("method")
         model, persistence = table.loc["model"], table.loc["persistence"]
@@ -212,8 +202,6 @@ class UnemploymentHalf:
             "persistence_nd": float(persistence["nd"]), "persistence_wis": float(persistence["wis"]),
             "relative_wis": float(model["wis"] / persistence["wis"]) if persistence["wis"] > 0 else float("nan"),
             "mean_willingness": float(np.mean(signals.willingness[:, setup.has_force])),
-            **{name: float(rolled.per_origin.loc[rolled.per_origin["method"] == "model", f"fitted_{name}"].mean())
-               for name in labour_calibration.WILLINGNESS_ALIGNMENT},
         }
         per_origin = rolled.per_origin.assign(architecture=name)
         forecasts = rolled.forecasts.assign(architecture=name)
@@ -243,7 +231,6 @@ def columns(row: UnemploymentRow | None) -> dict:
                 "unemployment_persistence_wis": nan, "unemployment_relative_wis": nan,
                 "unemployment_beats_persistence_nd": nan, "unemployment_model_calls": 0,
                 "unemployment_model_calls_per_month": nan, "unemployment_tokens_this_run": nan,
-                "unemployment_alignment_scale": nan, "unemployment_alignment_offset": nan,
                 "unemployment_wall_seconds": nan}
     s = row.summary
     months = max(1, len(row.willingness))
@@ -253,12 +240,9 @@ def columns(row: UnemploymentRow | None) -> dict:
             "unemployment_beats_persistence_nd": s["beats_persistence_nd"],
             "unemployment_model_calls": row.model_calls, "unemployment_model_calls_per_month": row.model_calls / months,
             "unemployment_tokens_this_run": nan if row.tokens is None else row.tokens,
-            "unemployment_alignment_scale": s["willingness_alignment_scale"],
-            "unemployment_alignment_offset": s["willingness_alignment_offset"],
             "unemployment_wall_seconds": row.wall_seconds}
 
 
 #: study.csv's unemployment score columns (a replay reproduces them exactly).
 SCORE_COLUMNS = ("unemployment_nd", "unemployment_wis", "unemployment_coverage_50", "unemployment_coverage_90",
-                 "unemployment_persistence_nd", "unemployment_persistence_wis", "unemployment_relative_wis",
-                 "unemployment_alignment_scale", "unemployment_alignment_offset")
+                 "unemployment_persistence_nd", "unemployment_persistence_wis", "unemployment_relative_wis")

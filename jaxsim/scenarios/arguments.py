@@ -38,10 +38,8 @@ PARAMETER_FORECASTS = ("last", "random-walk", "mean-reverting")
 #: ``jaxsim.models.labour.calibration.WILLINGNESS_ALIGNMENT``, ``DEFAULT_FIT`` and the names
 #: of ``LABOUR_FITTABLE``.
 LABOUR_ALIGNMENT = ("willingness_alignment_scale", "willingness_alignment_offset")
-LABOUR_DEFAULT_FIT = (
-    "separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
-) + LABOUR_ALIGNMENT
-LABOUR_FITTABLE = LABOUR_DEFAULT_FIT + ("quit_if_unwilling",)
+LABOUR_DEFAULT_FIT = ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity")
+LABOUR_FITTABLE = LABOUR_DEFAULT_FIT + ("quit_if_unwilling",) + LABOUR_ALIGNMENT
 
 # ------------------------------------------------------------------ covid_nyc
 
@@ -299,9 +297,8 @@ def add_nyc_economy(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--train-months", type=int, help="months fitted (default: three quarters of --months)")
     group.add_argument(
         "--fit", default=",".join(LABOUR_DEFAULT_FIT),
-        help=f"parameters to fit (default {','.join(LABOUR_DEFAULT_FIT)}: the market and the alignment "
-             f"clip(a w + b, 0, 1) of the willingness it reads, the heuristic's or the LLM's; "
-             f"fittable: {','.join(LABOUR_FITTABLE)})",
+        help=f"parameters to fit (default {','.join(LABOUR_DEFAULT_FIT)}; fittable: {','.join(LABOUR_FITTABLE)}, "
+             "the last two the alignment clip(a w + b, 0, 1) of the willingness the market reads)",
     )
     group.add_argument("--fit-steps", type=int, default=1000, help="Adam steps (default 1000)")
     group = parser.add_argument_group("counterfactual: stimulus payment")

@@ -5,7 +5,7 @@ At a forecast *origin* ``O`` (a month) the observed unemployment and UI claims r
 months ``<= O`` are known and nothing later is. For every origin:
 
 1. **Fit.** :func:`jaxsim.models.labour.calibration.fit_labour_market` fits the labour
-   market and the alignment of its willingness input (``DEFAULT_FIT``) to the observed rates of the last ``train_months`` months up
+   market (``DEFAULT_FIT``) to the observed rates of the last ``train_months`` months up
    to ``O`` (fewer where the data starts later), starting from the window's first observed
    rate. The monthly willingness and case signals are those of *one* forward run of the
    coupled model over the whole span (:func:`simulate_signals`), held fixed as in
@@ -49,15 +49,15 @@ months ``<= O`` are known and nothing later is. For every origin:
 
 Choices, measured (``benchmarks/bench_forecast_unemployment.py``, NYC boroughs, 21
 monthly origins 2020-10 .. 2022-06, horizons 1-4, 20,000 agents, 2-core CPU): the
-ensemble as above has mean WIS 0.63 pp (persistence 0.95), 90% coverage 81% and beats
-persistence's ND at 62% of the origins; fitting the market alone (without the
-willingness alignment, the default before) gave WIS 0.63, coverage 74%, 52%. With 16
-bootstrap refits per origin (market alone), WIS 0.65 and coverage 76% for 40% more time
-(the bootstrap's parameter spread is small next to the residual shocks), so refits are
-off by default. The free-running trajectory (no restart) scores WIS 1.01 pp, worse than
-persistence. Nine training months (three quarters of a year, as ``nyc_economy.py
---calibrate`` defaults to for 12 months; 40 residuals for 14 fitted scalars) against 6
-and 12 (market alone): WIS 0.63 vs 0.76 and 0.68 pp.
+ensemble as above has mean WIS 0.63 pp (persistence 0.95) and 90% coverage 74%; with 16
+bootstrap refits per origin, WIS 0.65 and coverage 76% for 40% more time (the bootstrap's
+parameter spread is small next to the residual shocks), so refits are off by default.
+The free-running trajectory (no restart) scores WIS 1.04 pp, worse than persistence.
+Nine training months (three quarters of a year, as ``nyc_economy.py --calibrate``
+defaults to for 12 months; 40 residuals for 12 fitted scalars) against 6 and 12:
+WIS 0.63 vs 0.76 and 0.68 pp. Fitting the willingness alignment too scored better (ND
+below persistence at 62% of origins, coverage 81%) but saturated its clip at 10 of the 21
+origins (see :data:`jaxsim.models.labour.calibration.DEFAULT_FIT`): not the default.
 
 Shapes: ``[months, regions]`` for series; forecasts ``[members, horizon, regions]``.
 Rates are fractions of the labour force; scores in percentage points.
