@@ -539,6 +539,9 @@ def test_five_borough_population_covers_every_borough_in_proportion():
         ({"separation_logit": [1.0, 2.0]}, r"separation_logit: needs one value per 'region' category \(5: .*got shape \(2,\)"),
         ({"hiring_logit": {"bronx": 0.0}}, r"hiring_logit: no value given for 'region' labels \['brooklyn', 'manhattan', 'queens', 'staten_island'\]"),
         ({"willingness_baseline": {"20t29": 0.9}}, "willingness_baseline: .*no value given"),
+        ({"willingness_alignment_scale": -2.0}, r"willingness_alignment_scale: -2\.0 is outside its bounds \[0\.0, inf\]"),
+        ({"willingness_alignment_offset": 5.0}, r"willingness_alignment_offset: 5\.0 is outside its bounds \[-1\.0, 1\.0\]"),
+        ({"willingness_alignment_scale": [1.0, 0.5, 2.0, 1.0, 1.0]}, "willingness_alignment_scale: must be one number"),
     ],
 )
 def test_bad_economy_parameters(setup, change, message):

@@ -208,9 +208,9 @@ class LabourParams:
                                                      units="log-odds per log(price level)")
     willingness_savings_sensitivity: jax.Array = param(DEFAULT_WILLINGNESS_SAVINGS_SENSITIVITY, fit_bounds=(-5.0, 5.0),
                                                        units="log-odds per log1p(savings in months of wages)")
-    willingness_alignment_scale: jax.Array = param(1.0, fit_bounds=(0.0, 3.0),
+    willingness_alignment_scale: jax.Array = param(1.0, bounds=(0.0, None), fit_bounds=(0.0, 3.0),
                                                    units="multiplier of the willingness probability")
-    willingness_alignment_offset: jax.Array = param(0.0, fit_bounds=(-1.0, 1.0),
+    willingness_alignment_offset: jax.Array = param(0.0, bounds=(-1.0, 1.0), fit_bounds=(-1.0, 1.0),
                                                     units="probability added to the willingness probability")
     separation_logit: jax.Array = param(DEFAULT_SEPARATION_LOGIT, by="region", fit_bounds=(-9.0, 0.0),
                                         units="log-odds of a layoff per month at no cases")
@@ -284,6 +284,9 @@ def validate_params(params: LabourParams, num_ages: int | None = None, num_regio
         a = arr(name)
         if np.any(a < 0):
             fail(name, f"must be >= 0, got {a.tolist()}")
+    for name in ("willingness_alignment_scale", "willingness_alignment_offset"):
+        if arr(name).shape != ():
+            fail(name, f"must be one number (the same alignment for every agent), got shape {arr(name).shape}")
     ascertainment = float(arr("ascertainment"))
     if not 0 < ascertainment <= 1:
         fail("ascertainment", f"must lie in (0, 1], got {ascertainment}")
