@@ -174,7 +174,7 @@ def test_calibration_fits_the_market_by_default_and_the_alignment_on_request(sce
         scenario.check_args(args)
         return tuple(args.fit.split(","))
 
-    assert fit_of([]) == labour_calibration.MARKET_FIT == labour_calibration.DEFAULT_FIT
-    named = ",".join(labour_calibration.MARKET_FIT + labour_calibration.WILLINGNESS_ALIGNMENT)
+    assert fit_of([]) == labour_calibration.DEFAULT_FIT
+    named = ",".join(labour_calibration.DEFAULT_FIT + labour_calibration.WILLINGNESS_ALIGNMENT)
     assert fit_of(["--behavior", "llm-local", "--fit", named]) == (
-        labour_calibration.MARKET_FIT + labour_calibration.WILLINGNESS_ALIGNMENT)
+        labour_calibration.DEFAULT_FIT + labour_calibration.WILLINGNESS_ALIGNMENT)

@@ -63,18 +63,17 @@ LABOUR_FITTABLE: dict[str, Bounds] = {
 #: willingness (the heuristic's, or an LLM's answers, whose scale is not the data's) onto
 #: the observed market.
 WILLINGNESS_ALIGNMENT: tuple[str, ...] = ("willingness_alignment_scale", "willingness_alignment_offset")
-#: The market's own flows: layoffs and hiring per region, and their sensitivities.
-MARKET_FIT: tuple[str, ...] = (
-    "separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
-)
-#: What :func:`fit_labour_market` fits by default: the market alone. The alignment is
+#: What :func:`fit_labour_market` fits by default: the market's own flows (layoffs and
+#: hiring per region, and their sensitivities). The alignment is
 #: not in it: the willingness it maps is about 0.9, so a fit reaches ``a w + b >= 1`` in
 #: every cell after a small step of ``b`` and stays there, where the clip leaves the
 #: alignment no gradient and the willingness input no effect (measured on the
 #: rolling-origin benchmark: every training cell clipped at 10 of its 21 origins; the
 #: scores' apparent gain came from that). Fit it where the willingness it maps is far
 #: from 1 (e.g. an LLM's answers of 0.1-0.6), and check the clipped share.
-DEFAULT_FIT: tuple[str, ...] = MARKET_FIT
+DEFAULT_FIT: tuple[str, ...] = (
+    "separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
+)
 
 
 def check_labour_fit_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -347,7 +346,6 @@ __all__ = [
     "WILLINGNESS_ALIGNMENT",
     "LabourCalibrationProblem",
     "LabourFit",
-    "MARKET_FIT",
     "ProblemArrays",
     "check_labour_fit_names",
     "evaluate",
