@@ -96,18 +96,31 @@ def heuristic_willingness(
 
 
 def aligned_willingness(probability: jax.Array, scale: jax.Array, offset: jax.Array) -> jax.Array:
-    """``clip(scale * probability + offset, 0, 1)``: a willingness probability (a
-    heuristic's or a language model's answer) mapped by a calibrated alignment; scale 1
-    and offset 0 return ``probability`` (clipped to [0, 1]) exactly.
+    """``sigmoid(scale * logit(probability) + offset)``: a willingness probability (a
+    heuristic's or a language model's answer) mapped by a calibrated alignment in log-odds.
+
+    The map is smooth and strictly inside (0, 1) for any scale and offset, so a fit of
+    ``scale, offset`` always has a gradient (a clip ``a p + b`` saturates at 1 for the
+    willingness of about 0.9 that the labour market sees, where it has none). It is
+    evaluated as ``p + (sigmoid(scale L + offset) - sigmoid(L))`` with ``L = logit(p)``
+    (``p`` clipped to [1e-6, 1 - 1e-6] for the logit), which is the same function, so that
+    scale 1 and offset 0 return ``probability`` bit for bit; the result is clipped to [0, 1]
+    against rounding.
 
     Args:
-        probability: float, any shape.
-        scale, offset: float scalars (or broadcastable to ``probability``).
+        probability: float in [0, 1], any shape.
+        scale: float scalar (or broadcastable) >= 0, log-odds multiplier (1: unchanged,
+            < 1 pulls answers toward 1/2, 0 makes them all ``sigmoid(offset)``).
+        offset: float scalar (or broadcastable), log-odds added (0: unchanged).
 
     Returns:
-        float32, the shape of ``probability``.
+        float32, the broadcast shape of the arguments.
     """
-    return jnp.clip(scale * probability + offset, 0.0, 1.0).astype(jnp.float32)
+    p = jnp.asarray(probability, jnp.float32)
+    q = jnp.clip(p, 1e-6, 1.0 - 1e-6)
+    logit = jnp.log(q) - jnp.log1p(-q)
+    moved = jax.nn.sigmoid(scale * logit + offset) - jax.nn.sigmoid(logit)
+    return jnp.clip(p + moved, 0.0, 1.0).astype(jnp.float32)
 
 
 # ------------------------------------------------------------------------------ money

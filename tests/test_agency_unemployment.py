@@ -78,6 +78,17 @@ def test_scores_are_the_rolling_origin_forecasts(half_rows):
         assert row.summary["relative_wis"] == pytest.approx(row.summary["wis"] / row.summary["persistence_wis"])
         assert 0 <= row.summary["coverage_90"] <= 1
         assert row.willingness.shape == (MONTHS, 5) and np.all((row.willingness >= 0) & (row.willingness <= 1))
+        # Every row fits the market and the willingness alignment; archetype rows average
+        # each group's aligned answer with the boroughs' shares of the group.
+        fitted = row.per_origin[row.per_origin["method"] == "model"]
+        for name in ("willingness_alignment_scale", "willingness_alignment_offset"):
+            assert np.all(np.isfinite(fitted[f"fitted_{name}"].to_numpy(float))), name
+        assert row.summary["alignment_scale"] == pytest.approx(fitted["fitted_willingness_alignment_scale"].mean())
+        assert row.summary["alignment_offset"] == pytest.approx(fitted["fitted_willingness_alignment_offset"].mean())
+    assert rows["heuristic"].group_share is None
+    for mode in ("cold", "replay"):
+        share = rows[mode].group_share
+        assert share.shape == (5, 1) and np.allclose(share.sum(axis=1), 1.0)
 
 
 def test_llm_row_calls_groups_times_samples_and_replays_bit_for_bit(half_rows):
@@ -108,6 +119,12 @@ def test_study_table_columns(half_rows):
     lines = study.unemployment_conclusion({"heuristic": rows["heuristic"], "llm: one group": rows["cold"]})
     assert lines[0].startswith("unemployment: LLM archetypes' willingness to work ")
     assert "persistence" in lines[-1]
+
+
+def test_every_row_fits_the_market_and_the_willingness_alignment():
+    from jaxsim.models.labour import calibration as labour_calibration
+
+    assert au.FIT == labour_calibration.DEFAULT_FIT + labour_calibration.WILLINGNESS_ALIGNMENT
 
 
 def test_settings_errors_and_groupings():

@@ -3,6 +3,7 @@ unemployment in [0, 1], the calendar, the stimulus under common random numbers, 
 expected flows against the agents, the labour-market calibration (gradient against finite
 differences, recovery, held-out scores), the LLM willingness layer, and bad input."""
 
+import dataclasses
 import datetime as dt
 
 import jax
@@ -13,6 +14,7 @@ import pytest
 from jaxsim import coupling, engine
 from jaxsim.coupling import Parts
 from jaxsim.engine import Model
+from jaxsim.kernels import labour as labour_kernels
 from jaxsim.models import covid, labour
 from jaxsim.models.labour import calibration as ec
 from jaxsim.nyc import boroughs
@@ -315,9 +317,9 @@ def test_calibration_recovers_the_labour_market_and_scores_held_out_months(setup
     assert set(fit.fitted_values()) == {"separation_logit", "hiring_logit", "hiring_claims_sensitivity"}
 
 
-def _alignment_problem(world, scale, offset, start_scale=1.0, start_offset=0.0):
-    """A problem whose observed rates come from willingness answers far from the market's
-    scale (0.1 .. 0.6), mapped by the alignment ``scale``, ``offset``."""
+def _alignment_problem(world, scale, offset, start_scale=1.0, start_offset=0.0, answers=(0.1, 0.6)):
+    """A problem whose observed rates come from willingness answers on a scale of their own
+    (uniform in ``answers``), mapped by the alignment ``scale``, ``offset``."""
     rng = np.random.default_rng(11)
     months, train = 10, 8
     market = dict(separation_logit=[-3.6, -3.9, -4.2, -3.8, -4.0], hiring_logit=[-1.5, -1.2, -0.9, -1.1, -1.0],
@@ -325,7 +327,7 @@ def _alignment_problem(world, scale, offset, start_scale=1.0, start_offset=0.0):
     truth = labour.default_params(world, **market, willingness_alignment_scale=scale,
                                   willingness_alignment_offset=offset)
     inputs = dict(
-        willingness=rng.uniform(0.1, 0.6, (months, 5)), case_signal=rng.uniform(0, 8, (months, 5)),
+        willingness=rng.uniform(*answers, (months, 5)), case_signal=rng.uniform(0, 8, (months, 5)),
         claims_rate=rng.uniform(0.03, 0.2, (months, 5)), initial_unemployment=np.full(5, 0.16),
     )
     scratch = ec.LabourCalibrationProblem(params=truth, observed=np.full((months, 5), 0.1), train_months=train, **inputs)
@@ -337,9 +339,9 @@ def _alignment_problem(world, scale, offset, start_scale=1.0, start_offset=0.0):
 
 def test_willingness_alignment_is_fitted_with_the_market(setup):
     """Answers on the wrong scale (an LLM's) are mapped onto the market: the alignment
-    ``clip(a w + b, 0, 1)`` is recovered, its gradient matches finite differences, and
+    ``sigmoid(a logit(w) + b)`` is recovered, its gradient matches finite differences, and
     with it fitted the held-out months are forecast; without it the answers cannot fit."""
-    problem, truth = _alignment_problem(setup[2], scale=0.5, offset=0.55)
+    problem, truth = _alignment_problem(setup[2], scale=0.5, offset=1.6)
     names = ec.WILLINGNESS_ALIGNMENT
     assert set(names) <= set(ec.LABOUR_FITTABLE)
     loss = jax.jit(ec.loss_of_unconstrained(problem, names))
@@ -353,7 +355,7 @@ def test_willingness_alignment_is_fitted_with_the_market(setup):
     fit = ec.fit_labour_market(problem, names, steps=1500)
     assert fit.stopped == "completed" and fit.loss_curve[-1] < 1e-4 * fit.loss_curve[0]
     assert float(fit.params.willingness_alignment_scale) == pytest.approx(0.5, abs=0.02)
-    assert float(fit.params.willingness_alignment_offset) == pytest.approx(0.55, abs=0.02)
+    assert float(fit.params.willingness_alignment_offset) == pytest.approx(1.6, abs=0.04)
     aligned = ec.evaluate(np.asarray(ec.expected_unemployment(fit.params, problem)), problem.observed, 8)
     assert not set(ec.DEFAULT_FIT) & set(names)  # the default fit is the market alone
     market_only = ec.fit_labour_market(problem, ec.DEFAULT_FIT, steps=1500)
@@ -361,9 +363,108 @@ def test_willingness_alignment_is_fitted_with_the_market(setup):
     assert aligned["test"]["mae"] < 0.02 < unaligned["train"]["mae"]
 
 
+def test_willingness_alignment_keeps_its_gradient_near_one(setup):
+    """The willingness the market sees is about 0.9; a clipped linear alignment saturated
+    there (at a = 1, b = 1.5 every cell is clipped: no gradient, fitted values meaningless).
+    The log-odds alignment has gradients that match finite differences there and at the
+    start, and a fit from (1, 0) recovers a map that pushes answers of 0.85-0.97 further
+    toward 1, the aligned willingness staying below 1."""
+    problem, truth = _alignment_problem(setup[2], scale=1.3, offset=0.7, answers=(0.85, 0.97))
+    names = ec.WILLINGNESS_ALIGNMENT
+    loss = jax.jit(ec.loss_of_unconstrained(problem, names))
+    saturating = problem.params.replace(willingness_alignment_offset=jnp.float32(1.5))
+    for params in (problem.params, saturating):
+        z = ec.unconstrained(params, names)
+        grad = jax.grad(loss)(z)
+        for name in names:
+            eps = 1e-2
+            numeric = (float(loss(z | {name: z[name] + eps})) - float(loss(z | {name: z[name] - eps}))) / (2 * eps)
+            assert abs(numeric) > 1e-3, name
+            assert float(grad[name]) == pytest.approx(numeric, rel=0.02, abs=1e-4), name
+    fit = ec.fit_labour_market(problem, names, steps=2000)
+    assert fit.stopped == "completed" and fit.loss_curve[-1] < 1e-5 * fit.loss_curve[0]
+    assert float(fit.params.willingness_alignment_scale) == pytest.approx(1.3, abs=0.05)
+    assert float(fit.params.willingness_alignment_offset) == pytest.approx(0.7, abs=0.1)
+    aligned = np.asarray(labour_kernels.aligned_willingness(problem.willingness, fit.params.willingness_alignment_scale,
+                                                            fit.params.willingness_alignment_offset))
+    assert 0.9 < aligned.min() and aligned.max() < 0.999
+
+
+def test_aligned_willingness_kernel():
+    """``sigmoid(a logit(p) + b)``: (1, 0) returns the input bit for bit (ends included),
+    other values match the formula, the result stays in [0, 1], and the gradient in ``b``
+    is ``g (1 - g)`` (never zero inside (0, 1))."""
+    p = jnp.asarray(np.concatenate([[0.0, 1e-7, 0.5, 1 - 1e-7, 1.0], np.random.default_rng(3).uniform(0, 1, 200)]),
+                    jnp.float32)
+    same = np.asarray(labour_kernels.aligned_willingness(p, jnp.float32(1.0), jnp.float32(0.0)))
+    np.testing.assert_array_equal(same, np.asarray(p))
+    for a, b in ((0.5, 1.0), (2.0, -0.7), (0.0, 0.3)):
+        got = np.asarray(labour_kernels.aligned_willingness(p, jnp.float32(a), jnp.float32(b)), np.float64)
+        q = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
+        want = 1 / (1 + np.exp(-(a * np.log(q / (1 - q)) + b)))
+        np.testing.assert_allclose(got, want, atol=2e-6, err_msg=f"{a}, {b}")
+        assert got.min() >= 0 and got.max() <= 1
+    g = labour_kernels.aligned_willingness(jnp.float32(0.97), jnp.float32(1.0), jnp.float32(3.0))
+    slope = jax.grad(lambda b: labour_kernels.aligned_willingness(jnp.float32(0.97), jnp.float32(1.0), b))(3.0)
+    assert float(slope) == pytest.approx(float(g * (1 - g)), rel=1e-3) and float(slope) > 1e-3
+
+
+def _grouped_problem(world, mismatch=0.0):
+    """A problem whose willingness comes in 3 groups with different shares per region."""
+    rng = np.random.default_rng(5)
+    months, num_groups = 8, 3
+    groups = rng.uniform(0.2, 0.95, (months, num_groups)).astype(np.float32)
+    share = rng.dirichlet(np.ones(num_groups), size=5).astype(np.float32)
+    params = labour.default_params(world)
+    return ec.LabourCalibrationProblem(
+        params=params, observed=np.full((months, 5), 0.1), willingness=groups @ share.T + mismatch,
+        case_signal=rng.uniform(0, 8, (months, 5)), claims_rate=rng.uniform(0.03, 0.2, (months, 5)),
+        initial_unemployment=np.full(5, 0.12), train_months=6, willingness_groups=groups, group_share=share,
+    )
+
+
+def test_grouped_willingness_is_aligned_per_group_then_averaged(setup):
+    """With each group's answers and the regions' shares the fit aligns every answer, then
+    averages with the shares (what the agent-based model does); at (1, 0) it equals the fit
+    on the regional means; the regional-mean shortcut differs once the map bends."""
+    problem = _grouped_problem(setup[2])
+    plain = dataclasses.replace(problem, willingness_groups=None, group_share=None)
+    np.testing.assert_allclose(ec.expected_unemployment(problem.params, problem),
+                               ec.expected_unemployment(problem.params, plain), atol=1e-6)
+    bent = problem.params.replace(willingness_alignment_scale=jnp.float32(0.4),
+                                  willingness_alignment_offset=jnp.float32(1.2))
+    month = 3
+    want = problem.group_share @ np.asarray(labour_kernels.aligned_willingness(problem.willingness_groups[month], 0.4, 1.2))
+    got = ec.regional_willingness(bent, jnp.asarray(problem.willingness_groups[month]), jnp.asarray(problem.group_share))
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    shortcut = ec.regional_willingness(bent, jnp.asarray(problem.willingness[month]))
+    assert np.max(np.abs(np.asarray(shortcut) - want)) > 1e-3
+    exact, approximate = ec.expected_unemployment(bent, problem), ec.expected_unemployment(bent, plain)
+    assert np.max(np.abs(np.asarray(exact) - np.asarray(approximate))) > 1e-5
+    with pytest.raises(ec.CalibrationError, match="differs from willingness by up to 0.05"):
+        _grouped_problem(setup[2], mismatch=0.05)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"group_share": None}, "willingness_groups and group_share go together"),
+        ({"willingness_groups": np.full((8, 2), 0.5)}, r"group_share must have shape \[5, 2\]"),
+        ({"willingness_groups": np.full((8, 3), 1.5)}, r"willingness_groups must be probabilities"),
+        ({"group_share": np.full((5, 3), 0.5)}, "group_share rows must be shares summing to 1"),
+    ],
+)
+def test_grouped_willingness_bad_input(setup, change, message):
+    problem = _grouped_problem(setup[2])
+    fields = {f.name: getattr(problem, f.name) for f in dataclasses.fields(problem)}
+    with pytest.raises(ec.CalibrationError, match=message):
+        ec.LabourCalibrationProblem(**(fields | change))
+
+
 def test_willingness_alignment_maps_each_agents_probability(setup):
     """The labour model reads the alignment: each agent's willingness probability (its
-    group's answer) is ``clip(a p + b, 0, 1)``; 1 and 0 leave the answers as they are."""
+    group's answer) is ``sigmoid(a logit(p) + b)``; 1 and 0 leave the answers as they are;
+    the boroughs' work-group shares give the same regional willingness from the answers."""
     from jaxsim import behaviour
 
     population, attributes, _, params, _ = setup
@@ -389,9 +490,12 @@ def test_willingness_alignment_maps_each_agents_probability(setup):
         active = np.asarray(world.agents["labour_force"] * (day0.covid.stage < covid.DEAD), np.float64)
         metrics = engine.run(model, jax.random.key(1), state, p, world, days, progress=False).metrics
         simulated = np.asarray(metrics["willingness"])[labour.monthly_rows(metrics)[0]]
-        prob = np.clip(scale * answers.astype(np.float64) + offset, 0.0, 1.0)[codes]
+        logit = np.log(answers.astype(np.float64) / (1 - answers.astype(np.float64)))
+        aligned = 1 / (1 + np.exp(-(scale * logit + offset)))
+        prob = aligned[codes]
         expected = [(prob * active)[region == b].sum() / active[region == b].sum() for b in range(5)]
         np.testing.assert_allclose(simulated, expected, rtol=1e-5, err_msg=f"{scale}, {offset}")
+        np.testing.assert_allclose(simulated, labour.work_group_share(world) @ aligned, atol=2e-3)
 
 
 def test_evaluate_and_persistence_by_hand():
@@ -540,7 +644,7 @@ def test_five_borough_population_covers_every_borough_in_proportion():
         ({"hiring_logit": {"bronx": 0.0}}, r"hiring_logit: no value given for 'region' labels \['brooklyn', 'manhattan', 'queens', 'staten_island'\]"),
         ({"willingness_baseline": {"20t29": 0.9}}, "willingness_baseline: .*no value given"),
         ({"willingness_alignment_scale": -2.0}, r"willingness_alignment_scale: -2\.0 is outside its bounds \[0\.0, inf\]"),
-        ({"willingness_alignment_offset": 5.0}, r"willingness_alignment_offset: 5\.0 is outside its bounds \[-1\.0, 1\.0\]"),
+        ({"willingness_alignment_offset": float("nan")}, r"willingness_alignment_offset: non-finite value"),
         ({"willingness_alignment_scale": [1.0, 0.5, 2.0, 1.0, 1.0]}, "willingness_alignment_scale: must be one number"),
     ],
 )

@@ -1201,7 +1201,9 @@ def unemployment_conclusion(unemployment: dict) -> list[str]:
         lines.append(
             f"unemployment: LLM archetypes' willingness to work {verdict} the heuristic's on held-out WIS: the "
             f"best, {best.name} ({best.groups} group{'' if best.groups == 1 else 's'}), {s['wis']:.3f} pp against "
-            f"{h['wis']:.3f} pp (persistence {h['persistence_wis']:.3f} pp); ND {s['nd']:.3f} against {h['nd']:.3f}")
+            f"{h['wis']:.3f} pp (persistence {h['persistence_wis']:.3f} pp); ND {s['nd']:.3f} against {h['nd']:.3f}; "
+            f"its fitted willingness alignment scale {s['alignment_scale']:.2f} (1 keeps the answers' spread, near 0 "
+            f"flattens it)")
     beating = [name for name, r in unemployment.items() if r.summary["wis"] < r.summary["persistence_wis"]]
     first = next(iter(unemployment.values()))
     lines.append(f"unemployment: beating last-value persistence on held-out WIS: {', '.join(beating)}" if beating

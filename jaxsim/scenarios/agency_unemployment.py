@@ -16,11 +16,14 @@ borough then drive the rolling-origin forecasts of
 :func:`jaxsim.models.labour.forecast.rolling_origin`: at each origin month the labour
 market is fitted to the observed rates up to it and the months after it are forecast as
 an ensemble with only data known at the origin, next to last-value persistence. So the
-architectures differ only in the willingness they feed the same fit and forecast. The
-answers enter as they are: the labour model's willingness alignment (``clip(a w + b, 0,
-1)``) is not fitted here, because with these answers it saturates its clip (92-100% of
-the cells with SmolLM2's), where it has no gradient and the answers no effect (see
-:data:`jaxsim.models.labour.calibration.DEFAULT_FIT`).
+architectures differ only in the willingness they feed the same fit and forecast. Every
+row's fit (:data:`FIT`) moves the market's flows and the labour model's willingness
+alignment ``sigmoid(a logit(w) + b)`` jointly: the alignment maps each architecture's
+willingness (an LLM's answers, whose scale is the model's, or the heuristic's) onto the
+observed market. With archetypes it is applied to each group's answer and then averaged
+with the boroughs' shares of each group (exactly what the agent-based run does;
+:class:`~jaxsim.models.labour.calibration.LabourCalibrationProblem`). The fitted ``a, b``
+of every origin are in the run record's per-origin rows (``run.json``).
 
 Per-agent rows have no unemployment part: a labour market of tens of agents has no
 unemployment rate to speak of (the cases half shows their cost).
@@ -48,6 +51,14 @@ MODES = {
     "city": dict(agents=200_000, start="2020-08", months=17, first_origin="2021-01", last_origin="2021-08",
                  horizon=4, train_months=9, members=400, fit_steps=1000),
 }
+
+
+#: What every row's rolling-origin fit moves: the labour market's flows and the willingness
+#: alignment (names of :class:`jaxsim.models.labour.LabourParams`).
+FIT: tuple[str, ...] = (
+    "separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
+    "willingness_alignment_scale", "willingness_alignment_offset",
+)
 
 
 @dataclass(frozen=True)
@@ -88,10 +99,14 @@ class UnemploymentRow:
 
     Attributes:
         summary: the model's ``nd``, ``mae``, ``wis`` (pp), ``coverage_50``, ``coverage_90``,
-            ``beats_persistence_nd`` (share of origins) and persistence's ``nd``/``wis``.
+            ``beats_persistence_nd`` (share of origins), persistence's ``nd``/``wis``, and
+            the fitted willingness alignment's ``alignment_scale``/``alignment_offset``
+            (means over the origins; a scale near 0 flattens the answers' differences).
         per_origin, forecasts: :class:`jaxsim.models.labour.forecast.RollingOrigin` tables.
         willingness: float ``[months, 5]`` the run's monthly willingness to work.
         simulated_rate: float ``[months, 5]`` the run's own unemployment rate.
+        group_share: float ``[5, G]`` each borough's labour force by archetype, with which
+            the fits averaged the aligned answers (None for the heuristic).
     """
 
     name: str
@@ -108,6 +123,7 @@ class UnemploymentRow:
     llm_seconds: float = 0.0
     wall_seconds: float = 0.0
     groups: int = 0
+    group_share: np.ndarray | None = None
 
 
 class UnemploymentHalf:
@@ -163,6 +179,7 @@ class UnemploymentHalf:
 
         from jaxsim import behaviour, engine
         from jaxsim.llm import options as llm_options
+        from jaxsim.models import labour
         from jaxsim.models.labour import forecast as lf
         from jaxsim.nyc import economy as nyc_economy
 
@@ -188,10 +205,12 @@ class UnemploymentHalf:
             result, asking = answered.result, answered.refresh_seconds
             report = layer.report()
         signals = lf.signals_of(result, s.months)
+        if grouping is not None:  # the fits align each archetype's answer, then average (exact)
+            signals = signals.with_groups(answered.tables["willingness"], labour.work_group_share(world))
         rolled = lf.rolling_origin(
             setup.params.economy, self.months, self.observed, self.claims, signals, self.origins,
             region_names=self.boroughs, train_months=s.train_months, horizon=s.horizon, members=s.members,
-            steps=s.fit_steps, seed=s.seed, regions=setup.has_force,
+            fit_names=FIT, steps=s.fit_steps, seed=s.seed, regions=setup.has_force,
         )
         table = lf.summarise(rolled.per_origin, rolled.forecasts).set_index("method")
         model, persistence = table.loc["model"], table.loc["persistence"]
@@ -202,6 +221,9 @@ class UnemploymentHalf:
             "persistence_nd": float(persistence["nd"]), "persistence_wis": float(persistence["wis"]),
             "relative_wis": float(model["wis"] / persistence["wis"]) if persistence["wis"] > 0 else float("nan"),
             "mean_willingness": float(np.mean(signals.willingness[:, setup.has_force])),
+            **{key: float(rolled.per_origin.loc[rolled.per_origin["method"] == "model", f"fitted_{name}"].mean())
+               for key, name in (("alignment_scale", "willingness_alignment_scale"),
+                                 ("alignment_offset", "willingness_alignment_offset"))},
         }
         per_origin = rolled.per_origin.assign(architecture=name)
         forecasts = rolled.forecasts.assign(architecture=name)
@@ -211,7 +233,7 @@ class UnemploymentHalf:
             cache_hits=getattr(backend, "cache_hits", 0), tokens=getattr(backend, "tokens", 0),
             parse_failures=0 if report is None else int(report["parse_failures"]),
             llm_seconds=asking, wall_seconds=time.perf_counter() - begin,
-            groups=0 if grouping is None else grouping.num_groups,
+            groups=0 if grouping is None else grouping.num_groups, group_share=signals.group_share,
         )
 
     def describe(self) -> str:
@@ -231,6 +253,7 @@ def columns(row: UnemploymentRow | None) -> dict:
                 "unemployment_persistence_wis": nan, "unemployment_relative_wis": nan,
                 "unemployment_beats_persistence_nd": nan, "unemployment_model_calls": 0,
                 "unemployment_model_calls_per_month": nan, "unemployment_tokens_this_run": nan,
+                "unemployment_alignment_scale": nan, "unemployment_alignment_offset": nan,
                 "unemployment_wall_seconds": nan}
     s = row.summary
     months = max(1, len(row.willingness))
@@ -240,6 +263,7 @@ def columns(row: UnemploymentRow | None) -> dict:
             "unemployment_beats_persistence_nd": s["beats_persistence_nd"],
             "unemployment_model_calls": row.model_calls, "unemployment_model_calls_per_month": row.model_calls / months,
             "unemployment_tokens_this_run": nan if row.tokens is None else row.tokens,
+            "unemployment_alignment_scale": s["alignment_scale"], "unemployment_alignment_offset": s["alignment_offset"],
             "unemployment_wall_seconds": row.wall_seconds}
 
 

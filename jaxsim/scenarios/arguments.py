@@ -298,7 +298,7 @@ def add_nyc_economy(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--fit", default=",".join(LABOUR_DEFAULT_FIT),
         help=f"parameters to fit (default {','.join(LABOUR_DEFAULT_FIT)}; fittable: {','.join(LABOUR_FITTABLE)}, "
-             "the last two the alignment clip(a w + b, 0, 1) of the willingness the market reads)",
+             "the last two the alignment sigmoid(a logit(w) + b) of the willingness the market reads)",
     )
     group.add_argument("--fit-steps", type=int, default=1000, help="Adam steps (default 1000)")
     group = parser.add_argument_group("counterfactual: stimulus payment")

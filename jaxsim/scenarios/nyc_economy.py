@@ -214,6 +214,7 @@ def run(args) -> int:
 
     # The run (with the LLM: asking at each month's start).
     refresh_seconds = 0.0
+    groups = None  # with the LLM: each archetype's monthly answers [months, G] and the boroughs' shares [R, G]
     if layer is None:
         result = forward(params, world)
     else:
@@ -221,6 +222,7 @@ def run(args) -> int:
         answered = behaviour.run_with_behaviour(model, run_key, state, params, world, days, [layer])
         result, refresh_seconds = answered.result, answered.refresh_seconds
         world = setup.world = world.with_inputs(willingness=jax.numpy.asarray(answered.tables["willingness"]))
+        groups = (np.asarray(answered.tables["willingness"], np.float32)[:num_months], labour.work_group_share(world))
         report = layer.report()
         print(f"work archetypes: {layer.grouping.num_groups} ({', '.join(layer.grouping.attributes)}); "
               f"{report['llm_calls']} model calls, {report['cache_hits']} cache hits, "
@@ -238,7 +240,8 @@ def run(args) -> int:
             params=economy_params, observed=observed_rate, willingness=monthly["willingness"],
             case_signal=monthly["case_signal"], claims_rate=monthly["claims_rate"],
             initial_unemployment=monthly["unemployment_rate"][0], train_months=args.train_months,
-            regions=has_force,
+            regions=has_force, willingness_groups=None if groups is None else groups[0],
+            group_share=None if groups is None else groups[1],
         )
         fit = labour_calibration.fit_labour_market(problem, fit_names, steps=args.fit_steps)
         expected = np.asarray(labour_calibration.expected_unemployment(fit.params, problem))
@@ -253,6 +256,7 @@ def run(args) -> int:
             "method": "Adam on the expected job flows (jaxsim.models.labour.calibration); willingness and case "
                       "signals of a first forward run held fixed; UI claims observed",
             "fitted": fit.fitted_values(),
+            "willingness_groups": None if groups is None else int(groups[1].shape[1]),
             "steps": len(fit.loss_curve),
             "loss_curve": [round(v, 6) for v in fit.loss_curve],
             "loss_units": "mean squared error, percentage points squared",

@@ -26,6 +26,7 @@ from jaxsim.models.labour.agents import (
     epoch_day,
     labour_attributes,
     occupations_from_soc,
+    work_group_share,
 )
 from jaxsim.models.labour.behaviour import WILLINGNESS_POLICY, MonthlySignals, work_template
 from jaxsim.models.labour.model import (
@@ -61,5 +62,5 @@ __all__ = [
     "StimulusPayment", "WILLINGNESS_POLICY", "build_world", "calendar_of_day", "check_stimulus", "civil_date",
     "days_in_months", "default_params", "describe_stimulus", "epoch_day", "initial_state", "labour_attributes",
     "labour_model", "monthly_rows", "no_stimulus", "occupations_from_soc", "params_report", "stimulus_payment",
-    "validate_params", "willingness_probability", "work_template",
+    "validate_params", "willingness_probability", "work_group_share", "work_template",
 ]

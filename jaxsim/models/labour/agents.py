@@ -369,6 +369,22 @@ def build_world(
     return world.replace(agents=agents, inputs=inputs, categories=categories, labels=all_labels)
 
 
+def work_group_share(world: World) -> np.ndarray:
+    """float32 ``[R, G]``: each region's labour force split by work group (rows sum to 1;
+    0 for a region without a labour force), from a world of :func:`build_world`. With a
+    behaviour layer's willingness per group ``w [G]``, ``share @ w`` is each region's
+    mean willingness (what the labour calibration's ``group_share`` takes)."""
+    force = np.asarray(world.agents["labour_force"], np.float64)
+    region = np.asarray(world.agents["region"], np.int64)
+    group = np.asarray(world.agents["work_group"], np.int64)
+    num_regions, num_groups = world.num_categories("region"), world.num_categories("work_group")
+    counts = np.zeros((num_regions, num_groups))
+    real = (region >= 0) & (region < num_regions) & (group >= 0) & (group < num_groups)  # not padding slots
+    np.add.at(counts, (region[real], group[real]), force[real])
+    totals = counts.sum(axis=1, keepdims=True)
+    return np.where(totals > 0, counts / np.maximum(totals, 1e-12), 0.0).astype(np.float32)
+
+
 __all__ = [
     "LabourAttributes",
     "build_world",
@@ -378,4 +394,5 @@ __all__ = [
     "epoch_day",
     "labour_attributes",
     "occupations_from_soc",
+    "work_group_share",
 ]

@@ -22,15 +22,19 @@ over the training months ``1 .. train_months - 1`` and the regions with a labour
 force. Later months are held out: :func:`evaluate` reports the forecast's MAE
 (percentage points) and normalised deviation next to last-value persistence.
 
-The willingness input passes through the model's alignment ``clip(a w + b, 0, 1)``
+The willingness input passes through the model's alignment ``sigmoid(a logit(w) + b)``
 (``willingness_alignment_scale``/``_offset``, :data:`WILLINGNESS_ALIGNMENT`), as each
 agent's probability does in the agent-based model; fitting ``a, b`` with the market maps
-a policy's willingness (a language model's answers) onto the observed rates. The fit
-applies it to the region's mean willingness: equal to the mean of the agents' aligned
-probabilities wherever none of them is clipped at 0 or 1. Where the map clips every
-cell its gradient is zero and the fitted ``a, b`` mean nothing (see :data:`DEFAULT_FIT`);
-the problem's willingness must be the policy's own (not already aligned), or the
-alignment applies twice.
+a policy's willingness (a language model's answers) onto the observed rates. The map is
+smooth and never saturates, so the fit has a gradient wherever it starts. Where the
+willingness comes in groups (a behaviour layer's answers per archetype,
+``willingness_groups`` ``[M, G]``, with each region's labour force split by group,
+``group_share`` ``[R, G]``), the region's willingness is the share-weighted mean of the
+aligned answers: exactly the mean the agent-based model has. Without groups (the
+heuristic's continuous probabilities) the map is applied to the region's mean
+willingness, which differs from the mean of the mapped probabilities by second order in
+their spread within the region (:func:`regional_willingness`). The problem's willingness
+must be the policy's own (not already aligned), or the alignment applies twice.
 
 The fitted parameters and their search ranges are the declared ones of
 :class:`jaxsim.models.labour.LabourParams` (``fit_bounds``).
@@ -59,18 +63,17 @@ LABOUR_FITTABLE: dict[str, Bounds] = {
     if name in ("separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
                 "quit_if_unwilling", "willingness_alignment_scale", "willingness_alignment_offset")
 }
-#: The alignment of the willingness input (``clip(a w + b, 0, 1)``): maps a policy's
+#: The alignment of the willingness input (``sigmoid(a logit(w) + b)``): maps a policy's
 #: willingness (the heuristic's, or an LLM's answers, whose scale is not the data's) onto
 #: the observed market.
 WILLINGNESS_ALIGNMENT: tuple[str, ...] = ("willingness_alignment_scale", "willingness_alignment_offset")
 #: What :func:`fit_labour_market` fits by default: the market's own flows (layoffs and
-#: hiring per region, and their sensitivities). The alignment is
-#: not in it: the willingness it maps is about 0.9, so a fit reaches ``a w + b >= 1`` in
-#: every cell after a small step of ``b`` and stays there, where the clip leaves the
-#: alignment no gradient and the willingness input no effect (measured on the
-#: rolling-origin benchmark: every training cell clipped at 10 of its 21 origins; the
-#: scores' apparent gain came from that). Fit it where the willingness it maps is far
-#: from 1 (e.g. an LLM's answers of 0.1-0.6), and check the clipped share.
+#: hiring per region, and their sensitivities). The willingness alignment is fittable by
+#: name (the limits-of-agency study fits it for every architecture, to map an LLM's
+#: answers onto the market) but not fitted by default: on the heuristic's willingness in
+#: the rolling-origin benchmark it raised the share of origins with ND below persistence
+#: (52% -> 62%) and the 90% coverage (74% -> 79%) but worsened the mean WIS (0.627 ->
+#: 0.657 pp) and MAE (0.948 -> 0.967 pp); see ``benchmarks/RESULTS.md``.
 DEFAULT_FIT: tuple[str, ...] = (
     "separation_logit", "hiring_logit", "separation_case_sensitivity", "hiring_claims_sensitivity",
 )
@@ -106,6 +109,12 @@ class LabourCalibrationProblem:
         train_months: months ``0 .. train_months - 1`` are fitted (month 0 is the start,
             so at least 2), the rest held out.
         regions: bool ``[R]``, regions that count in the loss (those with a labour force).
+        willingness_groups: float ``[M, G]`` or None: the willingness of each behaviour
+            group (a behaviour layer's answers, before the alignment); with
+            ``group_share`` the fit aligns each group's answer, then averages (exact).
+        group_share: float ``[R, G]`` or None: each region's labour force split by group
+            (rows sum to 1, or 0 for a region without one); ``group_share @
+            willingness_groups[m]`` must give ``willingness[m]`` (to 0.02).
     """
 
     params: LabourParams
@@ -116,6 +125,8 @@ class LabourCalibrationProblem:
     initial_unemployment: np.ndarray
     train_months: int
     regions: np.ndarray | None = None
+    willingness_groups: np.ndarray | None = None
+    group_share: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.observed = np.asarray(self.observed, np.float32)
@@ -149,24 +160,66 @@ class LabourCalibrationProblem:
         if mask.sum() == 0 or not np.isfinite(train).any():
             raise CalibrationError("no observed unemployment in the training months for the regions fitted")
         self.regions = mask
+        self._check_groups(months, num_regions)
+
+    def _check_groups(self, months: int, num_regions: int) -> None:
+        if (self.willingness_groups is None) != (self.group_share is None):
+            raise CalibrationError("willingness_groups and group_share go together: give both or neither")
+        if self.willingness_groups is None:
+            return
+        groups = np.asarray(self.willingness_groups, np.float32)
+        share = np.asarray(self.group_share, np.float32)
+        if groups.ndim != 2 or groups.shape[0] != months:
+            raise CalibrationError(f"willingness_groups must have shape [{months}, groups], got {groups.shape}")
+        if share.shape != (num_regions, groups.shape[1]):
+            raise CalibrationError(f"group_share must have shape [{num_regions}, {groups.shape[1]}], got {share.shape}")
+        if not np.all(np.isfinite(groups)) or np.any((groups < 0) | (groups > 1)):
+            raise CalibrationError("willingness_groups must be probabilities in [0, 1]")
+        totals = share.sum(axis=1)
+        if not np.all(np.isfinite(share)) or np.any(share < 0) or np.any(
+                (np.abs(totals - 1) > 1e-3) & (totals > 1e-6)):
+            raise CalibrationError(f"group_share rows must be shares summing to 1 (or 0), got sums {totals.round(4).tolist()}")
+        mismatch = np.abs(groups @ share.T - self.willingness)[:, totals > 1e-6]
+        if mismatch.size and float(mismatch.max()) > 0.02:
+            raise CalibrationError(
+                f"group_share @ willingness_groups differs from willingness by up to {float(mismatch.max()):.3f} "
+                "(more than 0.02): the groups, shares or regional willingness do not belong together"
+            )
+        self.willingness_groups, self.group_share = groups, share
 
     @property
     def months(self) -> int:
         return int(self.observed.shape[0])
 
 
+def regional_willingness(params: LabourParams, willingness: jax.Array, group_share: jax.Array | None = None
+                         ) -> jax.Array:
+    """float32 ``[R]``: a month's willingness per region after the alignment.
+
+    ``willingness`` is ``[R]`` (each region's mean; the alignment is applied to the mean)
+    or, with ``group_share`` ``[R, G]``, ``[G]`` (each group's answer; the aligned answers
+    are averaged with the shares: the regional mean of the agents' aligned probabilities)."""
+    aligned = labour.aligned_willingness(willingness, params.willingness_alignment_scale,
+                                         params.willingness_alignment_offset)
+    if group_share is None:
+        return aligned
+    return jnp.dot(jnp.asarray(group_share, jnp.float32), aligned, precision=jax.lax.Precision.HIGHEST)
+
+
 def expected_unemployment(params: LabourParams, problem: LabourCalibrationProblem) -> jax.Array:
     """float32 ``[M, R]``: each month's expected unemployment rate per region (month 0 =
     ``problem.initial_unemployment``); differentiable in ``params``."""
     regions = jnp.arange(problem.observed.shape[1])
+    groups = getattr(problem, "willingness_groups", None)
+    share = getattr(problem, "group_share", None)
     inputs = (
-        jnp.asarray(problem.willingness), jnp.asarray(problem.case_signal), jnp.asarray(problem.claims_rate),
+        jnp.asarray(problem.willingness if groups is None else groups), jnp.asarray(problem.case_signal),
+        jnp.asarray(problem.claims_rate),
     )
 
     def month(employed, signals):
         willing, cases, claims = signals
-        willing = labour.aligned_willingness(willing, params.willingness_alignment_scale,
-                                             params.willingness_alignment_offset)
+        willing = regional_willingness(params, willing, share)
         leave, hire = labour.job_flow_probabilities(
             regions, willing, params.separation_logit, params.hiring_logit, cases, claims,
             params.separation_case_sensitivity, params.hiring_claims_sensitivity, params.quit_if_unwilling,
@@ -215,6 +268,8 @@ class ProblemArrays:
     initial_unemployment: jax.Array
     train_months: int
     regions: jax.Array | np.ndarray
+    willingness_groups: jax.Array | None = None
+    group_share: jax.Array | None = None
 
 
 def unconstrained_loss(params: LabourParams, names: Sequence[str], z: dict, problem) -> jax.Array:
@@ -248,8 +303,12 @@ class LabourFit:
 def _problem_arrays(problem: LabourCalibrationProblem) -> dict:
     """The problem's arrays (:class:`ProblemArrays` but ``train_months``), passed to the
     compiled step as arguments (never closed over)."""
-    return {name: jnp.asarray(getattr(problem, name)) for name in
-            ("observed", "willingness", "case_signal", "claims_rate", "initial_unemployment", "regions")}
+    arrays = {name: jnp.asarray(getattr(problem, name)) for name in
+              ("observed", "willingness", "case_signal", "claims_rate", "initial_unemployment", "regions")}
+    for name in ("willingness_groups", "group_share"):
+        value = getattr(problem, name)
+        arrays[name] = None if value is None else jnp.asarray(value)
+    return arrays
 
 
 @functools.lru_cache(maxsize=32)

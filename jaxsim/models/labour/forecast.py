@@ -55,9 +55,9 @@ parameter spread is small next to the residual shocks), so refits are off by def
 The free-running trajectory (no restart) scores WIS 1.04 pp, worse than persistence.
 Nine training months (three quarters of a year, as ``nyc_economy.py --calibrate``
 defaults to for 12 months; 40 residuals for 12 fitted scalars) against 6 and 12:
-WIS 0.63 vs 0.76 and 0.68 pp. Fitting the willingness alignment too scored better (ND
-below persistence at 62% of origins, coverage 81%) but saturated its clip at 10 of the 21
-origins (see :data:`jaxsim.models.labour.calibration.DEFAULT_FIT`): not the default.
+WIS 0.63 vs 0.76 and 0.68 pp. Fitting the (log-odds) willingness alignment too: ND below
+persistence at 62% of origins (52%), coverage 79% (74%), but WIS 0.66 pp (0.63) and MAE
+0.967 pp (0.948): not the default (:data:`jaxsim.models.labour.calibration.DEFAULT_FIT`).
 
 Shapes: ``[months, regions]`` for series; forecasts ``[members, horizon, regions]``.
 Rates are fractions of the labour force; scores in percentage points.
@@ -65,6 +65,7 @@ Rates are fractions of the labour force; scores in percentage points.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -105,13 +106,26 @@ class ForecastInputError(InputError):
 # ------------------------------------------------------------------ the forward run
 @dataclass(frozen=True)
 class Signals:
-    """The monthly signals of one forward run: float ``[months, R]`` each."""
+    """The monthly signals of one forward run: float ``[months, R]`` each; with a behaviour
+    layer's willingness, also each group's answers ``willingness_groups`` ``[months, G]``
+    and each region's labour force split by group ``group_share`` ``[R, G]``
+    (:func:`with_groups`), so that fits align each group's answer exactly
+    (:class:`~jaxsim.models.labour.calibration.LabourCalibrationProblem`)."""
 
     willingness: np.ndarray
     case_signal: np.ndarray
     unemployment_rate: np.ndarray
     compile_seconds: float
     run_seconds: float
+    willingness_groups: np.ndarray | None = None
+    group_share: np.ndarray | None = None
+
+    def with_groups(self, willingness_groups: np.ndarray, group_share: np.ndarray) -> "Signals":
+        """These signals with each group's willingness ``[months, G]`` (rows past the
+        signals' months dropped) and the regions' group shares ``[R, G]``."""
+        groups = np.asarray(willingness_groups, np.float32)[: self.willingness.shape[0]]
+        return dataclasses.replace(self, willingness_groups=groups,
+                                   group_share=np.asarray(group_share, np.float32))
 
 
 def with_claims_held(world):
@@ -205,22 +219,27 @@ class _Month:
     claims_rate: jax.Array
     initial_unemployment: jax.Array
     observed: np.ndarray
+    willingness_groups: jax.Array | None = None
+    group_share: jax.Array | None = None
 
 
 @jax.jit
 def one_step(params: LabourParams, rate: jax.Array, willingness: jax.Array, case_signal: jax.Array,
-             claims_rate: jax.Array) -> jax.Array:
+             claims_rate: jax.Array, group_share: jax.Array | None = None) -> jax.Array:
     """The expected unemployment rate ``[..., R]`` a month after ``rate`` ``[..., R]``, with
     the month's signals (``[R]`` willingness and case signal, ``[..., R]`` claims rate): one
-    step of :func:`~jaxsim.models.labour.calibration.expected_unemployment`."""
+    step of :func:`~jaxsim.models.labour.calibration.expected_unemployment`. With
+    ``group_share`` ``[R, G]``, ``willingness`` is each group's ``[G]``."""
     rate = jnp.asarray(rate, jnp.float32)
     claims = jnp.broadcast_to(jnp.asarray(claims_rate, jnp.float32), rate.shape)
     regions = rate.shape[-1]
 
     def single(r, c):
+        pair = jnp.stack([willingness, willingness])
         month = _Month(
-            willingness=jnp.stack([willingness, willingness]), case_signal=jnp.stack([case_signal, case_signal]),
+            willingness=pair, case_signal=jnp.stack([case_signal, case_signal]),
             claims_rate=jnp.stack([c, c]), initial_unemployment=r, observed=np.empty((2, regions)),
+            willingness_groups=None if group_share is None else pair, group_share=group_share,
         )
         return labour_calibration.expected_unemployment(params, month)[1]
 
@@ -229,14 +248,17 @@ def one_step(params: LabourParams, rate: jax.Array, willingness: jax.Array, case
 
 
 def one_step_residuals(params: LabourParams, observed: np.ndarray, willingness: np.ndarray,
-                       case_signal: np.ndarray, claims_rate: np.ndarray) -> np.ndarray:
+                       case_signal: np.ndarray, claims_rate: np.ndarray,
+                       group_share: np.ndarray | None = None) -> np.ndarray:
     """``[months - 1, R]``: ``observed[m + 1]`` minus one step of the flows from
-    ``observed[m]`` with month ``m``'s signals (fractions)."""
+    ``observed[m]`` with month ``m``'s signals (fractions; ``willingness`` per group
+    ``[months, G]`` with ``group_share``)."""
     observed = np.asarray(observed, np.float32)
+    share = None if group_share is None else jnp.asarray(group_share, jnp.float32)
     rows = []
     for m in range(observed.shape[0] - 1):
         step = one_step(params, observed[m], jnp.asarray(willingness[m]), jnp.asarray(case_signal[m]),
-                        jnp.asarray(claims_rate[m]))
+                        jnp.asarray(claims_rate[m]), share)
         rows.append(observed[m + 1] - np.asarray(step))
     return np.asarray(rows, np.float64).reshape(-1, observed.shape[1])
 
@@ -283,11 +305,11 @@ def claims_paths(claims_window: np.ndarray, horizon: int, members: int, rng: np.
 
 @partial(jax.jit, static_argnames=("names",))
 def _member_steps(params: LabourParams, names: tuple[str, ...], z: dict, rate: jax.Array, willingness: jax.Array,
-                  case_signal: jax.Array, claims_rate: jax.Array) -> jax.Array:
+                  case_signal: jax.Array, claims_rate: jax.Array, group_share: jax.Array | None = None) -> jax.Array:
     """One step for every member: ``rate`` and ``claims_rate`` ``[B, P, R]``, member group
     ``b`` with the fitted values ``z[name][b]`` (unconstrained)."""
     def group(zb, r, c):
-        return one_step(labour_calibration._assemble(params, names, zb), r, willingness, case_signal, c)
+        return one_step(labour_calibration._assemble(params, names, zb), r, willingness, case_signal, c, group_share)
 
     return jax.vmap(group)(z, rate, claims_rate)
 
@@ -300,10 +322,10 @@ def _refit_program(names: tuple[str, ...], steps: int, learning_rate: float, tra
     optimiser = optax.adam(learning_rate)
     mask = np.asarray(regions, bool)
 
-    def run(params, z0, observed, willingness, case_signal, claims_rate, initial):
+    def run(params, z0, observed, willingness, case_signal, claims_rate, initial, groups, share):
         def one(obs):
             problem = labour_calibration.ProblemArrays(obs, willingness, case_signal, claims_rate, initial,
-                                                       train_months, mask)
+                                                       train_months, mask, groups, share)
 
             def loss(z):
                 return labour_calibration.unconstrained_loss(params, names, z, problem)
@@ -341,7 +363,9 @@ def bootstrap_refits(fit: labour_calibration.LabourFit, problem: labour_calibrat
     z0 = labour_calibration.unconstrained(fit.params, names)
     z, final = program(problem.params, {k: jnp.asarray(v, jnp.float32) for k, v in z0.items()}, jnp.asarray(observed),
                        jnp.asarray(problem.willingness), jnp.asarray(problem.case_signal),
-                       jnp.asarray(problem.claims_rate), jnp.asarray(problem.initial_unemployment))
+                       jnp.asarray(problem.claims_rate), jnp.asarray(problem.initial_unemployment),
+                       None if problem.willingness_groups is None else jnp.asarray(problem.willingness_groups),
+                       None if problem.group_share is None else jnp.asarray(problem.group_share))
     z = {k: np.array(v, np.float32) for k, v in z.items()}
     good = np.isfinite(np.asarray(final))
     for k in names:
@@ -411,19 +435,26 @@ def model_forecast(
     claims_window = np.concatenate([claims_known[first:], np.repeat(claims_known[-1:], horizon, axis=0)])
     willingness = np.asarray(signals.willingness[first:end + 1], np.float64)
     case_signal = np.asarray(signals.case_signal[first:end + 1], np.float64)
+    groups, share = signals.willingness_groups, signals.group_share
+    if groups is not None:
+        groups = np.asarray(groups[first:end + 1], np.float64)
     if willingness.shape[0] < end + 1 - first:  # month end's own signals are never stepped from
         willingness = np.concatenate([willingness, willingness[-1:]])
         case_signal = np.concatenate([case_signal, case_signal[-1:]])
+        groups = None if groups is None else np.concatenate([groups, groups[-1:]])
+    # What a month's step reads as willingness: each region's, or each group's with the shares.
+    stepped = willingness if groups is None else groups
     if not np.all(np.isfinite(known[:n])) or not np.all(np.isfinite(claims_window)):
         raise ForecastInputError(f"observed rates missing in the training window of origin index {origin}")
     problem = labour_calibration.LabourCalibrationProblem(
         params=params, observed=known, willingness=willingness, case_signal=case_signal,
         claims_rate=claims_window, initial_unemployment=known[0], train_months=n, regions=regions,
+        willingness_groups=groups, group_share=share,
     )
     fit = labour_calibration.fit_labour_market(problem, fit_names, steps=steps)
     free_run = np.asarray(labour_calibration.expected_unemployment(fit.params, problem))[n:n + horizon]
 
-    residuals = one_step_residuals(fit.params, known[:n], willingness[:n], case_signal[:n], claims_window[:n])
+    residuals = one_step_residuals(fit.params, known[:n], stepped[:n], case_signal[:n], claims_window[:n], share)
     pool, source = shock_pool(residuals, known[:n], fitted_size(fit.params, fit.names), problem.regions)
     rng = np.random.default_rng(seed)
     names = tuple(fit.names)
@@ -440,8 +471,9 @@ def model_forecast(
     z = {k: jnp.asarray(v) for k, v in z.items()}
     for h in range(horizon):
         m = n - 1 + h  # window row of the month stepped from
-        step = _member_steps(fit.params, names, z, jnp.asarray(rate), jnp.asarray(willingness[m], jnp.float32),
-                             jnp.asarray(case_signal[m], jnp.float32), jnp.asarray(claims[:, :, h]))
+        step = _member_steps(fit.params, names, z, jnp.asarray(rate), jnp.asarray(stepped[m], jnp.float32),
+                             jnp.asarray(case_signal[m], jnp.float32), jnp.asarray(claims[:, :, h]),
+                             None if share is None else jnp.asarray(share, jnp.float32))
         rate = np.clip(np.asarray(step, np.float64) + rng.choice(pool, size=rate.shape), 0.0, 1.0)
         out[:, :, h] = rate
         rate = rate.astype(np.float32)

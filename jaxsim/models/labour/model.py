@@ -150,7 +150,7 @@ def willingness_probability(source: str, econ: LabourState, params: LabourParams
     """float32 ``[S]`` each agent's probability of being willing to work in ``run_month``:
     the heuristic (``source="heuristic"``) or its work group's entry of
     ``world.inputs["willingness"]`` (``"inputs"``), through the calibratable alignment
-    ``clip(a p + b, 0, 1)`` (``willingness_alignment_scale``/``_offset``; 1 and 0: ``p``)."""
+    ``sigmoid(a logit(p) + b)`` (``willingness_alignment_scale``/``_offset``; 1 and 0: ``p``)."""
     agents = world.agents
     if source == "heuristic":
         cushion = econ.savings / jnp.maximum(agents["wage"], 100.0)

@@ -175,10 +175,12 @@ class LabourParams:
         willingness_savings_sensitivity: float32 scalars (log-odds per unit signal).
         willingness_alignment_scale, willingness_alignment_offset: float32 scalars ``a, b``:
             each agent's willingness probability ``p`` (from the heuristic or from a
-            behaviour layer's answer) is used as ``clip(a p + b, 0, 1)``; 1 and 0 leave it
-            as it is. Calibrating them maps a policy's answers onto the observed labour
-            market (the alignment of LLM answers, as ``isolation_alignment_*`` in the
-            COVID model).
+            behaviour layer's answer) is used as ``sigmoid(a logit(p) + b)``
+            (:func:`jaxsim.kernels.labour.aligned_willingness`; smooth, so a fit always has
+            a gradient); 1 and 0 leave it as it is, bit for bit. ``a`` multiplies the
+            log-odds (>= 0), ``b`` adds log-odds. Calibrating them maps a policy's answers
+            onto the observed labour market (the alignment of LLM answers; the COVID
+            model's ``isolation_alignment_*`` are a clipped linear map instead).
         separation_logit, hiring_logit: float32 ``[R]`` per region.
         separation_case_sensitivity: float32 scalar, layoff log-odds per unit of
             log1p(cases per 1,000 residents in the month).
@@ -209,9 +211,9 @@ class LabourParams:
     willingness_savings_sensitivity: jax.Array = param(DEFAULT_WILLINGNESS_SAVINGS_SENSITIVITY, fit_bounds=(-5.0, 5.0),
                                                        units="log-odds per log1p(savings in months of wages)")
     willingness_alignment_scale: jax.Array = param(1.0, bounds=(0.0, None), fit_bounds=(0.0, 3.0),
-                                                   units="multiplier of the willingness probability")
-    willingness_alignment_offset: jax.Array = param(0.0, bounds=(-1.0, 1.0), fit_bounds=(-1.0, 1.0),
-                                                    units="probability added to the willingness probability")
+                                                   units="multiplier of the willingness log-odds")
+    willingness_alignment_offset: jax.Array = param(0.0, fit_bounds=(-4.0, 4.0),
+                                                    units="log-odds added to the willingness")
     separation_logit: jax.Array = param(DEFAULT_SEPARATION_LOGIT, by="region", fit_bounds=(-9.0, 0.0),
                                         units="log-odds of a layoff per month at no cases")
     hiring_logit: jax.Array = param(DEFAULT_HIRING_LOGIT, by="region", fit_bounds=(-6.0, 2.0),
