@@ -125,13 +125,17 @@ def test_every_row_fits_the_market_and_the_willingness_alignment():
     from jaxsim.models.labour import calibration as labour_calibration
 
     assert au.FIT == labour_calibration.DEFAULT_FIT + labour_calibration.WILLINGNESS_ALIGNMENT
+    # A fit without the alignment (another FIT) reports its fitted scale as unknown, not an error.
+    per_origin = pd.DataFrame({"method": ["model", "persistence", "model"], "fitted_hiring_logit": [1.0, 9.0, 2.0]})
+    assert au._mean_fitted(per_origin, "hiring_logit") == 1.5
+    assert np.isnan(au._mean_fitted(per_origin, "willingness_alignment_scale"))
 
 
 def test_settings_errors_and_groupings():
     with pytest.raises(InputError, match="--borough-agents must be >= 100"):
         au.unemployment_settings("cpu", 50, seed=0, ascertainment=0.25)
     cpu = au.unemployment_settings("cpu", None, seed=0, ascertainment=0.25)
-    assert cpu.agents == au.MODES["cpu"]["agents"] and cpu.origins == 3
+    assert cpu.agents == au.MODES["cpu"]["agents"] and cpu.origins == 8
     with pytest.raises(InputError, match="unemployment span"):
         au.UnemploymentHalf(dataclasses.replace(SETTINGS, start="2015-01"))
     with pytest.raises(InputError, match="origins must lie"):

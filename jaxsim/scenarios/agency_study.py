@@ -1197,7 +1197,7 @@ def unemployment_conclusion(unemployment: dict) -> list[str]:
     if heuristic is not None and llm:
         best = min(llm, key=lambda r: r.summary["wis"])
         s, h = best.summary, heuristic.summary
-        verdict = "beat" if s["wis"] < h["wis"] else "do not beat"
+        verdict = "beats" if s["wis"] < h["wis"] else "does not beat"
         lines.append(
             f"unemployment: LLM archetypes' willingness to work {verdict} the heuristic's on held-out WIS: the "
             f"best, {best.name} ({best.groups} group{'' if best.groups == 1 else 's'}), {s['wis']:.3f} pp against "
