@@ -103,13 +103,14 @@ it out). The heuristic and each archetype row (not the per-agent rows) also set 
 *willingness to work* of a five-borough population (``--borough-agents``; cpu 10,000,
 city 200,000) in the composed COVID-19 + labour model: the labour model's heuristic, or
 each archetype asked once a month (``area`` = the borough; calls = groups x samples a
-month). One forward run per architecture (2020-08 .. 2021-07 in cpu mode, its UI-claims
-input held at the first month) gives the monthly willingness and case signals; at each
-origin month (cpu: 2021-01 .. 2021-03; city: 2021-01 .. 2021-08) the labour market is
-fitted to the observed rates up to it and each borough's rate is forecast 4 months ahead
-(400 members), scored like the cases (ND, WIS in percentage points, coverage) against
-last-value persistence. The architectures differ only in the willingness they feed the
-same fit and forecast.
+month). One forward run per architecture (2020-08 .. 2021-12, its UI-claims input held at
+the first month) gives the monthly willingness and case signals; at each origin month
+(2021-01 .. 2021-08, 8 origins) the labour market and the willingness alignment
+``sigmoid(a logit(w) + b)`` are fitted to the observed rates up to it (each archetype's
+answer aligned, then averaged with the borough's share of the archetype) and each
+borough's rate is forecast 4 months ahead (400 members), scored like the cases (ND, WIS
+in percentage points, coverage) against last-value persistence. The architectures differ
+only in the willingness they feed the same fit and forecast.
 
 The best architecture (lowest held-out WIS) is then analysed three ways: retrospective
 (its ensemble on the fitted weeks: ND and 90% band coverage, in-sample), counterfactual
