@@ -95,32 +95,65 @@ def heuristic_willingness(
     return jax.nn.sigmoid(logit).astype(jnp.float32)
 
 
-def aligned_willingness(probability: jax.Array, scale: jax.Array, offset: jax.Array) -> jax.Array:
-    """``sigmoid(scale * logit(probability) + offset)``: a willingness probability (a
-    heuristic's or a language model's answer) mapped by a calibrated alignment in log-odds.
+#: The resolution at which the willingness alignment reads a probability: answers below it
+#: or above ``1 -`` it (an LLM's "0" or "1.0") are read as it, so that they sit at log-odds
+#: of +-4.6 rather than dominating a fit from +-13.8 (a float's end).
+ALIGNMENT_RESOLUTION = 0.01
 
-    The map is smooth and strictly inside (0, 1) for any scale and offset, so a fit of
-    ``scale, offset`` always has a gradient (a clip ``a p + b`` saturates at 1 for the
-    willingness of about 0.9 that the labour market sees, where it has none). It is
-    evaluated as ``p + (sigmoid(scale L + offset) - sigmoid(L))`` with ``L = logit(p)``
-    (``p`` clipped to [1e-6, 1 - 1e-6] for the logit), which is the same function, so that
-    scale 1 and offset 0 return ``probability`` bit for bit; the result is clipped to [0, 1]
-    against rounding.
+
+def _alignment_logit(probability: jax.Array) -> tuple[jax.Array, jax.Array]:
+    q = jnp.clip(probability, ALIGNMENT_RESOLUTION, 1.0 - ALIGNMENT_RESOLUTION)
+    return q, jnp.log(q) - jnp.log1p(-q)
+
+
+@jax.custom_jvp
+def _aligned(probability, scale, offset):
+    _, logit = _alignment_logit(probability)
+    identity = (scale == 1.0) & (offset == 0.0)
+    return jnp.where(identity, probability, jax.nn.sigmoid(scale * logit + offset))
+
+
+@_aligned.defjvp
+def _aligned_jvp(primals, tangents):
+    probability, scale, offset = primals
+    d_probability, d_scale, d_offset = tangents
+    q, logit = _alignment_logit(probability)
+    mapped = jax.nn.sigmoid(scale * logit + offset)
+    inside = (probability > ALIGNMENT_RESOLUTION) & (probability < 1.0 - ALIGNMENT_RESOLUTION)
+    d_logit = jnp.where(inside, d_probability / (q * (1.0 - q)), 0.0)
+    tangent = mapped * (1.0 - mapped) * (scale * d_logit + logit * d_scale + d_offset)
+    return _aligned(probability, scale, offset), tangent
+
+
+def aligned_willingness(probability: jax.Array, scale: jax.Array, offset: jax.Array) -> jax.Array:
+    """``sigmoid(scale * logit(p) + offset)``: a willingness probability (a heuristic's or a
+    language model's answer) mapped by a calibrated alignment in log-odds.
+
+    The map is smooth in ``scale`` and ``offset`` (a clip ``a p + b`` saturates at 1 for
+    the willingness of about 0.9 that the labour market sees, where a fit has no
+    gradient). ``p`` is read at :data:`ALIGNMENT_RESOLUTION`: clipped to [0.01, 0.99]
+    before the logit (an answer of 1.0 counts as 0.99). Scale 1 and offset 0 return
+    ``probability`` itself, bit for bit (also under ``vmap`` over batched parameters),
+    and the derivatives there are those of the sigmoid map (a custom JVP: ``g (1 - g)
+    (a dL + L da + db)`` with ``g`` the mapped value, ``L`` the logit, ``dL`` zero outside
+    the resolution), so a fit starting at (1, 0) moves as from any other point; the value
+    jumps there only for ``p`` outside [0.01, 0.99] (from ``p`` to the map of the clipped
+    ``p``, at most 0.01).
 
     Args:
         probability: float in [0, 1], any shape.
         scale: float scalar (or broadcastable) >= 0, log-odds multiplier (1: unchanged,
-            < 1 pulls answers toward 1/2, 0 makes them all ``sigmoid(offset)``).
+            < 1 pulls answers toward ``sigmoid(offset)``, 0 makes them all that).
         offset: float scalar (or broadcastable), log-odds added (0: unchanged).
 
     Returns:
-        float32, the broadcast shape of the arguments.
+        float32, the broadcast shape of the arguments, in [0, 1].
     """
     p = jnp.asarray(probability, jnp.float32)
-    q = jnp.clip(p, 1e-6, 1.0 - 1e-6)
-    logit = jnp.log(q) - jnp.log1p(-q)
-    moved = jax.nn.sigmoid(scale * logit + offset) - jax.nn.sigmoid(logit)
-    return jnp.clip(p + moved, 0.0, 1.0).astype(jnp.float32)
+    scale = jnp.asarray(scale, jnp.float32)
+    offset = jnp.asarray(offset, jnp.float32)
+    shape = jnp.broadcast_shapes(p.shape, scale.shape, offset.shape)
+    return _aligned(jnp.broadcast_to(p, shape), jnp.broadcast_to(scale, shape), jnp.broadcast_to(offset, shape))
 
 
 # ------------------------------------------------------------------------------ money
@@ -319,6 +352,7 @@ def unemployment_rate(
 
 
 __all__ = [
+    "ALIGNMENT_RESOLUTION",
     "aligned_willingness",
     "consumption_and_savings",
     "heuristic_willingness",

@@ -390,23 +390,39 @@ def test_willingness_alignment_keeps_its_gradient_near_one(setup):
     assert 0.9 < aligned.min() and aligned.max() < 0.999
 
 
+def _sigmoid_map(p, a, b):
+    """The alignment in float64: ``sigmoid(a logit(clip(p, 0.01, 0.99)) + b)``."""
+    q = np.clip(np.asarray(p, np.float64), 0.01, 0.99)
+    return 1 / (1 + np.exp(-(a * np.log(q / (1 - q)) + b)))
+
+
 def test_aligned_willingness_kernel():
-    """``sigmoid(a logit(p) + b)``: (1, 0) returns the input bit for bit (ends included),
-    other values match the formula, the result stays in [0, 1], and the gradient in ``b``
-    is ``g (1 - g)`` (never zero inside (0, 1))."""
-    p = jnp.asarray(np.concatenate([[0.0, 1e-7, 0.5, 1 - 1e-7, 1.0], np.random.default_rng(3).uniform(0, 1, 200)]),
-                    jnp.float32)
-    same = np.asarray(labour_kernels.aligned_willingness(p, jnp.float32(1.0), jnp.float32(0.0)))
-    np.testing.assert_array_equal(same, np.asarray(p))
-    for a, b in ((0.5, 1.0), (2.0, -0.7), (0.0, 0.3)):
-        got = np.asarray(labour_kernels.aligned_willingness(p, jnp.float32(a), jnp.float32(b)), np.float64)
-        q = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
-        want = 1 / (1 + np.exp(-(a * np.log(q / (1 - q)) + b)))
-        np.testing.assert_allclose(got, want, atol=2e-6, err_msg=f"{a}, {b}")
-        assert got.min() >= 0 and got.max() <= 1
-    g = labour_kernels.aligned_willingness(jnp.float32(0.97), jnp.float32(1.0), jnp.float32(3.0))
-    slope = jax.grad(lambda b: labour_kernels.aligned_willingness(jnp.float32(0.97), jnp.float32(1.0), b))(3.0)
-    assert float(slope) == pytest.approx(float(g * (1 - g)), rel=1e-3) and float(slope) > 1e-3
+    """``sigmoid(a logit(p) + b)`` with ``p`` read at a resolution of 0.01: (1, 0) returns
+    the input bit for bit (ends included, jitted, and under vmap over batched parameters),
+    other values match the formula (an answer of 1.0 counts as 0.99), and the derivatives
+    in ``a`` and ``b`` match finite differences, at (1, 0) too."""
+    p = jnp.asarray(np.concatenate([[0.0, 1e-7, 0.005, 0.5, 0.995, 1 - 1e-7, 1.0],
+                                    np.random.default_rng(3).uniform(0, 1, 20_000)]), jnp.float32)
+    aligned = jax.jit(labour_kernels.aligned_willingness)
+    np.testing.assert_array_equal(np.asarray(aligned(p, 1.0, 0.0)), np.asarray(p))
+    batched = jax.jit(jax.vmap(lambda a, b: labour_kernels.aligned_willingness(p, a, b)))(
+        jnp.asarray([1.0, 0.5, 1.0]), jnp.asarray([0.0, 0.3, 0.0]))
+    np.testing.assert_array_equal(np.asarray(batched[0]), np.asarray(p))
+    np.testing.assert_array_equal(np.asarray(batched[2]), np.asarray(p))
+    np.testing.assert_allclose(np.asarray(batched[1], np.float64), _sigmoid_map(p, 0.5, 0.3), atol=2e-6)
+    for a, b in ((0.5, 1.0), (2.0, -0.7), (0.0, 0.3), (1.0001, 0.0)):
+        got = np.asarray(aligned(p, a, b), np.float64)
+        np.testing.assert_allclose(got, _sigmoid_map(p, a, b), atol=2e-6, err_msg=f"{a}, {b}")
+        assert got.min() > 0 and got.max() < 1
+    for prob, a, b in ((0.97, 1.0, 0.0), (0.97, 1.3, 0.7), (0.3, 0.5, 1.6), (1.0, 1.2, 0.3), (0.0, 0.8, -0.2)):
+        grad = jax.grad(lambda a, b: labour_kernels.aligned_willingness(jnp.float32(prob), a, b), argnums=(0, 1))(
+            jnp.float32(a), jnp.float32(b))
+        eps = 1e-3
+        for k, (da, db) in enumerate(((eps, 0.0), (0.0, eps))):
+            numeric = (_sigmoid_map(prob, a + da, b + db) - _sigmoid_map(prob, a - da, b - db)) / (2 * eps)
+            assert float(grad[k]) == pytest.approx(float(numeric), rel=1e-2, abs=1e-6), (prob, a, b, k)
+    slope = jax.grad(lambda q: labour_kernels.aligned_willingness(q, 1.0, 0.0))(jnp.float32(0.4))
+    assert float(slope) == pytest.approx(1.0, rel=1e-5)  # d/dp of the map at (1, 0) inside the resolution
 
 
 def _grouped_problem(world, mismatch=0.0):
@@ -434,9 +450,9 @@ def test_grouped_willingness_is_aligned_per_group_then_averaged(setup):
     bent = problem.params.replace(willingness_alignment_scale=jnp.float32(0.4),
                                   willingness_alignment_offset=jnp.float32(1.2))
     month = 3
-    want = problem.group_share @ np.asarray(labour_kernels.aligned_willingness(problem.willingness_groups[month], 0.4, 1.2))
+    want = problem.group_share.astype(np.float64) @ _sigmoid_map(problem.willingness_groups[month], 0.4, 1.2)
     got = ec.regional_willingness(bent, jnp.asarray(problem.willingness_groups[month]), jnp.asarray(problem.group_share))
-    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(got, want, rtol=1e-5)
     shortcut = ec.regional_willingness(bent, jnp.asarray(problem.willingness[month]))
     assert np.max(np.abs(np.asarray(shortcut) - want)) > 1e-3
     exact, approximate = ec.expected_unemployment(bent, problem), ec.expected_unemployment(bent, plain)
@@ -490,8 +506,7 @@ def test_willingness_alignment_maps_each_agents_probability(setup):
         active = np.asarray(world.agents["labour_force"] * (day0.covid.stage < covid.DEAD), np.float64)
         metrics = engine.run(model, jax.random.key(1), state, p, world, days, progress=False).metrics
         simulated = np.asarray(metrics["willingness"])[labour.monthly_rows(metrics)[0]]
-        logit = np.log(answers.astype(np.float64) / (1 - answers.astype(np.float64)))
-        aligned = 1 / (1 + np.exp(-(scale * logit + offset)))
+        aligned = _sigmoid_map(answers, scale, offset)
         prob = aligned[codes]
         expected = [(prob * active)[region == b].sum() / active[region == b].sum() for b in range(5)]
         np.testing.assert_allclose(simulated, expected, rtol=1e-5, err_msg=f"{scale}, {offset}")

@@ -2,6 +2,7 @@
 benchmarks/bench_forecast_unemployment.py): no observation after an origin reaches its
 forecast, the ensemble's mechanics, the scores, and bad input."""
 
+import dataclasses
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -35,8 +36,9 @@ def span():
     return setup, signals, setup.observed_rate, claims
 
 
-def forecast(span, origin=4, observed=None, claims=None, **kwargs):
-    setup, signals, observed_all, claims_all = span
+def forecast(span, origin=4, observed=None, claims=None, signals=None, **kwargs):
+    setup, span_signals, observed_all, claims_all = span
+    signals = span_signals if signals is None else signals
     settings = dict(train_months=9, horizon=2, members=64, steps=STEPS, seed=3, regions=setup.has_force)
     settings.update(kwargs)
     return lf.model_forecast(setup.params.economy, observed_all if observed is None else observed,
@@ -116,6 +118,51 @@ def test_bootstrap_refits_give_one_parameter_set_per_group(span):
     result = forecast(span, 4, members=30, refits=4, refit_steps=20)
     assert result.members.shape == (30, 2, 5) and "4 bootstrap refits" in result.shocks
     assert np.all(np.isfinite(result.members))
+
+
+def _grouped_signals(signals):
+    """The span's signals with willingness from 3 behaviour groups (answers from 0.3 to
+    1.0) and random shares per borough; the regional willingness their share-weighted mean."""
+    rng = np.random.default_rng(7)
+    groups = np.clip(rng.uniform(0.3, 1.0, (SPAN, 3)), 0, 1).astype(np.float32)
+    groups[:, 2] = 1.0  # an answer at the end of the range
+    share = rng.dirichlet(np.ones(3), size=5).astype(np.float32)
+    plain = dataclasses.replace(signals, willingness=(groups @ share.T).astype(np.float32))
+    return plain, plain.with_groups(groups, share)
+
+
+def test_grouped_willingness_through_fits_steps_and_refits(span):
+    """Signals with each group's answers: at the alignment's (1, 0) the forecast equals the
+    one on the regional means (the groups' rows line up with the signals' months, the pad
+    row included); fitted with the alignment, the one-month step equals the expected flows
+    month by month, and refits run per group of members."""
+    setup, signals, observed, claims = span
+    plain, grouped = _grouped_signals(signals)
+    for origin in (4, 5):  # 5: the horizon reaches the signals' end (a pad row)
+        kwargs = dict(members=40, fit_names=labour_calibration.DEFAULT_FIT)
+        np.testing.assert_allclose(forecast(span, origin, signals=grouped, **kwargs).members,
+                                   forecast(span, origin, signals=plain, **kwargs).members, atol=2e-5)
+    names = labour_calibration.DEFAULT_FIT + labour_calibration.WILLINGNESS_ALIGNMENT
+    result = forecast(span, 5, signals=grouped, members=30, refits=2, refit_steps=20, fit_names=names)
+    assert result.members.shape == (30, 2, 5) and np.all(np.isfinite(result.members))
+    assert "2 bootstrap refits" in result.shocks and "non-finite" not in result.shocks
+    bent = setup.params.economy.replace(willingness_alignment_scale=jnp.float32(0.6),
+                                        willingness_alignment_offset=jnp.float32(0.8))
+    problem = labour_calibration.LabourCalibrationProblem(
+        params=bent, observed=observed, willingness=grouped.willingness, case_signal=grouped.case_signal,
+        claims_rate=claims, initial_unemployment=observed[0], train_months=SPAN,
+        willingness_groups=grouped.willingness_groups, group_share=grouped.group_share,
+    )
+    expected = np.asarray(labour_calibration.expected_unemployment(bent, problem))
+    rate = observed[0].astype(np.float32)
+    for m in range(1, SPAN):
+        rate = np.asarray(lf.one_step(bent, rate, jnp.asarray(grouped.willingness_groups[m - 1]),
+                                      jnp.asarray(grouped.case_signal[m - 1]), jnp.asarray(claims[m - 1]),
+                                      jnp.asarray(grouped.group_share)))
+        np.testing.assert_allclose(rate, expected[m], atol=1e-6)
+    shortcut = labour_calibration.expected_unemployment(bent, dataclasses.replace(
+        problem, willingness_groups=None, group_share=None))
+    assert np.max(np.abs(np.asarray(shortcut) - expected)) > 1e-4  # the bent map is not the regional mean's
 
 
 # ------------------------------------------------------------------ pieces

@@ -21,7 +21,7 @@ row's fit (:data:`FIT`) moves the market's flows and the labour model's willingn
 alignment ``sigmoid(a logit(w) + b)`` jointly: the alignment maps each architecture's
 willingness (an LLM's answers, whose scale is the model's, or the heuristic's) onto the
 observed market. With archetypes it is applied to each group's answer and then averaged
-with the boroughs' shares of each group (exactly what the agent-based run does;
+with the boroughs' shares of each group (the agent-based run's mean, up to deaths;
 :class:`~jaxsim.models.labour.calibration.LabourCalibrationProblem`). The fitted ``a, b``
 of every origin are in the run record's per-origin rows (``run.json``).
 
@@ -207,7 +207,7 @@ class UnemploymentHalf:
             result, asking = answered.result, answered.refresh_seconds
             report = layer.report()
         signals = lf.signals_of(result, s.months)
-        if grouping is not None:  # the fits align each archetype's answer, then average (exact)
+        if grouping is not None:  # the fits align each archetype's answer, then average
             signals = signals.with_groups(answered.tables["willingness"], labour.work_group_share(world))
         rolled = lf.rolling_origin(
             setup.params.economy, self.months, self.observed, self.claims, signals, self.origins,

@@ -26,11 +26,14 @@ The willingness input passes through the model's alignment ``sigmoid(a logit(w) 
 (``willingness_alignment_scale``/``_offset``, :data:`WILLINGNESS_ALIGNMENT`), as each
 agent's probability does in the agent-based model; fitting ``a, b`` with the market maps
 a policy's willingness (a language model's answers) onto the observed rates. The map is
-smooth and never saturates, so the fit has a gradient wherever it starts. Where the
-willingness comes in groups (a behaviour layer's answers per archetype,
+smooth in ``a, b`` (probabilities read at a resolution of 0.01:
+:func:`jaxsim.kernels.labour.aligned_willingness`), so a fit has a gradient wherever it
+starts. Where the willingness comes in groups (a behaviour layer's answers per archetype,
 ``willingness_groups`` ``[M, G]``, with each region's labour force split by group,
 ``group_share`` ``[R, G]``), the region's willingness is the share-weighted mean of the
-aligned answers: exactly the mean the agent-based model has. Without groups (the
+aligned answers: the mean the agent-based model has, up to deaths (the model weighs the
+living labour force, the shares the whole). As without groups, the flows then move one
+pool per region with that mean willingness. Without groups (the
 heuristic's continuous probabilities) the map is applied to the region's mean
 willingness, which differs from the mean of the mapped probabilities by second order in
 their spread within the region (:func:`regional_willingness`). The problem's willingness
@@ -79,6 +82,11 @@ DEFAULT_FIT: tuple[str, ...] = (
 )
 
 
+#: How far ``group_share @ willingness_groups`` may be from the regional willingness of a
+#: problem (the run's, weighted by the living labour force; the shares count everyone).
+MAX_GROUP_MISMATCH = 0.005
+
+
 def check_labour_fit_names(names: Sequence[str]) -> tuple[str, ...]:
     names = tuple(names)
     if not names:
@@ -111,10 +119,11 @@ class LabourCalibrationProblem:
         regions: bool ``[R]``, regions that count in the loss (those with a labour force).
         willingness_groups: float ``[M, G]`` or None: the willingness of each behaviour
             group (a behaviour layer's answers, before the alignment); with
-            ``group_share`` the fit aligns each group's answer, then averages (exact).
+            ``group_share`` the fit aligns each group's answer, then averages.
         group_share: float ``[R, G]`` or None: each region's labour force split by group
             (rows sum to 1, or 0 for a region without one); ``group_share @
-            willingness_groups[m]`` must give ``willingness[m]`` (to 0.02).
+            willingness_groups[m]`` must give ``willingness[m]`` (to
+            :data:`MAX_GROUP_MISMATCH`: deaths move the living labour force's mix).
     """
 
     params: LabourParams
@@ -180,10 +189,10 @@ class LabourCalibrationProblem:
                 (np.abs(totals - 1) > 1e-3) & (totals > 1e-6)):
             raise CalibrationError(f"group_share rows must be shares summing to 1 (or 0), got sums {totals.round(4).tolist()}")
         mismatch = np.abs(groups @ share.T - self.willingness)[:, totals > 1e-6]
-        if mismatch.size and float(mismatch.max()) > 0.02:
+        if mismatch.size and float(mismatch.max()) > MAX_GROUP_MISMATCH:
             raise CalibrationError(
                 f"group_share @ willingness_groups differs from willingness by up to {float(mismatch.max()):.3f} "
-                "(more than 0.02): the groups, shares or regional willingness do not belong together"
+                f"(more than {MAX_GROUP_MISMATCH}): the groups, shares or regional willingness do not belong together"
             )
         self.willingness_groups, self.group_share = groups, share
 
@@ -402,6 +411,7 @@ def evaluate(
 __all__ = [
     "DEFAULT_FIT",
     "LABOUR_FITTABLE",
+    "MAX_GROUP_MISMATCH",
     "WILLINGNESS_ALIGNMENT",
     "LabourCalibrationProblem",
     "LabourFit",
@@ -409,6 +419,7 @@ __all__ = [
     "check_labour_fit_names",
     "evaluate",
     "expected_unemployment",
+    "regional_willingness",
     "fit_labour_market",
     "loss_of_unconstrained",
     "training_loss",

@@ -123,8 +123,11 @@ class Signals:
     def with_groups(self, willingness_groups: np.ndarray, group_share: np.ndarray) -> "Signals":
         """These signals with each group's willingness ``[months, G]`` (rows past the
         signals' months dropped) and the regions' group shares ``[R, G]``."""
-        groups = np.asarray(willingness_groups, np.float32)[: self.willingness.shape[0]]
-        return dataclasses.replace(self, willingness_groups=groups,
+        groups = np.asarray(willingness_groups, np.float32)
+        if groups.ndim != 2 or groups.shape[0] < self.willingness.shape[0]:
+            raise ForecastInputError(f"willingness_groups must have shape [>= {self.willingness.shape[0]} months, "
+                                     f"groups], got {groups.shape}")
+        return dataclasses.replace(self, willingness_groups=groups[: self.willingness.shape[0]],
                                    group_share=np.asarray(group_share, np.float32))
 
 
@@ -318,7 +321,8 @@ def _member_steps(params: LabourParams, names: tuple[str, ...], z: dict, rate: j
 def _refit_program(names: tuple[str, ...], steps: int, learning_rate: float, train_months: int,
                    regions: tuple[bool, ...]):
     """A jitted ``(params, z0, observed [B, M, R], willingness, case_signal, claims_rate,
-    initial [R]) -> (z [B], final loss [B])``: Adam from ``z0`` on each replicate, vmapped."""
+    initial [R], groups [M, G] or None, share [R, G] or None) -> (z [B], final loss [B])``:
+    Adam from ``z0`` on each replicate, vmapped."""
     optimiser = optax.adam(learning_rate)
     mask = np.asarray(regions, bool)
 
@@ -435,21 +439,21 @@ def model_forecast(
     claims_window = np.concatenate([claims_known[first:], np.repeat(claims_known[-1:], horizon, axis=0)])
     willingness = np.asarray(signals.willingness[first:end + 1], np.float64)
     case_signal = np.asarray(signals.case_signal[first:end + 1], np.float64)
-    groups, share = signals.willingness_groups, signals.group_share
-    if groups is not None:
-        groups = np.asarray(groups[first:end + 1], np.float64)
+    answers, share = signals.willingness_groups, signals.group_share  # each group's willingness, shares
+    if answers is not None:
+        answers = np.asarray(answers[first:end + 1], np.float64)
     if willingness.shape[0] < end + 1 - first:  # month end's own signals are never stepped from
         willingness = np.concatenate([willingness, willingness[-1:]])
         case_signal = np.concatenate([case_signal, case_signal[-1:]])
-        groups = None if groups is None else np.concatenate([groups, groups[-1:]])
+        answers = None if answers is None else np.concatenate([answers, answers[-1:]])
     # What a month's step reads as willingness: each region's, or each group's with the shares.
-    stepped = willingness if groups is None else groups
+    stepped = willingness if answers is None else answers
     if not np.all(np.isfinite(known[:n])) or not np.all(np.isfinite(claims_window)):
         raise ForecastInputError(f"observed rates missing in the training window of origin index {origin}")
     problem = labour_calibration.LabourCalibrationProblem(
         params=params, observed=known, willingness=willingness, case_signal=case_signal,
         claims_rate=claims_window, initial_unemployment=known[0], train_months=n, regions=regions,
-        willingness_groups=groups, group_share=share,
+        willingness_groups=answers, group_share=share,
     )
     fit = labour_calibration.fit_labour_market(problem, fit_names, steps=steps)
     free_run = np.asarray(labour_calibration.expected_unemployment(fit.params, problem))[n:n + horizon]
