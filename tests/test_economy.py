@@ -337,6 +337,17 @@ def _alignment_problem(world, scale, offset, start_scale=1.0, start_offset=0.0, 
     return ec.LabourCalibrationProblem(params=start, observed=observed, train_months=train, **inputs), truth
 
 
+def _assert_gradient_matches_differences(loss, z, names, tolerance):
+    """The autodiff gradient of ``loss`` at ``z`` (unconstrained scalars) against central
+    differences of step 0.01: non-zero, within 2% (or ``tolerance``)."""
+    grad = jax.grad(loss)(z)
+    for name in names:
+        eps = 1e-2
+        numeric = (float(loss(z | {name: z[name] + eps})) - float(loss(z | {name: z[name] - eps}))) / (2 * eps)
+        assert abs(numeric) > 1e-3, name
+        assert float(grad[name]) == pytest.approx(numeric, rel=0.02, abs=tolerance), name
+
+
 def test_willingness_alignment_is_fitted_with_the_market(setup):
     """Answers on the wrong scale (an LLM's) are mapped onto the market: the alignment
     ``sigmoid(a logit(w) + b)`` is recovered, its gradient matches finite differences, and
@@ -345,13 +356,7 @@ def test_willingness_alignment_is_fitted_with_the_market(setup):
     names = ec.WILLINGNESS_ALIGNMENT
     assert set(names) <= set(ec.LABOUR_FITTABLE)
     loss = jax.jit(ec.loss_of_unconstrained(problem, names))
-    z = ec.unconstrained(problem.params, names)
-    grad = jax.grad(loss)(z)
-    for name in names:
-        eps = 1e-2
-        numeric = (float(loss(z | {name: z[name] + eps})) - float(loss(z | {name: z[name] - eps}))) / (2 * eps)
-        assert abs(numeric) > 1e-3, name
-        assert float(grad[name]) == pytest.approx(numeric, rel=0.02, abs=1e-3), name
+    _assert_gradient_matches_differences(loss, ec.unconstrained(problem.params, names), names, tolerance=1e-3)
     fit = ec.fit_labour_market(problem, names, steps=1500)
     assert fit.stopped == "completed" and fit.loss_curve[-1] < 1e-4 * fit.loss_curve[0]
     assert float(fit.params.willingness_alignment_scale) == pytest.approx(0.5, abs=0.02)
@@ -374,13 +379,7 @@ def test_willingness_alignment_keeps_its_gradient_near_one(setup):
     loss = jax.jit(ec.loss_of_unconstrained(problem, names))
     saturating = problem.params.replace(willingness_alignment_offset=jnp.float32(1.5))
     for params in (problem.params, saturating):
-        z = ec.unconstrained(params, names)
-        grad = jax.grad(loss)(z)
-        for name in names:
-            eps = 1e-2
-            numeric = (float(loss(z | {name: z[name] + eps})) - float(loss(z | {name: z[name] - eps}))) / (2 * eps)
-            assert abs(numeric) > 1e-3, name
-            assert float(grad[name]) == pytest.approx(numeric, rel=0.02, abs=1e-4), name
+        _assert_gradient_matches_differences(loss, ec.unconstrained(params, names), names, tolerance=1e-4)
     fit = ec.fit_labour_market(problem, names, steps=2000)
     assert fit.stopped == "completed" and fit.loss_curve[-1] < 1e-5 * fit.loss_curve[0]
     assert float(fit.params.willingness_alignment_scale) == pytest.approx(1.3, abs=0.05)
