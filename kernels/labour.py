@@ -55,6 +55,12 @@ def works_today(
 
 
 # ----------------------------------------------------------------------- willingness
+def _clipped_logit(probability: jax.Array, eps: float) -> tuple[jax.Array, jax.Array]:
+    """``(q, logit(q))`` with ``q = clip(probability, eps, 1 - eps)``."""
+    q = jnp.clip(probability, eps, 1.0 - eps)
+    return q, jnp.log(q) - jnp.log1p(-q)
+
+
 def heuristic_willingness(
     baseline: jax.Array,
     case_signal: jax.Array,
@@ -84,8 +90,7 @@ def heuristic_willingness(
     Returns:
         float32 probabilities, broadcast shape of the arguments.
     """
-    baseline = jnp.clip(baseline, 1e-6, 1 - 1e-6)
-    logit = jnp.log(baseline) - jnp.log1p(-baseline)
+    _, logit = _clipped_logit(baseline, 1e-6)
     logit = (
         logit
         - case_sensitivity * jnp.log1p(jnp.maximum(case_signal, 0.0))
@@ -101,28 +106,29 @@ def heuristic_willingness(
 ALIGNMENT_RESOLUTION = 0.01
 
 
-def _alignment_logit(probability: jax.Array) -> tuple[jax.Array, jax.Array]:
-    q = jnp.clip(probability, ALIGNMENT_RESOLUTION, 1.0 - ALIGNMENT_RESOLUTION)
-    return q, jnp.log(q) - jnp.log1p(-q)
+def _alignment_parts(probability, scale, offset):
+    """``(q, L, g, value)``: the probability read at the resolution, its logit, the map
+    ``sigmoid(scale L + offset)``, and the alignment's value (``probability`` at (1, 0))."""
+    q, logit = _clipped_logit(probability, ALIGNMENT_RESOLUTION)
+    mapped = jax.nn.sigmoid(scale * logit + offset)
+    identity = (scale == 1.0) & (offset == 0.0)
+    return q, logit, mapped, jnp.where(identity, probability, mapped)
 
 
 @jax.custom_jvp
 def _aligned(probability, scale, offset):
-    _, logit = _alignment_logit(probability)
-    identity = (scale == 1.0) & (offset == 0.0)
-    return jnp.where(identity, probability, jax.nn.sigmoid(scale * logit + offset))
+    return _alignment_parts(probability, scale, offset)[3]
 
 
 @_aligned.defjvp
 def _aligned_jvp(primals, tangents):
     probability, scale, offset = primals
     d_probability, d_scale, d_offset = tangents
-    q, logit = _alignment_logit(probability)
-    mapped = jax.nn.sigmoid(scale * logit + offset)
+    q, logit, mapped, value = _alignment_parts(probability, scale, offset)
     inside = (probability > ALIGNMENT_RESOLUTION) & (probability < 1.0 - ALIGNMENT_RESOLUTION)
     d_logit = jnp.where(inside, d_probability / (q * (1.0 - q)), 0.0)
     tangent = mapped * (1.0 - mapped) * (scale * d_logit + logit * d_scale + d_offset)
-    return _aligned(probability, scale, offset), tangent
+    return value, tangent
 
 
 def aligned_willingness(probability: jax.Array, scale: jax.Array, offset: jax.Array) -> jax.Array:

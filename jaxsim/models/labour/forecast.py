@@ -365,11 +365,10 @@ def bootstrap_refits(fit: labour_calibration.LabourFit, problem: labour_calibrat
     observed[:, 1:n] = np.where(np.isfinite(problem.observed[1:n])[None], observed[:, 1:n], np.nan)
     program = _refit_program(tuple(names), int(steps), float(learning_rate), n, tuple(bool(b) for b in problem.regions))
     z0 = labour_calibration.unconstrained(fit.params, names)
+    arrays = labour_calibration._problem_arrays(problem)
     z, final = program(problem.params, {k: jnp.asarray(v, jnp.float32) for k, v in z0.items()}, jnp.asarray(observed),
-                       jnp.asarray(problem.willingness), jnp.asarray(problem.case_signal),
-                       jnp.asarray(problem.claims_rate), jnp.asarray(problem.initial_unemployment),
-                       None if problem.willingness_groups is None else jnp.asarray(problem.willingness_groups),
-                       None if problem.group_share is None else jnp.asarray(problem.group_share))
+                       *(arrays[k] for k in ("willingness", "case_signal", "claims_rate", "initial_unemployment",
+                                             "willingness_groups", "group_share")))
     z = {k: np.array(v, np.float32) for k, v in z.items()}
     good = np.isfinite(np.asarray(final))
     for k in names:
